@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
+from .check import find_problems
 from .checkpoint import header_shapes, loaded_bytes, reconcile, summarize
-from .errors import UnsupportedError
-from .hub import fetch_hub, looks_local, read_local
+from .download import download_command, plan_download
+from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, UnsupportedError
+from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import MemorySettings, estimate
 from .parameters import count_parameters, moe_shape
-from .results import Architecture, Gpu, RepoFiles, Report
+from .results import Architecture, CheckResult, Disk, Fit, Gpu, Listing, Problem, RepoFiles, Report
 
 
 def fetch(
@@ -112,3 +115,134 @@ def report_for(
     stored = loaded_bytes(repo, built) if config.get("quantization_config") and repo.headers else None
     mem = estimate(built, config, repo, gpus, memory or MemorySettings(), stored)
     return replace(report, memory=mem)
+
+
+def check_model(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    trust_remote_code: bool = False,
+    memory: MemorySettings | None = None,
+    gpus: Sequence[Gpu] = (),
+    precision: str = "auto",
+    download_dir: str | None = None,
+    strict: bool = False,
+) -> CheckResult:
+    """Everything that would go wrong downloading and loading `model`, before the download.
+
+    Failing to read the repo at all (not found, network) raises; what the repo itself gets wrong
+    (no access, broken files, unknown architecture) becomes a Problem in the result.
+    """
+    local = looks_local(model)
+    listing = list_local(model) if local else list_hub(model, revision=revision, token=token, endpoint=endpoint)
+    repo: RepoFiles | None = None
+    report: Report | None = None
+    unreadable: Problem | None = None
+    try:
+        repo = read_local(model) if local else fetch_hub(model, revision=revision, token=token, endpoint=endpoint,
+                                                         listing=listing)  # fmt: skip
+        report = report_for(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)
+    except AccessError as e:
+        unreadable = Problem("no_access", "error", _joined(e))
+    except BadFilesError as e:
+        unreadable = Problem("bad_files", "error", _joined(e))
+    except UnsupportedError as e:
+        unreadable = Problem("unsupported", "error", _joined(e))
+    plan = plan_download(
+        listing.files, repo.index if repo is not None else None, _code_files(repo, listing, trust_remote_code)
+    )
+    problems = find_problems(listing, plan, repo, report, trust_remote_code=trust_remote_code, unreadable=unreadable)
+    disk = None if local else _disk(listing, plan, download_dir)
+    if disk is not None and not disk.fits:
+        problems.insert(
+            0,
+            Problem(
+                "disk_space",
+                "error",
+                f"The download needs {disk.needed_bytes:,} bytes but {disk.path} has {disk.free_bytes:,} free: "
+                "free some space or pass --dir with a larger disk.",
+            ),
+        )
+    chosen, memory_bytes, verdicts = _fit(report, precision)
+    fits = None if not verdicts else any(v.verdict == "fits" for v in verdicts.values())
+    failing = {"error", "warning"} if strict else {"error"}
+    has_problems = any(p.severity in failing for p in problems)
+    exit_code = ExitCode.PROBLEMS if has_problems else ExitCode.DOES_NOT_FIT if fits is False else ExitCode.OK
+    return CheckResult(
+        model=model,
+        revision=revision,
+        commit=listing.commit,
+        ok=exit_code == ExitCode.OK,
+        fits=fits,
+        precision=chosen,
+        memory_bytes=memory_bytes,
+        verdicts=verdicts,
+        parameters=report.parameters.total if report is not None else None,
+        problems=problems,
+        download=plan,
+        command=None if local else download_command(model, revision, plan.include),
+        disk=disk,
+        exit_code=int(exit_code),
+    )
+
+
+def check_failed(model: str, revision: str | None, error: HfsizeError) -> CheckResult:
+    """The row of a repo that could not be checked at all (several repos in one call)."""
+    return CheckResult(
+        model=model, revision=revision, commit=None, ok=False, fits=None, precision=None, memory_bytes=None,
+        verdicts={}, parameters=None, problems=[], download=None, command=None, disk=None,
+        error=_joined(error), exit_code=int(error.exit_code),
+    )  # fmt: skip
+
+
+def _joined(error: HfsizeError) -> str:
+    message = error.message[0].upper() + error.message[1:]
+    return f"{message}. {error.hint}".strip() if error.hint else message + "."
+
+
+def _code_files(repo: RepoFiles | None, listing: Listing, trust_remote_code: bool) -> list[str]:
+    """Repo .py modules the config's auto_map points at (downloaded only when remote code is trusted)."""
+    if repo is None or not trust_remote_code:
+        return []
+    names = set()
+    for ref in (repo.config.get("auto_map") or {}).values():
+        for item in ref if isinstance(ref, list) else [ref]:
+            if isinstance(item, str) and "." in item:
+                names.add(item.split("--")[-1].rsplit(".", 1)[0] + ".py")
+    return sorted(n for n in names if n in listing.files)
+
+
+def _fit(report: Report | None, precision: str) -> tuple[str | None, int | None, dict[str, Fit]]:
+    memory = report.memory if report is not None else None
+    if memory is None:
+        return None, None, {}
+    if precision == "auto":
+        precision = "as_stored" if memory.as_stored is not None else memory.load_dtype
+    line = getattr(memory, precision, None)
+    if line is None:  # as_stored asked of a checkpoint that is not pre-quantized
+        precision = memory.load_dtype
+        line = getattr(memory, precision)
+    return precision, line.total_bytes, dict(line.fits)
+
+
+def _disk(listing: Listing, plan: Any, download_dir: str | None) -> Disk:
+    import shutil
+    from pathlib import Path
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    target = Path(download_dir or constants.HF_HUB_CACHE).expanduser()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    cached = 0
+    if download_dir is None:
+        for f in [*plan.weights, *plan.companions]:
+            hit = try_to_load_from_cache(listing.model, f.path, revision=listing.commit)
+            if isinstance(hit, str):
+                cached += f.bytes or 0
+    needed = plan.bytes - cached
+    return Disk(path=str(target), free_bytes=free, cached_bytes=cached, needed_bytes=needed, fits=needed <= free)

@@ -108,6 +108,91 @@ def inspect(
     _emit(report, as_json)
 
 
+CHECK_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "nf4", "nf4_double_quant", "fp4", "as_stored")
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True, metavar="MODEL...")
+@_model_options
+@_memory_options
+@click.option(
+    "--precision", type=click.Choice(CHECK_PRECISIONS), default="auto", show_default=True,
+    help="Precision to judge the fit at (auto: as stored when pre-quantized, else the config's dtype).",
+)  # fmt: skip
+@click.option(
+    "--dir", "download_dir", default=None, metavar="PATH",
+    help="Where the download would go, for the disk-space check (default: the Hugging Face cache).",
+)  # fmt: skip
+@click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object per model, one per line when several.")
+def check(
+    models: tuple[str, ...],
+    revision: str | None,
+    token: str | None,
+    trust_remote_code: bool,
+    gpu_specs: tuple[str, ...],
+    context: int,
+    batch: int,
+    kv_dtype: str | None,
+    overhead: str,
+    precision: str,
+    download_dir: str | None,
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """Should you download MODEL? What it fetches, duplicates, integrity, access and fit, without the weights.
+
+    \b
+    Exit codes: 0 all good, 10 does not fit the GPUs, 11 problems found (errors; warnings too with --strict),
+    3-7 the repo could not be read (see the README). Scripts can gate on it:
+      hfsize check org/model --gpu A100-80GB && hf download org/model
+    GPUs: the --gpu ones, else the local GPUs; with neither, the fit is not judged.
+    """
+    from .api import check_failed, check_model
+    from .gpus import local_gpus, parse_gpu
+    from .memory import MemorySettings
+
+    settings = MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
+    gpus = [parse_gpu(s) for s in gpu_specs] or local_gpus()
+    results = []
+    for model in models:
+        try:
+            result = check_model(
+                model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings,
+                gpus=gpus, precision=precision, download_dir=download_dir, strict=strict,
+            )  # fmt: skip
+        except HfsizeError as e:
+            if len(models) == 1:
+                raise
+            result = check_failed(model, revision, e)
+        results.append(result)
+    _emit_check(results, as_json)
+    codes = [r.exit_code for r in results]
+    errors = [c for c in codes if c not in (ExitCode.OK, ExitCode.DOES_NOT_FIT, ExitCode.PROBLEMS)]
+    worst = errors[0] if errors else max(codes, key=lambda c: (c == ExitCode.PROBLEMS, c == ExitCode.DOES_NOT_FIT))
+    if worst:
+        raise click.exceptions.Exit(worst)
+
+
+def _emit_check(results: list[Any], as_json: bool) -> None:
+    from rich.console import Console
+
+    from . import render
+
+    if as_json:
+        if len(results) == 1:
+            click.echo(render.to_json(results[0]))
+        else:
+            for result in results:
+                click.echo(render.to_json(result, indent=None))
+        return
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if len(results) == 1:
+        console.print(render.check_renderable(results[0]))
+    else:
+        console.print(render.check_table(results))
+
+
 def _emit(report: Any, as_json: bool) -> None:
     from rich.console import Console
 
@@ -123,7 +208,7 @@ def run(argv: list[str] | None = None) -> int:
     """Console-script entry point: one line on stderr and a documented exit code for every failure."""
     _quiet_libraries()
     try:
-        main.main(args=argv, prog_name="hfsize", standalone_mode=False)
+        code = main.main(args=argv, prog_name="hfsize", standalone_mode=False)
     except HfsizeError as e:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -154,7 +239,8 @@ def run(argv: list[str] | None = None) -> int:
             err=True,
         )
         return int(ExitCode.INTERNAL)
-    return int(ExitCode.OK)
+    # standalone_mode=False: click returns an Exit's code instead of exiting (`check` uses that)
+    return code if isinstance(code, int) else int(ExitCode.OK)
 
 
 def entry() -> None:

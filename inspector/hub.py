@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
 from .headers import parse_header, read_local_header
-from .results import RepoFiles, TensorEntry
+from .results import Listing, RepoFiles, TensorEntry
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -82,7 +82,43 @@ def read_local(model: str) -> RepoFiles:
     )
 
 
+def list_local(model: str) -> Listing:
+    """Every file of a local model folder with its size."""
+    root = Path(model).expanduser()
+    if not root.is_dir():
+        raise NotFoundError(
+            f"'{model}' is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
+        )
+    files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+    return Listing(model=model, revision=None, commit=None, location="local", files=files)
+
+
 # ---------------------------------------------------------------- the Hub
+
+
+def list_hub(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+) -> Listing:
+    """One model_info request: the commit, every file with its size, gating and card metadata."""
+    from huggingface_hub import HfApi
+
+    endpoint = resolve_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    with _hub_errors(repo_id, revision, endpoint, "model info"):
+        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=_timeout())
+    return Listing(
+        model=repo_id,
+        revision=revision,
+        commit=info.sha,
+        location="hub",
+        files={s.rfilename: s.size for s in info.siblings or []},
+        gated=info.gated or None,
+        card_data=dict(info.card_data or {}) if info.card_data else {},
+    )
 
 
 def fetch_hub(
@@ -91,16 +127,16 @@ def fetch_hub(
     revision: str | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
+    listing: Listing | None = None,
 ) -> RepoFiles:
     """Model info, config.json, the index and every safetensors header of one Hub repo."""
     from huggingface_hub import HfApi
 
     endpoint = resolve_endpoint(endpoint)
+    if listing is None:
+        listing = list_hub(repo_id, revision=revision, token=token, endpoint=endpoint)
     api = HfApi(endpoint=endpoint, token=token)
-    with _hub_errors(repo_id, revision, endpoint, "model info"):
-        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=_timeout())
-    commit = info.sha
-    files = {s.rfilename: s.size for s in info.siblings or []}
+    commit, files = listing.commit, listing.files
     if "config.json" not in files:
         raise NotFoundError(
             f"'{repo_id}' has no config.json", "hfsize needs a transformers model repo; check the repo id."
@@ -135,8 +171,8 @@ def fetch_hub(
         index=index,
         headers=headers,
         missing_shards=missing,
-        gated=info.gated or None,
-        card_data=dict(info.card_data or {}) if info.card_data else {},
+        gated=listing.gated,
+        card_data=listing.card_data,
     )
 
 

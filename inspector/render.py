@@ -9,6 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .errors import ExitCode
 from .results import Report, report_to_dict
 
 GIB = 2**30
@@ -38,8 +39,8 @@ def gib(n: int) -> str:
     return f"{n / GIB:,.2f} GiB"
 
 
-def to_json(report: Any) -> str:
-    return json.dumps(report_to_dict(report), indent=2)
+def to_json(report: Any, indent: int | None = 2) -> str:
+    return json.dumps(report_to_dict(report), indent=indent)
 
 
 def report_renderable(report: Report) -> Group:
@@ -191,3 +192,95 @@ def _memory(memory: Any) -> Group:
         notes.append(f"\n  • {note}", style="dim")
     parts.append(notes)
     return Group(*parts)
+
+
+# ---------------------------------------------------------------- `hfsize check`
+
+GB = 10**9
+_SEVERITY = {"error": "[red]✗ error[/red]", "warning": "[yellow]! warning[/yellow]", "info": "[dim]i info[/dim]"}
+
+
+def gb(n: int) -> str:
+    return f"{n / GB:,.2f} GB"
+
+
+def _result_word(result: Any) -> str:
+    if result.error is not None:
+        return "[red]ERROR[/red]"
+    if result.exit_code == ExitCode.PROBLEMS:
+        return "[red]PROBLEMS[/red]"
+    if result.exit_code == ExitCode.DOES_NOT_FIT:
+        return "[red]DOES NOT FIT[/red]"
+    return "[green]OK[/green]"
+
+
+def _fit_summary(result: Any) -> str:
+    if result.precision is None:
+        return "[dim]not judged[/dim]"
+    if not result.verdicts:
+        return f"{result.precision} {gib(result.memory_bytes)}, [dim]no GPU given (--gpu)[/dim]"
+    verdicts = ", ".join(f"{label} {_verdict(v)}" for label, v in result.verdicts.items())
+    return f"{result.precision} {gib(result.memory_bytes)}: {verdicts}"
+
+
+def check_renderable(result: Any) -> Group:
+    title = Text()
+    title.append(result.model, style="bold cyan")
+    if result.commit:
+        title.append(f"  @ {result.revision or 'main'} (commit {result.commit})", style="dim")
+    if result.parameters is not None:
+        title.append(f"  {result.parameters:,} parameters ({human_count(result.parameters)})")
+    if result.error is not None:
+        return Group(title, Text.from_markup(f"  [red]✗[/red] {result.error}"), Text.from_markup(_result_word(result)))
+    plan = result.download
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    weights = f"{len(plan.weights)} {plan.weights_format} file(s)" if plan.weights else "no weights"
+    line = f"{gb(plan.bytes)} ({weights} + {len(plan.companions)} config/tokenizer file(s))"
+    if plan.unused_bytes:
+        line += f"; the whole repo is {gb(plan.repo_bytes)}"
+    if result.disk is not None:
+        d = result.disk
+        mark = "[green]✓[/green]" if d.fits else "[red]✗[/red]"
+        cached = f", {gb(d.cached_bytes)} already cached" if d.cached_bytes else ""
+        line += f"\n{mark} {gb(d.free_bytes)} free at {d.path}{cached}"
+    table.add_row("Download", line)
+    table.add_row("Fit", _fit_summary(result))
+    parts: list[Any] = [title, table]
+    if result.problems:
+        problems = Table(box=None, show_header=False, pad_edge=False)
+        problems.add_column(no_wrap=True)
+        problems.add_column(no_wrap=True, style="dim")
+        problems.add_column()
+        for p in result.problems:
+            problems.add_row(f"  {_SEVERITY[p.severity]}", p.code, p.message)
+        parts += [Text("Problems", style="bold"), problems]
+    else:
+        parts.append(Text.from_markup("[green]No problems found.[/green]"))
+    if result.command and plan.unused:
+        parts += [Text("Fetch only what from_pretrained reads:", style="bold"), Text(f"  {result.command}")]
+    parts.append(Text.from_markup(f"Result: {_result_word(result)}"))
+    return Group(*parts)
+
+
+def check_table(results: list[Any]) -> Table:
+    table = Table(header_style="bold", pad_edge=False)
+    table.add_column("model", no_wrap=True, min_width=max(len(r.model) for r in results))
+    table.add_column("download", no_wrap=True)
+    table.add_column("fit")
+    table.add_column("problems")
+    table.add_column("result", no_wrap=True)
+    for r in results:
+        if r.error is not None:
+            table.add_row(r.model, "", "", f"[red]{r.error.split('. ')[0]}[/red]", _result_word(r))
+            continue
+        counts = [f"{n} {s}{'s' if n > 1 else ''}" for s in ("error", "warning") if (n := _count(r, s))]
+        first = next((p for p in r.problems if p.severity != "info"), None)
+        problems = ", ".join(counts) + (f": {first.code}" if first else "") if counts else "[green]none[/green]"
+        table.add_row(r.model, gb(r.download.bytes), _fit_summary(r), problems, _result_word(r))
+    return table
+
+
+def _count(result: Any, severity: str) -> int:
+    return sum(1 for p in result.problems if p.severity == severity)

@@ -32,6 +32,19 @@ class TensorEntry:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A repo's file list before anything is downloaded: one model_info request on the Hub."""
+
+    model: str
+    revision: str | None
+    commit: str | None
+    location: str  # "hub" | "local"
+    files: dict[str, int | None]  # every file -> size in bytes, when known
+    gated: str | None = None
+    card_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RepoFiles:
     """The metadata of one model repo: config, file list, index and safetensors headers; no weights."""
 
@@ -206,6 +219,38 @@ class Reconciliation:
     reshaped: list[str]  # stored with another shape than the architecture's (first 20)
 
 
+# ---------------------------------------------------------------- what a download fetches
+
+
+@dataclass(frozen=True)
+class FileSize:
+    path: str
+    bytes: int | None  # None: the listing did not give a size
+
+
+@dataclass(frozen=True)
+class UnusedWeights:
+    """Weight files of one format that from_pretrained never reads."""
+
+    format: str  # "PyTorch pickle", "original checkpoint", "GGUF", ...
+    files: list[FileSize]
+    bytes: int
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    weights_format: str  # "safetensors" | "pytorch" | "none"
+    weights: list[FileSize]  # index + shards from_pretrained reads
+    companions: list[FileSize]  # config, generation config, tokenizer files, custom code
+    bytes: int  # everything from_pretrained fetches (sizes the listing did not give count as 0)
+    unknown_sizes: int  # files whose size the listing did not give
+    missing_shards: list[str]  # named by the weights index, absent from the repo
+    unused: list[UnusedWeights]  # other weight formats in the repo
+    unused_bytes: int
+    repo_bytes: int  # every file in the repo: what an unfiltered `hf download` fetches
+    include: list[str]  # `hf download --include` patterns that select exactly `weights` + `companions`
+
+
 # ---------------------------------------------------------------- the whole answer
 
 
@@ -231,3 +276,42 @@ def _json_names(items: list[tuple[str, Any]]) -> dict[str, Any]:
 def report_to_dict(report: Any) -> dict[str, Any]:
     """The JSON form of any result dataclass: `asdict`, with `class_` spelled `class`."""
     return dataclasses.asdict(report, dict_factory=_json_names)
+
+
+# ---------------------------------------------------------------- `hfsize check`
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str  # stable identifier, e.g. "missing_shards" (README lists them)
+    severity: str  # "error": do not download as is | "warning": works, but look | "info"
+    message: str
+
+
+@dataclass(frozen=True)
+class Disk:
+    path: str  # where the download would go (checked: its nearest existing folder)
+    free_bytes: int
+    cached_bytes: int  # of the download, already in the Hugging Face cache
+    needed_bytes: int  # download bytes not cached yet
+    fits: bool
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    model: str
+    revision: str | None
+    commit: str | None
+    ok: bool  # no error (no warning either with --strict) and not "does not fit"
+    fits: bool | None  # on at least one chosen GPU setup; None when no GPU was given or found
+    precision: str | None  # the precision the fit was judged at
+    memory_bytes: int | None  # total at that precision (weights + KV cache + one GPU's overhead)
+    verdicts: dict[str, Fit]
+    parameters: int | None
+    problems: list[Problem]
+    download: DownloadPlan | None
+    command: str | None  # `hf download` fetching only what from_pretrained reads (Hub repos)
+    disk: Disk | None
+    error: str | None = None  # the check could not run (the repo could not be read); see exit_code
+    exit_code: int = 0
+    schema_version: int = SCHEMA_VERSION
