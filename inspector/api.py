@@ -9,11 +9,23 @@ from typing import Any
 from .check import find_problems
 from .checkpoint import header_shapes, loaded_bytes, reconcile, summarize
 from .download import download_command, plan_download
-from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, UnsupportedError
+from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import MemorySettings, estimate
 from .parameters import count_parameters, moe_shape
-from .results import Architecture, CheckResult, Disk, Fit, Gpu, Listing, Problem, RepoFiles, Report
+from .results import (
+    Architecture,
+    BuiltArchitecture,
+    CheckResult,
+    Comparison,
+    Disk,
+    Fit,
+    Gpu,
+    Listing,
+    Problem,
+    RepoFiles,
+    Report,
+)
 
 
 def fetch(
@@ -52,9 +64,27 @@ def report_for(
     memory: MemorySettings | None = None,
     gpus: Sequence[Gpu] = (),
 ) -> Report:
+    return analyze(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)[0]
+
+
+def analyze(
+    repo: RepoFiles,
+    *,
+    trust_remote_code: bool = False,
+    token: str | bool | None = None,
+    memory: MemorySettings | None = None,
+    gpus: Sequence[Gpu] = (),
+) -> tuple[Report, BuiltArchitecture]:
+    """The report, and the empty-weight architecture it was computed from (names and shapes)."""
     from .architecture import build
 
     config = repo.config
+    if repo.adapter_config is not None:
+        base = repo.adapter_config.get("base_model_name_or_path") or "its base model"
+        raise UnsupportedError(
+            f"'{repo.model}' is a PEFT adapter for '{base}', not a full model",
+            f"Run 'hfsize compare {repo.model}' to size the base model with the adapter.",
+        )
     built = build(
         config,
         trust_remote_code=trust_remote_code,
@@ -111,10 +141,10 @@ def report_for(
         notes=notes,
     )
     if built.how == "not built":
-        return report
+        return report, built
     stored = loaded_bytes(repo, built) if config.get("quantization_config") and repo.headers else None
     mem = estimate(built, config, repo, gpus, memory or MemorySettings(), stored)
-    return replace(report, memory=mem)
+    return replace(report, memory=mem), built
 
 
 def check_model(
@@ -246,3 +276,64 @@ def _disk(listing: Listing, plan: Any, download_dir: str | None) -> Disk:
                 cached += f.bytes or 0
     needed = plan.bytes - cached
     return Disk(path=str(target), free_bytes=free, cached_bytes=cached, needed_bytes=needed, fits=needed <= free)
+
+
+def compare_models(
+    models: Sequence[str],
+    *,
+    revision: str | None = None,
+    base_revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    trust_remote_code: bool = False,
+    memory: MemorySettings | None = None,
+) -> list[Comparison]:
+    """`compare BASE FINETUNE...`, or `compare FINETUNE` against the base its card or adapter config declares."""
+    from .compare import compare, summarize_adapter
+
+    if len(models) == 1:
+        finetunes = [fetch(models[0], revision=revision, token=token, endpoint=endpoint)]
+        base_id, base_from = declared_base(finetunes[0])
+    else:
+        base_id, base_from = models[0], "argument"
+        finetunes = [fetch(m, revision=revision, token=token, endpoint=endpoint) for m in models[1:]]
+    base = fetch(base_id, revision=base_revision, token=token, endpoint=endpoint)
+    if base.adapter_config is not None:
+        raise UnsupportedError(f"the base '{base_id}' is itself an adapter", "Pass the full model it adapts as BASE.")
+    options = {"trust_remote_code": trust_remote_code, "token": token, "memory": memory}
+    base_report, base_built = _analyze_or_none(base, **options)
+    results = []
+    for finetune in finetunes:
+        if finetune.adapter_config is not None:
+            if base_built is None or base_report is None:
+                raise UnsupportedError(f"cannot build the base '{base_id}' to size the adapter '{finetune.model}'")
+            adapter = summarize_adapter(finetune, base_report, base_built, base_id)
+            results.append(compare(base, base_report, finetune, None, base_from=base_from, adapter=adapter))
+            continue
+        report, _ = _analyze_or_none(finetune, **options)
+        results.append(compare(base, base_report, finetune, report, base_from=base_from))
+    return results
+
+
+def declared_base(repo: RepoFiles) -> tuple[str, str]:
+    """The base model a finetune names: the card's `base_model`, or a PEFT adapter's base_model_name_or_path."""
+    declared = repo.card_data.get("base_model")
+    if isinstance(declared, list) and declared:
+        declared = declared[0]
+    if isinstance(declared, str) and declared:
+        return declared, "card base_model"
+    adapter_base = (repo.adapter_config or {}).get("base_model_name_or_path")
+    if isinstance(adapter_base, str) and adapter_base:
+        return adapter_base, "adapter_config"
+    raise NotFoundError(
+        f"'{repo.model}' does not declare its base model (no base_model in its model card)",
+        f"Name the base explicitly: hfsize compare BASE {repo.model}",
+    )
+
+
+def _analyze_or_none(repo: RepoFiles, **options: Any) -> tuple[Report | None, BuiltArchitecture | None]:
+    """Report and architecture, or (None, None) when the architecture cannot be counted at all."""
+    try:
+        return analyze(repo, **options)
+    except UnsupportedError:
+        return None, None

@@ -193,6 +193,52 @@ def _emit_check(results: list[Any], as_json: bool) -> None:
         console.print(render.check_table(results))
 
 
+@main.command()
+@click.argument("models", nargs=-1, required=True, metavar="[BASE] FINETUNE...")
+@click.option("--revision", default=None, help="Branch, tag or commit of the finetune(s) (default: main).")
+@click.option("--base-revision", default=None, help="Branch, tag or commit of the base (default: main).")
+@click.option("--token", default=None, help="Hugging Face token (default: HF_TOKEN or the saved login). Never printed.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow running the repos' own model code.")
+@click.option("--context", type=click.IntRange(min=1), default=2048, show_default=True, help="Tokens for the KV cache.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object per finetune, one per line when several.")
+def compare(
+    models: tuple[str, ...],
+    revision: str | None,
+    base_revision: str | None,
+    token: str | None,
+    trust_remote_code: bool,
+    context: int,
+    as_json: bool,
+) -> None:
+    """How FINETUNE differs from BASE: config, parameters, tensors, bytes, memory, and a one-line verdict.
+
+    \b
+    hfsize compare BASE FINETUNE [FINETUNE...]   against the base you name
+    hfsize compare FINETUNE                      against the base_model its model card (or adapter) declares
+    Adapters (PEFT repos with adapter_config.json) are sized on top of their base.
+    """
+    from .api import compare_models
+    from .memory import MemorySettings
+
+    results = compare_models(
+        models, revision=revision, base_revision=base_revision, token=token,
+        trust_remote_code=trust_remote_code, memory=MemorySettings(context=context),
+    )  # fmt: skip
+    from rich.console import Console
+
+    from . import render
+
+    if as_json:
+        for result in results:
+            click.echo(render.to_json(result, indent=2 if len(results) == 1 else None))
+        return
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if len(results) == 1:
+        console.print(render.comparison_renderable(results[0]))
+    else:
+        console.print(render.comparison_table(results))
+
+
 def _emit(report: Any, as_json: bool) -> None:
     from rich.console import Console
 

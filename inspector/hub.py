@@ -21,6 +21,8 @@ from .results import Listing, RepoFiles, TensorEntry
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"  # a PEFT adapter repo
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # Weights stored with pickle: loading them can execute code, and they have no header to read.
 PICKLE_PATTERN = re.compile(r"^(pytorch_model.*\.bin|.*\.pt|.*\.pth|.*\.ckpt)$")
@@ -58,6 +60,8 @@ def read_local(model: str) -> RepoFiles:
             f"'{model}' is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
         )
     config_path = root / "config.json"
+    if (root / ADAPTER_CONFIG).is_file() and not config_path.is_file():
+        return _local_adapter(model, root)
     if not config_path.is_file():
         raise NotFoundError(
             f"folder '{model}' has no config.json", "Point hfsize at the folder that holds the model's config.json."
@@ -80,6 +84,16 @@ def read_local(model: str) -> RepoFiles:
         headers=headers,
         missing_shards=missing,
     )
+
+
+def _local_adapter(model: str, root: Path) -> RepoFiles:
+    files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+    adapter = _parse_json((root / ADAPTER_CONFIG).read_bytes(), f"{ADAPTER_CONFIG} in '{model}'")
+    headers = {ADAPTER_WEIGHTS: read_local_header(root / ADAPTER_WEIGHTS)} if ADAPTER_WEIGHTS in files else {}
+    return RepoFiles(
+        model=model, revision=None, commit=None, location="local", config={}, files=files, index=None,
+        headers=headers, adapter_config=adapter,
+    )  # fmt: skip
 
 
 def list_local(model: str) -> Listing:
@@ -137,6 +151,8 @@ def fetch_hub(
         listing = list_hub(repo_id, revision=revision, token=token, endpoint=endpoint)
     api = HfApi(endpoint=endpoint, token=token)
     commit, files = listing.commit, listing.files
+    if ADAPTER_CONFIG in files and "config.json" not in files:
+        return _hub_adapter(api, listing, endpoint)
     if "config.json" not in files:
         raise NotFoundError(
             f"'{repo_id}' has no config.json", "hfsize needs a transformers model repo; check the repo id."
@@ -174,6 +190,22 @@ def fetch_hub(
         gated=listing.gated,
         card_data=listing.card_data,
     )
+
+
+def _hub_adapter(api: Any, listing: Listing, endpoint: str) -> RepoFiles:
+    """A PEFT adapter repo: adapter_config.json and the adapter weights' header (no base model config)."""
+    repo_id, commit = listing.model, listing.commit
+    raw = _download(api, repo_id, ADAPTER_CONFIG, commit, endpoint)
+    adapter = _parse_json(raw, f"{ADAPTER_CONFIG} of '{repo_id}'")
+    headers = {}
+    if ADAPTER_WEIGHTS in listing.files:
+        with _hub_errors(repo_id, listing.revision, endpoint, ADAPTER_WEIGHTS):
+            meta = api.parse_safetensors_file_metadata(repo_id, ADAPTER_WEIGHTS, revision=commit, timeout=_timeout())
+        headers[ADAPTER_WEIGHTS] = _entries_from_hub(meta, ADAPTER_WEIGHTS)
+    return RepoFiles(
+        model=repo_id, revision=listing.revision, commit=commit, location="hub", config={}, files=listing.files,
+        index=None, headers=headers, gated=listing.gated, card_data=listing.card_data, adapter_config=adapter,
+    )  # fmt: skip
 
 
 def _sharded_headers(api: Any, repo_id: str, endpoint: str) -> dict[str, dict[str, TensorEntry]]:

@@ -144,23 +144,32 @@ PRECISION_LABELS = {
     "fp4": "fp4 (bnb)",
     "as_stored": "as stored",
 }
-BAR_WIDTH = 16
+BAR_WIDTH = 10
 
 
 def _verdict(fit: Any) -> str:
     if fit.verdict == "fits":
         return f"[green]fits[/green] ({fit.gpus_needed})" if fit.gpus_needed > 1 else "[green]fits[/green]"
     if fit.verdict == "needs_more":
-        return f"[yellow]needs {fit.gpus_needed}[/yellow]"
+        return f"[yellow]{fit.gpus_needed} GPUs[/yellow]"
     return "[red]no[/red]"
+
+
+def _gib_number(n: int) -> str:
+    return f"{n / GIB:,.2f}"
 
 
 def _memory(memory: Any) -> Group:
     lines = {k: getattr(memory, k) for k in PRECISION_LABELS if getattr(memory, k, None) is not None}
     biggest = max(line.total_bytes for line in lines.values())
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column(f"Memory  context {memory.context:,} x batch {memory.batch}", no_wrap=True)
-    for column in ("weights", "KV cache", "overhead", "total"):
+    heading = Text(
+        f"Memory in GiB: KV cache for {memory.context:,} tokens x batch {memory.batch}, "
+        f"total includes {gib(memory.overhead_per_gpu_bytes)} overhead per GPU",
+        style="bold",
+    )
+    table.add_column("", no_wrap=True)
+    for column in ("weights", "KV", "total"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
     gpu_labels = list(next(iter(lines.values())).fits)
@@ -170,14 +179,13 @@ def _memory(memory: Any) -> Group:
         filled = max(1, round(BAR_WIDTH * line.total_bytes / biggest))
         table.add_row(
             f"  {PRECISION_LABELS[key]}",
-            gib(line.weights_bytes),
-            gib(line.kv_cache_bytes),
-            gib(line.overhead_bytes),
-            f"[bold]{gib(line.total_bytes)}[/bold]",
+            _gib_number(line.weights_bytes),
+            _gib_number(line.kv_cache_bytes),
+            f"[bold]{_gib_number(line.total_bytes)}[/bold]",
             "[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled),
             *[_verdict(line.fits[label]) for label in gpu_labels],
         )
-    parts: list[Any] = [table]
+    parts: list[Any] = [heading, table]
     if memory.training is not None:
         t = memory.training
         text = Text()
@@ -284,3 +292,124 @@ def check_table(results: list[Any]) -> Table:
 
 def _count(result: Any, severity: str) -> int:
     return sum(1 for p in result.problems if p.severity == severity)
+
+
+# ---------------------------------------------------------------- `hfsize compare`
+
+
+def _signed(n: int) -> str:
+    return f"{n:+,}"
+
+
+def _signed_gib(n: int) -> str:
+    sign = "+" if n >= 0 else "-"
+    return f"{sign}{abs(n) / GIB:,.2f} GiB" if abs(n) >= GIB // 10 else f"{sign}{abs(n) / 2**20:,.1f} MiB"
+
+
+def _value(value: Any) -> str:
+    text = "-" if value is None else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def comparison_renderable(c: Any) -> Group:
+    title = Text()
+    title.append(c.finetune, style="bold cyan")
+    title.append("  vs base  ")
+    title.append(c.base, style="bold")
+    if c.base_from != "argument":
+        title.append(f"  (declared by its {c.base_from})", style="dim")
+    parts: list[Any] = [title, Text.from_markup(f"[bold]Verdict:[/bold] {c.verdict}")]
+    if c.adapter is not None:
+        parts.append(_adapter(c.adapter))
+        return Group(*parts)
+    if c.config_changes:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("Config changes", no_wrap=True)
+        table.add_column("key", no_wrap=True)
+        table.add_column("base")
+        table.add_column("finetune")
+        for change in c.config_changes:
+            style = {"shape": "bold", "behaviour": "", "cosmetic": "dim"}[change.kind]
+            table.add_row(
+                f"  [{style}]{change.kind}[/{style}]" if style else f"  {change.kind}",
+                change.key,
+                _value(change.base),
+                _value(change.finetune),
+            )
+        parts.append(table)
+    else:
+        parts.append(Text("Config: identical", style="bold"))
+    if c.parameters_delta is not None:
+        line = Text()
+        line.append("Parameters  ", style="bold")
+        line.append(f"{c.parameters_base:,} -> {c.parameters_finetune:,} ({_signed(c.parameters_delta)})")
+        changed = {k: v for k, v in (c.parameters_delta_by_component or {}).items() if v}
+        for component, delta in changed.items():
+            line.append(f"\n  {COMPONENT_LABELS.get(component, component)} {_signed(delta)}")
+        parts.append(line)
+    if c.stored_bytes_delta is not None:
+        parts.append(
+            Text.from_markup(
+                f"[bold]Stored[/bold]  {c.stored_bytes_base:,} -> {c.stored_bytes_finetune:,} bytes "
+                f"({_signed(c.stored_bytes_delta)}) [dim]from {c.stored_bytes_from}[/dim]"
+            )
+        )
+    parts.append(_tensor_diff(c.tensors))
+    if c.memory_delta and not any(c.memory_delta.values()):
+        parts.append(Text.from_markup("[bold]Memory delta[/bold]  none at any precision"))
+    elif c.memory_delta:
+        deltas = ", ".join(f"{PRECISION_LABELS[p]} {_signed_gib(d)}" for p, d in c.memory_delta.items())
+        parts.append(Text.from_markup(f"[bold]Memory delta[/bold]  {deltas}"))
+    return Group(*parts)
+
+
+def _tensor_diff(diff: Any) -> Table | Text:
+    if not diff.available:
+        return Text(f"Tensors: not compared ({diff.reason})", style="dim")
+    rows = [(kind, g) for kind in ("added", "removed", "reshaped", "retyped") for g in getattr(diff, kind)]
+    if not rows:
+        return Text("Tensors: same names, shapes and dtypes", style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("Tensors", no_wrap=True)
+    table.add_column("pattern")
+    table.add_column("count", justify="right")
+    table.add_column("base")
+    table.add_column("finetune")
+    for kind, g in rows[:20]:
+        table.add_row(f"  {kind}", g.pattern, str(g.count), g.base or "-", g.finetune or "-")
+    if len(rows) > 20:
+        table.add_row(f"  [dim]... {len(rows) - 20} more groups (--json lists all)[/dim]", "", "", "", "")
+    return table
+
+
+def _adapter(a: Any) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    targets = a.target_modules if isinstance(a.target_modules, str) else ", ".join(a.target_modules or [])
+    table.add_row("Adapter", f"{a.peft_type} r={a.rank} alpha={a.alpha} on {targets} ({a.modules} modules)")
+    stored = f"{a.parameters_stored:,} stored" if a.parameters_stored is not None else "no safetensors header"
+    table.add_row("Parameters", f"{a.parameters:,} ({stored}; {a.parameters_from_config:,} from the config)")
+    if a.stored_bytes is not None:
+        table.add_row("Stored", f"{a.stored_bytes:,} bytes ({', '.join(a.stored_dtypes)})")
+    table.add_row("Loaded", f"{gib(a.loaded_bytes)} (PEFT keeps adapter weights in fp32)")
+    serve = "  ".join(f"{PRECISION_LABELS[p]} {gib(v)}" for p, v in a.serve_bytes.items())
+    table.add_row("Base + adapter", serve)
+    merged = "  ".join(f"{PRECISION_LABELS[p]} {gib(v)}" for p, v in a.merged_bytes.items() if p in ("bf16", "fp16"))
+    table.add_row("Merged", f"{merged} (merging keeps the base's shapes)")
+    return table
+
+
+def comparison_table(results: list[Any]) -> Table:
+    table = Table(header_style="bold", pad_edge=False)
+    table.add_column("finetune", min_width=16)
+    table.add_column("verdict", min_width=30)
+    table.add_column("parameters", justify="right", no_wrap=True)
+    table.add_column("stored bytes", justify="right", no_wrap=True)
+    table.add_column("bf16 memory", justify="right", no_wrap=True)
+    for c in results:
+        params = _signed(c.parameters_delta) if c.parameters_delta is not None else "?"
+        stored = _signed(c.stored_bytes_delta) if c.stored_bytes_delta is not None else "?"
+        memory = _signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
+        table.add_row(c.finetune, c.verdict, params, stored, memory)
+    return table

@@ -59,6 +59,7 @@ class RepoFiles:
     missing_shards: tuple[str, ...] = ()  # named by the index, absent from the repo/folder
     gated: str | None = None  # "auto" | "manual" when the Hub gates the repo
     card_data: dict[str, Any] = field(default_factory=dict)
+    adapter_config: dict[str, Any] | None = None  # a PEFT adapter repo: its adapter_config.json (config is {})
 
 
 # ---------------------------------------------------------------- what the architecture says
@@ -314,4 +315,78 @@ class CheckResult:
     disk: Disk | None
     error: str | None = None  # the check could not run (the repo could not be read); see exit_code
     exit_code: int = 0
+    schema_version: int = SCHEMA_VERSION
+
+
+# ---------------------------------------------------------------- `hfsize compare`
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    key: str
+    base: Any
+    finetune: Any
+    kind: str  # "shape" (changes tensors) | "behaviour" (same tensors, other results) | "cosmetic"
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    """Tensors with the same change whose names differ only in layer/expert indices."""
+
+    pattern: str  # e.g. "model.layers.*.self_attn.q_proj.weight"
+    count: int
+    base: str | None  # dtype and shape in the base, e.g. "BF16[4096, 4096]" (None: added)
+    finetune: str | None  # ... in the finetune (None: removed)
+    example: str
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    available: bool  # both sides have safetensors headers
+    reason: str | None  # why not, when not available
+    added: list[TensorGroup]
+    removed: list[TensorGroup]
+    reshaped: list[TensorGroup]
+    retyped: list[TensorGroup]
+
+
+@dataclass(frozen=True)
+class AdapterSummary:
+    base_model: str
+    peft_type: str
+    rank: int | None
+    alpha: int | float | None
+    target_modules: list[str] | str | None
+    modules: int  # base modules the adapter attaches to
+    parameters: int  # adapter parameters (from the header when stored, else from the config and the base)
+    parameters_from_config: int  # r x (in + out) over the targeted base modules
+    parameters_stored: int | None  # elements in adapter_model.safetensors
+    stored_bytes: int | None
+    stored_dtypes: list[str]
+    loaded_bytes: int  # PEFT keeps adapter weights in fp32 (autocast_adapter_dtype=True)
+    serve_bytes: dict[str, int]  # per precision: base total + adapter
+    merged_bytes: dict[str, int]  # per precision: merged into the base, the base's own size
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base: str
+    base_commit: str | None
+    base_from: str  # "argument" | "card base_model" | "adapter_config"
+    finetune: str
+    finetune_commit: str | None
+    verdict: str  # one line
+    verdicts: list[str]
+    config_changes: list[ConfigChange]
+    parameters_base: int | None
+    parameters_finetune: int | None
+    parameters_delta: int | None
+    parameters_delta_by_component: dict[str, int] | None
+    tensors: TensorDiff
+    stored_bytes_base: int | None
+    stored_bytes_finetune: int | None
+    stored_bytes_delta: int | None
+    stored_bytes_from: str  # "headers" or "file sizes" (pickle checkpoints), base / finetune
+    memory_delta: dict[str, int]  # per precision: finetune total - base total (adapter: what it adds)
+    adapter: AdapterSummary | None
     schema_version: int = SCHEMA_VERSION

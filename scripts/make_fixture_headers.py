@@ -1,6 +1,7 @@
 """Generate safetensors headers for fixture repos from their REAL index files.
 
 Usage: python scripts/make_fixture_headers.py fixtures/hub/<org>/<name> [...]
+       python scripts/make_fixture_headers.py --adapter fixtures/hub/<adapter repo> --base fixtures/hub/<base repo>
 
 Tensor names and their shard come from the real `model.safetensors.index.json` (for single-file repos,
 from `tensor_names.json` beside the config, with its source noted in SOURCE.md). Shapes come from
@@ -12,8 +13,14 @@ way save_pretrained does), plus documented rules for tensors the class does not 
   - MXFP4 (gpt-oss) `*_blocks` U8 [experts, out, in / 32, 16] and `*_scales` U8 [experts, out, in / 32]
   - the multi-token-prediction layer (index = num_hidden_layers) copies the last layer's shapes plus
     enorm/hnorm [hidden], eh_proj [hidden, 2*hidden], embed_tokens and shared_head.head [vocab, hidden]
+  - bitsandbytes int8 (`load_in_8bit`): the weight is I8 with the module's shape, `SCB` is F32 [out],
+    `weight_format` is U8 [] (a scalar)
 Dtypes that a rule leaves open are chosen so the header bytes add up to the index's total_size; the
 script FAILS unless they add up exactly, which is the independent check that the shapes are real.
+`header_dtypes` in the folder's `_replica.json` pins a tensor's dtype where the Hub's file sizes show it
+(SOURCE.md shows that arithmetic). Tensors are laid out as the safetensors library writes them (by dtype,
+largest first, then by name) and the header is its compact JSON padded to 8 bytes; when `_replica.json`
+has the Hub's `lfs_sizes`, each generated file's size is compared with the real one and printed.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import sys
 from pathlib import Path
 
 DTYPES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
-BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1, "I32": 4, "I64": 8}
+BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1, "I8": 1, "I32": 4, "I64": 8}
+# safetensors' Dtype enum order; files list tensors by dtype in reverse enum order, then by name
+DTYPE_ORDER = ["BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64"]
 LAYER = re.compile(r"\.layers\.(\d+)\.")
 
 
@@ -51,7 +60,11 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
         if seen.setdefault(id(p), name) != name:
             tied.add(name)
     state = {k: v for k, v in model.state_dict().items() if k not in tied}
-    return {k: tuple(v.shape) for k, v in revert_weight_conversion(model, state).items()}
+    shapes = {k: tuple(v.shape) for k, v in revert_weight_conversion(model, state).items()}
+    # a tied head some checkpoints store anyway (e.g. gemma's pre-release lm_head) has its twin's shape
+    params = dict(model.named_parameters(remove_duplicate=False))
+    shapes.update({name: tuple(params[name].shape) for name in tied if name not in shapes})
+    return shapes
 
 
 def rule_shape(name: str, config: dict, expected: dict, names: set[str]) -> tuple[tuple[int, ...], list[str]]:
@@ -67,6 +80,12 @@ def rule_shape(name: str, config: dict, expected: dict, names: set[str]) -> tupl
         experts, inner, outer = base
         shape = (experts, outer, inner // 32)
         return (shape + (16,) if name.endswith("_blocks") else shape), ["U8"]
+    if name.endswith(".SCB"):
+        return (expected[name[: -len("SCB")] + "weight"][0],), ["F32"]
+    if name.endswith(".weight_format"):
+        return (), ["U8"]
+    if name in expected and name.endswith(".weight") and name[: -len("weight")] + "SCB" in names:
+        return expected[name], ["I8"]
     if name in expected:
         fp8 = name.endswith(".weight") and name[: -len("weight")] + "weight_scale_inv" in names
         candidates = ["F8_E4M3"] if fp8 else [default]
@@ -106,14 +125,18 @@ def generate(repo: Path) -> None:
     if index_path.exists():
         index = json.loads(index_path.read_text())
         weight_map = index["weight_map"]
-        total_size = index["metadata"]["total_size"]
+        total_size = index.get("metadata", {}).get("total_size")  # mergekit writes "metadata": {}
     else:
         spec = json.loads((repo / "tensor_names.json").read_text())
         weight_map = {n: "model.safetensors" for n in spec["names"]}
         total_size = spec.get("total_bytes")
     expected = expected_shapes(config)
     names = set(weight_map)
+    settings_path = repo / "_replica.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
     plan = {name: rule_shape(name, config, expected, names) for name in weight_map}
+    for name, dtype in settings.get("header_dtypes", {}).items():
+        plan[name] = (plan[name][0], [dtype])
     # Resolve open dtype choices by the one combination (per rule group) that matches total_size.
     open_groups = sorted({tuple(c) for _, c in plan.values() if len(c) > 1})
     for choice in itertools.product(*[g for g in open_groups]):
@@ -125,7 +148,7 @@ def generate(repo: Path) -> None:
     else:
         raise SystemExit(f"{repo}: no dtype choice adds up to total_size {total_size}; last try {total}")
     by_shard: dict[str, dict] = {}
-    for name in sorted(weight_map):
+    for name in sorted(weight_map, key=lambda n: (-DTYPE_ORDER.index(dtypes[n]), n)):
         by_shard.setdefault(weight_map[name], {})[name] = (plan[name][0], dtypes[name])
     out = repo / "headers"
     out.mkdir(exist_ok=True)
@@ -136,10 +159,50 @@ def generate(repo: Path) -> None:
             size = math.prod(shape) * BYTES[dtype]
             header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
             offset += size
-        (out / f"{shard}.json").write_text(json.dumps(header, separators=(",", ":")))
+        text = json.dumps(header, separators=(",", ":"))
+        (out / f"{shard}.json").write_text(text)
+        size = 8 + len(text) + (-len(text) % 8) + offset
+        real = settings.get("lfs_sizes", {}).get(shard)
+        if real is not None:
+            verdict = "exact" if real == size else f"differs by {real - size:+,} bytes"
+            print(f"  {shard}: generated {size:,} bytes, Hub {real:,}: {verdict}")
     print(f"{repo}: {len(weight_map)} tensors in {len(by_shard)} file(s), {total:,} bytes = total_size {total_size}")
 
 
+def generate_adapter(repo: Path, base: Path) -> None:
+    """adapter_model.safetensors header of a PEFT LoRA adapter, from its adapter_config.json and the base config.
+
+    PEFT saves `base_model.model.<module>.lora_A.weight` [r, in] and `...lora_B.weight` [out, r] for every
+    targeted Linear (names without the adapter name), in the adapter's dtype (F32 unless cast).
+    """
+    adapter = json.loads((repo / "adapter_config.json").read_text())
+    expected = expected_shapes(json.loads((base / "config.json").read_text()))
+    r, targets = adapter["r"], adapter["target_modules"]
+    tensors = {}
+    for name, shape in expected.items():
+        module = name[: -len(".weight")]
+        if name.endswith(".weight") and len(shape) == 2 and module.rsplit(".", 1)[-1] in targets:
+            tensors[f"base_model.model.{module}.lora_A.weight"] = (r, shape[1])
+            tensors[f"base_model.model.{module}.lora_B.weight"] = (shape[0], r)
+    header: dict = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name in sorted(tensors):
+        size = math.prod(tensors[name]) * 4
+        header[name] = {"dtype": "F32", "shape": list(tensors[name]), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":"))
+    (repo / "headers").mkdir(exist_ok=True)
+    (repo / "headers" / "adapter_model.safetensors.json").write_text(text)
+    size = 8 + len(text) + (-len(text) % 8) + offset
+    settings = json.loads((repo / "_replica.json").read_text()) if (repo / "_replica.json").exists() else {}
+    real = settings.get("lfs_sizes", {}).get("adapter_model.safetensors")
+    verdict = "" if real is None else ("exact" if real == size else f"differs by {real - size:+,} bytes")
+    print(f"{repo}: {len(tensors)} tensors, {offset:,} data bytes, file {size:,} bytes; Hub {real}: {verdict}")
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        generate(Path(arg))
+    if sys.argv[1:2] == ["--adapter"]:
+        generate_adapter(Path(sys.argv[2]), Path(sys.argv[4]))
+    else:
+        for arg in sys.argv[1:]:
+            generate(Path(arg))

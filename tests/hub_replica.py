@@ -34,6 +34,7 @@ LFS_MIN_SIZE = 10 * 1024 * 1024
 CHUNK = 1 << 20
 ZEROS = bytes(CHUNK)
 FAKE_DATE = "2024-01-01T00:00:00.000Z"
+DERIVED_DIR = "_derived"  # fixtures/hub/_derived/<github-owner>-<github-repo>/<name> is served as that id
 REPO_PART = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -438,7 +439,10 @@ class _Handler(BaseHTTPRequestHandler):
         org, name = unquote(org), unquote(name)
         if not (REPO_PART.match(org) and REPO_PART.match(name)):
             raise _repo_not_found()
-        directory = self.server.replica.root / org / name
+        root = self.server.replica.root
+        directory = root / org / name
+        if not directory.is_dir():  # copies that are not the Hub's own bytes live under _derived/, same id
+            directory = root / DERIVED_DIR / org / name
         if not directory.is_dir():
             raise _repo_not_found()
         return Repo(self.server.replica, f"{org}/{name}", directory)
@@ -610,12 +614,14 @@ class _Server(ThreadingHTTPServer):
 class HubReplica:
     """A local Hub over `root`: `with HubReplica(root) as hub: HfApi(endpoint=hub.endpoint)`.
 
-    root/<org>/<name>/ is a model repo. Real files are served as-is (README.md, SOURCE.md and _replica.json are
-    notes, never served); headers/<file>.json serves a virtual safetensors <file> (that header, then zero data);
-    a real file wins over a virtual one of the same name. Optional _replica.json settings: sha, gated
-    ("auto"/"manual"), private, authorized_tokens, virtual_files {path: size}, revisions {name: sha}, card_data,
-    tags, safetensors_info (false drops model_info's computed `safetensors` block), and fail {key: status} where key
-    is a file path or one of "@model_info", "@tree", "@safetensors-metadata".
+    root/<org>/<name>/ is a model repo (so is root/_derived/<org>/<name>/, served as <org>/<name>). Real files
+    are served as-is (README.md, SOURCE.md and _replica.json are notes, never served); headers/<file>.json serves
+    a virtual safetensors <file> (that header, then zero data); a real file wins over a virtual one of the same
+    name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,
+    virtual_files {path: size}, revisions {name: sha}, card_data, tags, safetensors_info (false drops
+    model_info's computed `safetensors` block), and fail {key: status} where key is a file path or one of
+    "@model_info", "@tree", "@safetensors-metadata". Other keys (lfs_sizes, header_dtypes) are notes for
+    scripts/make_fixture_headers.py.
 
     Every answered request is appended to `requests` (see RequestLog) before its response is flushed.
     Routes: /api/models/{id}[/revision/{rev}], /api/models/{id}/tree/{rev}[/{path}],
