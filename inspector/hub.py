@@ -131,7 +131,7 @@ def list_hub(
         location="hub",
         files={s.rfilename: s.size for s in info.siblings or []},
         gated=info.gated or None,
-        card_data=dict(info.card_data or {}) if info.card_data else {},
+        card_data=info.card_data.to_dict() if info.card_data else {},
     )
 
 

@@ -402,8 +402,8 @@ def _adapter(a: Any) -> Table:
 
 def comparison_table(results: list[Any]) -> Table:
     table = Table(header_style="bold", pad_edge=False)
-    table.add_column("finetune", min_width=16)
-    table.add_column("verdict", min_width=30)
+    table.add_column("finetune", overflow="fold", min_width=min(40, max(len(c.finetune) for c in results)))
+    table.add_column("verdict", min_width=24)
     table.add_column("parameters", justify="right", no_wrap=True)
     table.add_column("stored bytes", justify="right", no_wrap=True)
     table.add_column("bf16 memory", justify="right", no_wrap=True)

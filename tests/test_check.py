@@ -33,6 +33,14 @@ SMALL_LLAMA = {
 HF_CLI = Path(sys.executable).with_name("hf")
 
 
+@pytest.fixture(autouse=True)
+def plenty_of_disk(monkeypatch):
+    """Real repos here are tens of GB: make the disk check independent of this machine's free space."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**15, 0, 10**15))
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, bytes]:
     """The files transformers' save_pretrained writes for a small sharded Llama: path -> bytes."""
@@ -245,3 +253,43 @@ def test_not_enough_disk(capsys, monkeypatch, hf_home, make_repo, saved):
     code, result = check_json(capsys, "org/disk", "--dir", str(hf_home / "elsewhere"))
     assert code == 11 and codes(result)["disk_space"] == "error"
     assert result["disk"]["free_bytes"] == 1000
+
+
+def test_real_repo_that_ships_safetensors_and_bin(capsys, monkeypatch, hf_home, hub):
+    """RUTERGPT13B's Hub listing: 3 safetensors shards, the same weights as 3 .bin shards, and a tar.gz."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    repo = "bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian"
+    code, result = check_json(capsys, repo, "--gpu", "A100-80GB")
+    assert code == 0 and codes(result)["duplicate_weights"] == "warning"
+    unused = {u["format"]: u["bytes"] for u in result["download"]["unused"]}
+    assert unused == {"PyTorch pickle": 9_948_728_430 + 9_904_165_024 + 6_178_983_625}  # LFS sizes, SOURCE.md
+    selected = hf_download_dry_run(hub.endpoint, hf_home, result["command"])
+    assert not any(name.endswith((".bin", ".tar.gz")) for name in selected)
+    assert {f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)} <= set(selected)
+
+
+def test_real_repo_with_gguf_and_flax_copies(capsys, monkeypatch, hf_home, hub):
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    code, result = check_json(capsys, "ananddhanabal-gemma/gemma-2b-it-prerelease")
+    unused = {u["format"]: u["bytes"] for u in result["download"]["unused"]}
+    assert unused == {"GGUF": 10_031_780_704, "Flax": 4_994_522_563}  # LFS sizes, SOURCE.md
+    # the pre-release checkpoint stores the tied head: transformers ignores it, check says so
+    assert codes(result)["tied_head_stored"] == "warning"
+
+
+def test_real_pickle_only_repo_download_size(capsys, monkeypatch, hf_home, hub):
+    """Wizard-Vicuna-30B: 14 fp32 .bin shards plus training leftovers that from_pretrained never reads."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    code, result = check_json(capsys, "cognitivecomputations/Wizard-Vicuna-30B-Uncensored")
+    settings = json.loads(
+        (
+            Path(__file__).parent.parent
+            / "fixtures/hub/cognitivecomputations/Wizard-Vicuna-30B-Uncensored/_replica.json"
+        ).read_text()
+    )
+    shards = {k: v for k, v in settings["virtual_files"].items() if k.startswith("pytorch_model-")}
+    assert len(shards) == 14
+    index = result["download"]["weights"][0]
+    assert index["path"] == "pytorch_model.bin.index.json"
+    assert sum(f["bytes"] for f in result["download"]["weights"][1:]) == sum(shards.values())
+    assert codes(result)["pickle_only"] == "warning" and code == 0
