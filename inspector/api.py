@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from . import cache
 from .check import find_problems
 from .checkpoint import header_shapes, loaded_bytes, reconcile, summarize
 from .download import download_command, plan_download
@@ -85,13 +87,17 @@ def analyze(
             f"'{repo.model}' is a PEFT adapter for '{base}', not a full model",
             f"Run 'hfsize compare {repo.model}' to size the base model with the adapter.",
         )
-    built = build(
-        config,
-        trust_remote_code=trust_remote_code,
-        code_location=repo.model,
-        revision=repo.commit,
-        token=token,
-    )
+    cache_key = cache.key(config)
+    built = cache.load(cache_key)
+    if built is None:
+        built = build(
+            copy.deepcopy(config),  # transformers' config classes may edit the dict they are given
+            trust_remote_code=trust_remote_code,
+            code_location=repo.model,
+            revision=repo.commit,
+            token=token,
+        )
+        cache.store(cache_key, built)
     notes: list[str] = []
     if built.how != "not built":
         parameters = count_parameters(

@@ -18,6 +18,21 @@ FIXTURES_HUB = REPO_ROOT / "fixtures" / "hub"
 MakeRepo = Callable[..., HubReplica]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def architecture_cache(tmp_path_factory) -> Iterator[Path]:
+    """hfsize's architecture cache for this test session only (never the user's ~/.cache/hfsize)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("hfsize_cache")
+    previous = os.environ.get("HFSIZE_CACHE")
+    os.environ["HFSIZE_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("HFSIZE_CACHE", None)
+    else:
+        os.environ["HFSIZE_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def hub() -> Iterator[HubReplica]:
     """The replica over the real fixtures/hub (shared by the session: call hub.reset_requests() before counting)."""

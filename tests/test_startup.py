@@ -15,3 +15,28 @@ def test_help_does_not_import_heavy_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "Usage:" in out
     assert "HEAVY []" in out
+
+
+def test_repeated_run_needs_no_torch(tmp_path):
+    """The second report of the same config comes from the architecture cache: torch is never imported."""
+    import json
+    import os
+    from pathlib import Path
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    source = Path(__file__).resolve().parent.parent / "fixtures/hub/mistralai/Mistral-7B-v0.1/config.json"
+    (folder / "config.json").write_bytes(source.read_bytes())
+    env = dict(os.environ, HFSIZE_CACHE=str(tmp_path / "cache"))
+    code = (
+        "import sys, json; from inspector.cli import run; rc = run([sys.argv[1], '--json']); "
+        "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules], file=sys.stderr); sys.exit(rc)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, check=True)
+        for _ in range(2)
+    ]
+    assert "HEAVY ['torch', 'transformers']" in runs[0].stderr
+    assert "HEAVY []" in runs[1].stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first == second and first["parameters"]["total"] == 7_241_732_096  # Mistral-7B (SOURCE.md)

@@ -1,0 +1,137 @@
+"""Benchmark hfsize side by side with `accelerate estimate-memory`, against the Hub replica (no network).
+
+Usage: python scripts/bench.py [--repeat N] [--out docs/bench.md]
+
+For each model: wall time of a cold run (empty HF cache and architecture cache), a repeated run (caches warm),
+and accelerate's estimate on the same model; HTTP requests and bytes the replica served, against the floor
+(config + index + every safetensors header: what any header-reading tool must transfer); peak RSS. Also
+`hfsize --help` against a bare `python -c "import click"`. Prints a Markdown table; ratios, not absolute
+times, are the point (machines differ). Timing is the median of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.hub_replica import HubReplica  # noqa: E402
+
+BIN = Path(sys.executable).parent
+MODELS = [  # (label, repo id on the replica, fixture folder)
+    ("gpt2-large (config only)", "openai-community/gpt2-large", "openai-community/gpt2-large"),
+    (
+        "Llama-2-13b-chat shape, 3 shards",
+        "bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian",
+        "_derived/bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian",
+    ),
+    (
+        "Llama-2-70B merge, 15 shards",
+        "YouZiSoftware-lzlv_70b_fp16_hf/lzlv_70b_fp16_hf",
+        "_derived/YouZiSoftware-lzlv_70b_fp16_hf/lzlv_70b_fp16_hf",
+    ),
+    ("DeepSeek-V3 (671B MoE, config only)", "deepseek-ai/DeepSeek-V3", "deepseek-ai/DeepSeek-V3"),
+]
+
+
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """(seconds, exit code, peak RSS in KiB) of one subprocess."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss
+
+
+def floor_bytes(folder: Path) -> int:
+    """config.json + index + the safetensors headers (8-byte length + JSON): the least any tool must read."""
+    total = (folder / "config.json").stat().st_size
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        total += index.stat().st_size
+    for header in (folder / "headers").glob("*.json"):
+        text = header.read_text()
+        total += 8 + len(text) + (-len(text) % 8)
+    return total
+
+
+def median_run(argv: list[str], env: dict[str, str], repeat: int, fresh: bool) -> tuple[float, int, int]:
+    results = []
+    for _ in range(repeat):
+        if fresh:
+            scratch = tempfile.mkdtemp()
+            env = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+        results.append(run(argv, env))
+    return statistics.median(r[0] for r in results), results[-1][1], max(r[2] for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench.md")
+    args = parser.parse_args()
+    lines = [
+        f"# hfsize benchmark ({datetime.date.today().isoformat()})",
+        "",
+        f"Python {platform.python_version()}, hfsize {metadata.version('hfsize')}, transformers "
+        f"{metadata.version('transformers')}, accelerate {metadata.version('accelerate')}, huggingface_hub "
+        f"{metadata.version('huggingface_hub')}, torch {metadata.version('torch')}; {platform.machine()}, "
+        f"{os.cpu_count()} CPUs. Hub replica on 127.0.0.1 (`tests/hub_replica.py`); median of {args.repeat} runs.",
+        "",
+    ]
+    base_env = dict(os.environ, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    help_time, _, _ = median_run([str(BIN / "hfsize"), "--help"], base_env, args.repeat, fresh=False)
+    click_time, _, _ = median_run([sys.executable, "-c", "import click"], base_env, args.repeat, fresh=False)
+    lines += [
+        f"`hfsize --help`: {help_time:.3f} s; bare `python -c 'import click'`: {click_time:.3f} s; "
+        f"ratio {help_time / click_time:.2f}x (target: within 2x).",
+        "",
+        "| model | hfsize cold | hfsize repeated | accelerate estimate-memory | cold / accelerate | repeated / "
+        "accelerate | requests | bytes served | floor | bytes / floor | peak RSS hfsize / accelerate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    with HubReplica(ROOT / "fixtures" / "hub") as hub:
+        env = dict(base_env, HF_ENDPOINT=hub.endpoint)
+        for label, repo, folder in MODELS:
+            hub.reset_requests()
+            scratch = tempfile.mkdtemp()
+            once = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+            _, code, _ = run([str(BIN / "hfsize"), repo, "--json"], once)
+            requests, served = len(hub.requests), hub.bytes_sent
+            cold, code_cold, rss = median_run([str(BIN / "hfsize"), repo, "--json"], env, args.repeat, fresh=True)
+            warm_env = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+            warm, _, _ = median_run([str(BIN / "hfsize"), repo, "--json"], warm_env, args.repeat, fresh=False)
+            accel, code_acc, rss_acc = median_run(
+                [str(BIN / "accelerate"), "estimate-memory", repo], env, args.repeat, fresh=True
+            )
+            floor = floor_bytes(ROOT / "fixtures" / "hub" / folder)
+            acc = f"{accel:.2f} s" + ("" if code_acc == 0 else f" (exit {code_acc})")
+            lines.append(
+                f"| {label} | {cold:.2f} s | {warm:.2f} s | {acc} | {cold / accel:.2f} | {warm / accel:.2f} | "
+                f"{requests} | {served:,} | {floor:,} | {served / floor:.2f} | {rss // 1024} / {rss_acc // 1024} MiB |"
+                + ("" if code == 0 and code_cold == 0 else f" hfsize exit {code}")
+            )
+            print(lines[-1], flush=True)
+    lines += [
+        "",
+        "Bytes served include the model_info JSON (file list with sizes) that the floor leaves out. accelerate's",
+        "estimate counts no output head and no KV cache; hfsize's report includes both plus the checkpoint",
+        "reconciliation.",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
