@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 import struct
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from .results import TensorEntry
 
 # huggingface_hub refuses headers over 25 MB; so do we, before reading a byte of them.
 MAX_HEADER_BYTES = 25_000_000
+
+# The format stores shapes and offsets as 64-bit unsigned integers (safetensors rejects larger ones).
+MAX_U64 = 2**64 - 1
 
 # Bits per element of every dtype the safetensors format defines (sub-byte types are packed).
 DTYPE_BITS: dict[str, int] = {
@@ -42,7 +46,8 @@ _HINT = "The file may be truncated or not a safetensors file; re-upload it or re
 
 
 def expected_nbytes(dtype: str, shape: tuple[int, ...]) -> int:
-    return math.ceil(math.prod(shape) * DTYPE_BITS[dtype] / 8)
+    # Integer arithmetic: a float division loses precision above 2**53 and overflows above ~1e308.
+    return (math.prod(shape) * DTYPE_BITS[dtype] + 7) // 8
 
 
 def parse_header(header: dict[str, Any], filename: str) -> dict[str, TensorEntry]:
@@ -58,26 +63,28 @@ def parse_header(header: dict[str, Any], filename: str) -> dict[str, TensorEntry
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        where = f"tensor '{name}' in '{filename}'"
+        where = f"tensor {_quote(name)} in {_quote(filename)}"
         if not isinstance(info, dict):
             raise BadFilesError(f"{where} is not described by a JSON object", _HINT)
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPE_BITS:
-            raise BadFilesError(f"{where} has unknown dtype {dtype!r}", _HINT)
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+            raise BadFilesError(f"{where} has unknown dtype {reprlib.repr(dtype)}", _HINT)
         if not isinstance(shape, (list, tuple)) or not all(_is_count(d) for d in shape):
-            raise BadFilesError(f"{where} has an invalid shape {shape!r}", _HINT)
+            raise BadFilesError(f"{where} has an invalid shape {reprlib.repr(shape)}", _HINT)
+        if not _fits_u64(shape, DTYPE_BITS[dtype]):
+            raise BadFilesError(f"{where} has a shape {reprlib.repr(shape)} too large for 64-bit sizes", _HINT)
         if (
             not isinstance(offsets, (list, tuple))
             or len(offsets) != 2
             or not all(_is_count(o) for o in offsets)
             or offsets[0] > offsets[1]
         ):
-            raise BadFilesError(f"{where} has invalid data_offsets {offsets!r}", _HINT)
+            raise BadFilesError(f"{where} has invalid data_offsets {reprlib.repr(offsets)}", _HINT)
         shape_t = tuple(int(d) for d in shape)
         nbytes = offsets[1] - offsets[0]
         if nbytes != expected_nbytes(dtype, shape_t):
             raise BadFilesError(
-                f"{where} declares {nbytes} bytes but {dtype} x {list(shape_t)} needs "
+                f"{where} declares {nbytes} bytes but {dtype} x {reprlib.repr(list(shape_t))} needs "
                 f"{expected_nbytes(dtype, shape_t)}",
                 _HINT,
             )
@@ -88,7 +95,9 @@ def parse_header(header: dict[str, Any], filename: str) -> dict[str, TensorEntry
     for begin, end, name in spans:
         if begin != position:
             problem = "overlaps the tensor before it" if begin < position else "leaves a gap before it"
-            raise BadFilesError(f"tensor '{name}' in '{filename}' {problem} (data_offsets start at {begin})", _HINT)
+            raise BadFilesError(
+                f"tensor {_quote(name)} in {_quote(filename)} {problem} (data_offsets start at {begin})", _HINT
+            )
         position = end
     return entries
 
@@ -109,10 +118,28 @@ def read_local_header(path: Path) -> dict[str, TensorEntry]:
         raise BadFilesError(f"'{path}' ends inside its safetensors header", _HINT)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # also UnicodeDecodeError, JSONDecodeError, ints over 4300 digits
         raise BadFilesError(f"'{path}' has a safetensors header that is not valid UTF-8 JSON", _HINT) from None
     return parse_header(header, str(path))
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_U64
+
+
+def _fits_u64(shape: Any, bits: int) -> bool:
+    """Whether numel x bits fits 64 bits, as safetensors checks; stops early (no giant products)."""
+    total = bits
+    for dim in shape:
+        total *= dim
+        if total == 0:
+            return True
+        if total > MAX_U64:
+            return False
+    return True
+
+
+def _quote(text: Any) -> str:
+    """'text' as in every message, or its escaped repr when it holds newlines or other control characters."""
+    text = str(text)
+    return f"'{text}'" if text.isprintable() else repr(text)

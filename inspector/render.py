@@ -43,10 +43,10 @@ def to_json(report: Any, indent: int | None = 2) -> str:
     return json.dumps(report_to_dict(report), indent=indent)
 
 
-def report_renderable(report: Report) -> Group:
+def report_renderable(report: Report, width: int = 120) -> Group:
     parts: list[Any] = [_title(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
-        parts.append(_memory(report.memory))
+        parts.append(_memory(report.memory, width))
     if report.notes:
         notes = Text()
         notes.append("Reconciliation\n", style="bold")
@@ -60,7 +60,7 @@ def report_renderable(report: Report) -> Group:
 
 
 def print_report(report: Report, console: Console) -> None:
-    console.print(report_renderable(report))
+    console.print(report_renderable(report, console.width))
 
 
 def _title(report: Report) -> Text:
@@ -104,7 +104,7 @@ def _parameters(report: Report) -> Table:
     return table
 
 
-def _checkpoint(report: Report) -> Table | Text:
+def _checkpoint(report: Report) -> Table | Text | Group:
     c = report.checkpoint
     if c.format == "none":
         return Text("Checkpoint  no weight files", style="bold")
@@ -115,11 +115,12 @@ def _checkpoint(report: Report) -> Table | Text:
         for f in c.files:
             table.add_row(f"  {f.name}", gib(f.size) if f.size is not None else "?")
         return table
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column(
+    heading = Text(
         f"Checkpoint  {c.format}, {len(c.files)} file(s), {c.tensors:,} tensors, {c.bytes:,} bytes ({gib(c.bytes)})",
-        no_wrap=True,
+        style="bold",
     )
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("", no_wrap=True)
     table.add_column("elements", justify="right")
     table.add_column("bytes", justify="right")
     for dtype, n in c.parameters_by_dtype.items():
@@ -131,7 +132,7 @@ def _checkpoint(report: Report) -> Table | Text:
         table.add_row(f"  [dim]{f.name}[/dim]", f"[dim]{f.tensors:,} tensors[/dim]", f"[dim]{f.bytes:,}[/dim]")
     if c.index_total_size is not None:
         table.add_row("  [dim]index total_size[/dim]", "", f"[dim]{c.index_total_size:,}[/dim]")
-    return table
+    return Group(heading, table)
 
 
 PRECISION_LABELS = {
@@ -159,7 +160,7 @@ def _gib_number(n: int) -> str:
     return f"{n / GIB:,.2f}"
 
 
-def _memory(memory: Any) -> Group:
+def _memory(memory: Any, width: int = 120) -> Group:
     lines = {k: getattr(memory, k) for k in PRECISION_LABELS if getattr(memory, k, None) is not None}
     biggest = max(line.total_bytes for line in lines.values())
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -171,8 +172,11 @@ def _memory(memory: Any) -> Group:
     table.add_column("", no_wrap=True)
     for column in ("weights", "KV", "total"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
     gpu_labels = list(next(iter(lines.values())).fits)
+    # the bars are for wide terminals: the verdict columns matter more when the width is short
+    bars = 22 + 3 * 8 + BAR_WIDTH + 2 + sum(max(len(label), 7) + 2 for label in gpu_labels) <= width
+    if bars:
+        table.add_column("", no_wrap=True)
     for label in gpu_labels:
         table.add_column(label, justify="center", no_wrap=True)
     for key, line in lines.items():
@@ -182,7 +186,7 @@ def _memory(memory: Any) -> Group:
             _gib_number(line.weights_bytes),
             _gib_number(line.kv_cache_bytes),
             f"[bold]{_gib_number(line.total_bytes)}[/bold]",
-            "[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled),
+            *(["[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled)] if bars else []),
             *[_verdict(line.fits[label]) for label in gpu_labels],
         )
     parts: list[Any] = [heading, table]

@@ -293,3 +293,12 @@ def test_real_pickle_only_repo_download_size(capsys, monkeypatch, hf_home, hub):
     assert index["path"] == "pytorch_model.bin.index.json"
     assert sum(f["bytes"] for f in result["download"]["weights"][1:]) == sum(shards.values())
     assert codes(result)["pickle_only"] == "warning" and code == 0
+
+
+def test_declared_dtype_differs_from_stored(capsys, monkeypatch, hf_home, make_repo, saved):
+    config = dict(SMALL_LLAMA, torch_dtype="float32")  # the shards were saved in bfloat16
+    hub = make_repo("org/dtype", files={**saved, "config.json": config})
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    code, result = check_json(capsys, "org/dtype")
+    assert code == 0 and codes(result)["dtype_mismatch"] == "warning"
+    assert "float32" in next(p["message"] for p in result["problems"] if p["code"] == "dtype_mismatch")
