@@ -258,7 +258,7 @@ def run(argv: list[str] | None = None) -> int:
     except HfsizeError as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        hint = f" {e.hint}" if e.hint else ""
+        hint = f" {' '.join(e.hint.split())}" if e.hint else ""
         click.echo(f"Error: {_sentence(e.message)}{hint}", err=True)
         return int(e.exit_code)
     except click.exceptions.Abort:
@@ -293,7 +293,14 @@ def entry() -> None:
     sys.exit(run())
 
 
+MAX_MESSAGE = 400
+
+
 def _sentence(message: str) -> str:
+    # one line, whatever a library put in its exception text (newlines, pages of validation detail)
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 3].rstrip() + "..."
     message = message[0].upper() + message[1:] if message else message
     return message if message.endswith((".", "!", "?")) else message + "."
 

@@ -66,7 +66,9 @@ def read_local(model: str) -> RepoFiles:
         raise NotFoundError(
             f"folder '{model}' has no config.json", "Point hfsize at the folder that holds the model's config.json."
         )
-    config = _parse_json(config_path.read_bytes(), f"config.json in '{model}'")
+    config = check_config(
+        _parse_json(config_path.read_bytes(), f"config.json in '{model}'"), f"config.json in '{model}'"
+    )
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
     index = None
     if (root / INDEX_FILE).is_file():
@@ -157,7 +159,8 @@ def fetch_hub(
         raise NotFoundError(
             f"'{repo_id}' has no config.json", "hfsize needs a transformers model repo; check the repo id."
         )
-    config = _parse_json(_download(api, repo_id, "config.json", commit, endpoint), f"config.json of '{repo_id}'")
+    what = f"config.json of '{repo_id}'"
+    config = check_config(_parse_json(_download(api, repo_id, "config.json", commit, endpoint), what), what)
     index = None
     if INDEX_FILE in files:
         raw = _download(api, repo_id, INDEX_FILE, commit, endpoint)
@@ -339,11 +342,40 @@ def _parse_json(raw: bytes, what: str) -> dict[str, Any]:
         raise BadFilesError(
             f"{what} is not valid JSON ({e.msg} at line {e.lineno})", "Fix or re-upload the file."
         ) from None
+    except ValueError:  # e.g. an integer longer than Python's 4,300-digit conversion limit
+        raise BadFilesError(f"{what} holds a number too long to read", "Fix or re-upload the file.") from None
     except RecursionError:
         raise BadFilesError(f"{what} is nested too deeply to be a config", "Fix or re-upload the file.") from None
     if not isinstance(value, dict):
         raise BadFilesError(f"{what} is not a JSON object", "Fix or re-upload the file.")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise BadFilesError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", "Fix or re-upload the file.")
     return value
+
+
+MAX_JSON_DEPTH = 64  # real configs nest 3-4 levels; deeper ones would only exhaust recursion later
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, iteratively (no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def check_config(config: dict[str, Any], what: str) -> dict[str, Any]:
+    """The keys every later stage relies on have the types transformers writes."""
+    model_type, archs = config.get("model_type"), config.get("architectures")
+    if model_type is not None and not isinstance(model_type, str):
+        raise BadFilesError(f"{what}: model_type must be a string, not {type(model_type).__name__}", "Fix the config.")
+    if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
+        raise BadFilesError(f"{what}: architectures must be a list of class names", "Fix the config.")
+    return config
 
 
 def _parse_index(index: dict[str, Any], model: str) -> dict[str, Any]:
@@ -352,4 +384,6 @@ def _parse_index(index: dict[str, Any], model: str) -> dict[str, Any]:
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
     ):
         raise BadFilesError(f"{INDEX_FILE} of '{model}' has no valid weight_map", "Fix or re-upload the index file.")
+    if not isinstance(index.get("metadata", {}), dict):  # mergekit and others write odd metadata; it is optional
+        index = {**index, "metadata": {}}
     return index
