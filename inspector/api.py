@@ -177,8 +177,11 @@ def check_model(
     report: Report | None = None
     unreadable: Problem | None = None
     try:
-        repo = read_local(model) if local else fetch_hub(model, revision=revision, token=token, endpoint=endpoint,
-                                                         listing=listing)  # fmt: skip
+        repo = (
+            read_local(model, listing)
+            if local
+            else fetch_hub(model, revision=revision, token=token, endpoint=endpoint, listing=listing)
+        )
         report = report_for(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)
     except AccessError as e:
         unreadable = Problem("no_access", "error", _joined(e))

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .checkpoint import stored_float_dtype
 from .download import SAFETENSORS_INDEX, SHARD_PATTERN
 from .results import DownloadPlan, Listing, Problem, RepoFiles, Report
 
@@ -154,7 +155,7 @@ def _config(config: Mapping[str, Any], repo: RepoFiles) -> list[Problem]:
             )
             break
     declared = config.get("dtype") or config.get("torch_dtype")
-    stored = _stored_float_dtype(repo)
+    stored = _HEADER_FLOATS.get(stored_float_dtype(repo) or "")
     if isinstance(declared, str) and stored and declared in _HEADER_FLOATS.values() and declared != stored:
         out.append(
             Problem(
@@ -165,15 +166,6 @@ def _config(config: Mapping[str, Any], repo: RepoFiles) -> list[Problem]:
             )
         )
     return out
-
-
-def _stored_float_dtype(repo: RepoFiles) -> str | None:
-    counts: dict[str, int] = {}
-    for tensors in repo.headers.values():
-        for entry in tensors.values():
-            if entry.dtype in _HEADER_FLOATS:
-                counts[entry.dtype] = counts.get(entry.dtype, 0) + entry.numel
-    return _HEADER_FLOATS[max(counts, key=lambda k: counts[k])] if counts else None
 
 
 def _int(config: Mapping[str, Any], *keys: str) -> int | None:

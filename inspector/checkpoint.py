@@ -62,6 +62,15 @@ def summarize(repo: RepoFiles) -> Checkpoint:
     )
 
 
+def stored_float_dtype(repo: RepoFiles) -> str | None:
+    """The float dtype ("F32", "BF16", "F16") most stored elements have; None without headers."""
+    counts: dict[str, int] = {}
+    for entry in all_tensors(repo).values():
+        if entry.dtype in ("F32", "BF16", "F16"):
+            counts[entry.dtype] = counts.get(entry.dtype, 0) + entry.numel
+    return max(counts, key=lambda k: counts[k]) if counts else None
+
+
 def all_tensors(repo: RepoFiles) -> dict[str, TensorEntry]:
     return {name: entry for tensors in repo.headers.values() for name, entry in tensors.items()}
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .errors import ExitCode, HfsizeError
+from .memory import PRECISIONS  # pure arithmetic, no heavy imports: --help stays fast
 
 DEBUG_ENV = "HFSIZE_DEBUG"
 
@@ -108,7 +109,7 @@ def inspect(
     _emit(report, as_json)
 
 
-CHECK_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "nf4", "nf4_double_quant", "fp4", "as_stored")
+CHECK_PRECISIONS = ("auto", *PRECISIONS, "as_stored")
 
 
 @main.command()
@@ -166,7 +167,9 @@ def check(
                 raise
             result = check_failed(model, revision, e)
         results.append(result)
-    _emit_check(results, as_json)
+    from . import render
+
+    _emit_many(results, as_json, render.check_renderable, render.check_table)
     codes = [r.exit_code for r in results]
     errors = [c for c in codes if c not in (ExitCode.OK, ExitCode.DOES_NOT_FIT, ExitCode.PROBLEMS)]
     worst = errors[0] if errors else max(codes, key=lambda c: (c == ExitCode.PROBLEMS, c == ExitCode.DOES_NOT_FIT))
@@ -174,39 +177,32 @@ def check(
         raise click.exceptions.Exit(worst)
 
 
-def _emit_check(results: list[Any], as_json: bool) -> None:
+def _emit_many(results: list[Any], as_json: bool, one: Callable[[Any], Any], table: Callable[[list], Any]) -> None:
+    """One result in full, several as a table; JSON: one object, or one compact object per line."""
     from rich.console import Console
 
     from . import render
 
     if as_json:
-        if len(results) == 1:
-            click.echo(render.to_json(results[0]))
-        else:
-            for result in results:
-                click.echo(render.to_json(result, indent=None))
+        for result in results:
+            click.echo(render.to_json(result, indent=2 if len(results) == 1 else None))
         return
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    if len(results) == 1:
-        console.print(render.check_renderable(results[0]))
-    else:
-        console.print(render.check_table(results))
+    console.print(one(results[0]) if len(results) == 1 else table(results))
 
 
 @main.command()
 @click.argument("models", nargs=-1, required=True, metavar="[BASE] FINETUNE...")
-@click.option("--revision", default=None, help="Branch, tag or commit of the finetune(s) (default: main).")
-@click.option("--base-revision", default=None, help="Branch, tag or commit of the base (default: main).")
-@click.option("--token", default=None, help="Hugging Face token (default: HF_TOKEN or the saved login). Never printed.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow running the repos' own model code.")
+@_model_options
+@click.option("--base-revision", default=None, help="Branch, tag or commit of the base (--revision is the finetunes').")
 @click.option("--context", type=click.IntRange(min=1), default=2048, show_default=True, help="Tokens for the KV cache.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per finetune, one per line when several.")
 def compare(
     models: tuple[str, ...],
     revision: str | None,
-    base_revision: str | None,
     token: str | None,
     trust_remote_code: bool,
+    base_revision: str | None,
     context: int,
     as_json: bool,
 ) -> None:
@@ -224,19 +220,9 @@ def compare(
         models, revision=revision, base_revision=base_revision, token=token,
         trust_remote_code=trust_remote_code, memory=MemorySettings(context=context),
     )  # fmt: skip
-    from rich.console import Console
-
     from . import render
 
-    if as_json:
-        for result in results:
-            click.echo(render.to_json(result, indent=2 if len(results) == 1 else None))
-        return
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    if len(results) == 1:
-        console.print(render.comparison_renderable(results[0]))
-    else:
-        console.print(render.comparison_table(results))
+    _emit_many(results, as_json, render.comparison_renderable, render.comparison_table)
 
 
 def _emit(report: Any, as_json: bool) -> None:

@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .checkpoint import all_tensors
+from .checkpoint import all_tensors, stored_float_dtype
+from .memory import PRECISIONS
 from .results import (
     AdapterSummary,
     BuiltArchitecture,
@@ -113,9 +114,9 @@ def stored_bytes(repo: RepoFiles, report: Report | None) -> tuple[int | None, st
     """Tensor bytes from the headers, else the weight files' sizes (pickle checkpoints)."""
     if report is not None and report.checkpoint.headers_read:
         return report.checkpoint.bytes, "headers"
-    if report is not None and report.checkpoint.files:
-        sizes = [f.size for f in report.checkpoint.files]
-        return (sum(sizes), "file sizes") if all(s is not None for s in sizes) else (None, "unknown")  # type: ignore[arg-type]
+    sizes = [f.size for f in report.checkpoint.files] if report is not None else []
+    if sizes and None not in sizes:
+        return sum(s for s in sizes if s is not None), "file sizes"
     return None, "unknown"
 
 
@@ -180,7 +181,7 @@ def summarize_adapter(
     serve = {}
     merged = {}
     if memory is not None:
-        for precision in ("fp32", "bf16", "fp16", "int8", "nf4", "nf4_double_quant", "fp4"):
+        for precision in PRECISIONS:
             total = getattr(memory, precision).total_bytes
             serve[precision] = total + loaded
             merged[precision] = total
@@ -238,7 +239,7 @@ def compare(
     if adapter is not None:
         memory_delta = {p: adapter.loaded_bytes for p in adapter.serve_bytes}
     elif base_report is not None and finetune_report is not None and base_report.memory and finetune_report.memory:
-        for precision in ("fp32", "bf16", "fp16", "int8", "nf4", "nf4_double_quant", "fp4"):
+        for precision in PRECISIONS:
             memory_delta[precision] = (
                 getattr(finetune_report.memory, precision).total_bytes
                 - getattr(base_report.memory, precision).total_bytes
@@ -366,13 +367,10 @@ def _tied(config: Mapping[str, Any], report: Report | None) -> bool:
 
 
 def _stored_dtype(repo: RepoFiles, config: Mapping[str, Any]) -> str | None:
-    counts: dict[str, int] = {}
-    for entry in all_tensors(repo).values():
-        name = {"F32": "fp32", "BF16": "bf16", "F16": "fp16"}.get(entry.dtype)
-        if name:
-            counts[name] = counts.get(name, 0) + entry.numel
-    if counts:
-        return max(counts, key=lambda k: counts[k])
+    """fp32/bf16/fp16 of most stored elements, else the config's declared dtype (pickle checkpoints)."""
+    stored = stored_float_dtype(repo)
+    if stored is not None:
+        return {"F32": "fp32", "BF16": "bf16", "F16": "fp16"}[stored]
     declared = _merged_dtype(config)
     return _DTYPE_NAMES.get(declared) if isinstance(declared, str) else None
 

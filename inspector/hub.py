@@ -53,15 +53,13 @@ def resolve_endpoint(endpoint: str | None) -> str:
 # ---------------------------------------------------------------- local folders
 
 
-def read_local(model: str) -> RepoFiles:
+def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
+    """config.json, the index and every safetensors header of a local folder (`listing`: its files, if known)."""
+    files = (listing or list_local(model)).files
     root = Path(model).expanduser()
-    if not root.is_dir():
-        raise NotFoundError(
-            f"'{model}' is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
-        )
     config_path = root / "config.json"
-    if (root / ADAPTER_CONFIG).is_file() and not config_path.is_file():
-        return _local_adapter(model, root)
+    if ADAPTER_CONFIG in files and "config.json" not in files:
+        return _local_adapter(model, root, files)
     if not config_path.is_file():
         raise NotFoundError(
             f"folder '{model}' has no config.json", "Point hfsize at the folder that holds the model's config.json."
@@ -69,7 +67,6 @@ def read_local(model: str) -> RepoFiles:
     config = check_config(
         _parse_json(config_path.read_bytes(), f"config.json in '{model}'"), f"config.json in '{model}'"
     )
-    files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
     index = None
     if (root / INDEX_FILE).is_file():
         index = _parse_index(_parse_json((root / INDEX_FILE).read_bytes(), f"{INDEX_FILE} in '{model}'"), model)
@@ -88,8 +85,7 @@ def read_local(model: str) -> RepoFiles:
     )
 
 
-def _local_adapter(model: str, root: Path) -> RepoFiles:
-    files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+def _local_adapter(model: str, root: Path, files: dict[str, int | None]) -> RepoFiles:
     adapter = _parse_json((root / ADAPTER_CONFIG).read_bytes(), f"{ADAPTER_CONFIG} in '{model}'")
     headers = {ADAPTER_WEIGHTS: read_local_header(root / ADAPTER_WEIGHTS)} if ADAPTER_WEIGHTS in files else {}
     return RepoFiles(
