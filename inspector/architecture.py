@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .results import BuiltArchitecture
+from .results import BuiltArchitecture, KvLayer
 
 # model_types that older configs carry and the installed transformers knows under another name.
 # The original tiiuae/falcon-7b config says "RefinedWebModel" with an auto_map to repo code;
 # transformers has built it natively as Falcon since 4.33.
 LEGACY_MODEL_TYPES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon"}
+# Their sizes use the repo code's key names, which the installed FalconConfig silently ignores (it would
+# fall back to falcon-7b's defaults: right for falcon-7b by coincidence, wrong for falcon-40b).
+LEGACY_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
 
 # Class-name suffix -> the Auto mapping that picks the native class for a model_type.
 _TASK_MAPPINGS = (
@@ -147,15 +150,52 @@ def _fp32_parameters(model: Any, parameters: dict[str, tuple[int, ...]]) -> tupl
     return matching(model._keep_in_fp32_modules), matching(model._keep_in_fp32_modules_strict)
 
 
-def _kv_layers(cfg: Any) -> tuple[int | None, ...]:
-    """The layers transformers' DynamicCache keeps keys/values for, and each one's sliding window."""
+def _kv_layers(cfg: Any) -> tuple[KvLayer, ...]:
+    """The layers transformers' DynamicCache keeps keys/values for: each one's size per token and window.
+
+    Sizes come from the config as transformers resolved it (defaults filled in, attribute aliases such as
+    gpt2's n_head applied), never from the raw JSON.
+    """
     try:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=cfg)
     except Exception:  # noqa: BLE001 - models without a standard cache (encoders, state-space layers)
         return ()
-    return tuple(getattr(layer, "sliding_window", None) for layer in cache.layers)
+    elements = _kv_elements_per_token(cfg.get_text_config(decoder=True))
+    if elements is None:
+        return ()
+    layers = []
+    for layer in cache.layers:
+        window = getattr(layer, "sliding_window", None)
+        layers.append(KvLayer(elements, window if _positive_int(window) else None))
+    return tuple(layers)
+
+
+def _kv_elements_per_token(cfg: Any) -> int | None:
+    """Keys + values cached per token and layer, as the attention modules of transformers compute them."""
+    rank, rope = getattr(cfg, "kv_lora_rank", None), getattr(cfg, "qk_rope_head_dim", None)
+    if _positive_int(rank) and _positive_int(rope):
+        return rank + rope  # MLA (DeepSeek-V2/V3): the compressed latent and the shared rotary key, one "head"
+    heads = getattr(cfg, "num_attention_heads", None)
+    if not _positive_int(heads):
+        return None
+    if getattr(cfg, "multi_query", False) is True and not getattr(cfg, "new_decoder_architecture", False):
+        kv_heads = 1  # Falcon-7B style multi-query, whatever num_kv_heads says (modeling_falcon)
+    else:
+        keys = ("num_key_value_heads", "num_kv_heads")
+        kv_heads = next((v for k in keys if _positive_int(v := getattr(cfg, k, None))), heads)
+    head_dim = getattr(cfg, "head_dim", None)
+    if not _positive_int(head_dim):
+        hidden = getattr(cfg, "hidden_size", None)
+        if not _positive_int(hidden):
+            return None
+        head_dim = hidden // heads
+    return 2 * kv_heads * head_dim
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def checkpoint_format(model: Any, tied: set[str]) -> dict[str, tuple[int, ...]]:
@@ -175,6 +215,10 @@ def _native_config(config: dict[str, Any], model_type: str) -> Any:
 
     # Without auto_map, transformers has no way to reach repo code; the native class is used.
     clean = {k: v for k, v in config.items() if k != "auto_map"}
+    if config.get("model_type") in LEGACY_MODEL_TYPES:
+        for old, new in LEGACY_KEYS.items():
+            if old in clean:
+                clean.setdefault(new, clean.pop(old))
     clean["model_type"] = model_type
     return CONFIG_MAPPING[model_type].from_dict(clean)
 

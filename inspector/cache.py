@@ -16,9 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .results import BuiltArchitecture
+from .results import BuiltArchitecture, KvLayer
 
-FORMAT = 1  # bump when BuiltArchitecture changes shape
+FORMAT = 2  # bump when BuiltArchitecture changes shape
 
 
 def cache_dir() -> Path:
@@ -59,7 +59,7 @@ def load(key: str) -> BuiltArchitecture | None:
                 "checkpoint_tensors": {k: tuple(v) for k, v in raw["checkpoint_tensors"].items()},
                 "keep_fp32": frozenset(raw["keep_fp32"]),
                 "keep_fp32_strict": frozenset(raw["keep_fp32_strict"]),
-                "kv_layers": tuple(raw["kv_layers"]),
+                "kv_layers": tuple(KvLayer(**layer) for layer in raw["kv_layers"]),
             }
         )
     except (OSError, ValueError, TypeError, KeyError):

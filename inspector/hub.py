@@ -371,7 +371,28 @@ def check_config(config: dict[str, Any], what: str) -> dict[str, Any]:
         raise BadFilesError(f"{what}: model_type must be a string, not {type(model_type).__name__}", "Fix the config.")
     if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
         raise BadFilesError(f"{what}: architectures must be a list of class names", "Fix the config.")
+    _check_counts(config, what)
     return config
+
+
+# Each layer and expert is a Python module when the architecture is built, empty weights or not: a config
+# asking for millions would hang the build. The largest real models have 126 layers (Llama-3.1-405B) and
+# 2,048 experts per layer (google/switch-c-2048); these limits leave ample room above them.
+COUNT_LIMITS = {
+    "num_hidden_layers": 1024, "n_layer": 1024, "num_layers": 1024, "num_decoder_layers": 1024,
+    "num_experts": 16384, "num_local_experts": 16384, "n_routed_experts": 16384,
+}  # fmt: skip
+
+
+def _check_counts(config: dict[str, Any], what: str) -> None:
+    for scope in (config, *(v for v in config.values() if isinstance(v, dict))):  # text_config and the like
+        for key, limit in COUNT_LIMITS.items():
+            value = scope.get(key)
+            if isinstance(value, int) and value > limit:
+                raise BadFilesError(
+                    f"{what}: {key} = {value:,} is beyond any real model (hfsize builds at most {limit:,})",
+                    "Fix the config.",
+                )
 
 
 def _parse_index(index: dict[str, Any], model: str) -> dict[str, Any]:

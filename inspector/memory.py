@@ -7,8 +7,9 @@ docs/quantization-rules.md:
   - int8: 1 byte per weight + one fp32 scale (SCB) per output row;
   - 4-bit (nf4 = fp4 in bytes): ceil(n/2) packed + one fp32 absmax per 64 weights + a 16-entry fp32
     quant map; double quant: uint8 absmax + one fp32 absmax per 256 blocks + 256-entry fp32 code + offset;
-  - KV cache: 2 x kv_heads x head_dim per token and layer; sliding layers keep min(context, window);
-    MLA (DeepSeek) keeps the latent, kv_lora_rank + qk_rope_head_dim per token and layer.
+  - KV cache: 2 x kv_heads x head_dim per token and layer; sliding layers keep min(context, window - 1)
+    (DynamicSlidingWindowLayer); MLA (DeepSeek) keeps the latent, kv_lora_rank + qk_rope_head_dim per token
+    and layer. Sizes are read from the config as transformers resolved it (architecture.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from .gpus import fit
 from .parameters import layer_of
-from .results import BuiltArchitecture, Gpu, Memory, PrecisionMemory, RepoFiles, Training
+from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training
 
 GIB = 2**30
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
@@ -79,25 +80,10 @@ def parameter_bytes(name: str, numel: int, precision: str, built: BuiltArchitect
     return numel * DTYPE_BYTES[dtype], False
 
 
-def kv_bytes_per_layer(config: Mapping[str, Any], settings: MemorySettings, kv_dtype: str, window: int | None) -> int:
-    tokens = min(settings.context, window) if window else settings.context
-    return settings.batch * tokens * kv_elements_per_token(config) * DTYPE_BYTES[kv_dtype]
-
-
-def kv_elements_per_token(config: Mapping[str, Any]) -> int:
-    """Cached elements per token and layer, as transformers' DynamicCache holds them."""
-    if isinstance(config.get("kv_lora_rank"), int) and isinstance(config.get("qk_rope_head_dim"), int):
-        return config["kv_lora_rank"] + config["qk_rope_head_dim"]  # MLA latent, one "head"
-    heads = _first_int(config, "num_attention_heads", "n_head", "num_heads")
-    kv_heads = _first_int(config, "num_key_value_heads", "num_kv_heads", "n_head_kv")
-    if kv_heads is None:
-        kv_heads = 1 if config.get("multi_query") and not config.get("new_decoder_architecture") else heads
-    head_dim = config.get("head_dim") or (config.get("hidden_size") or config.get("n_embd")) // heads
-    return 2 * kv_heads * head_dim
-
-
-def _first_int(config: Mapping[str, Any], *keys: str) -> int | None:
-    return next((config[k] for k in keys if isinstance(config.get(k), int)), None)
+def kv_bytes_per_layer(layer: KvLayer, settings: MemorySettings, kv_dtype: str) -> int:
+    """What DynamicCache holds for one layer after `context` tokens: a sliding layer keeps window - 1."""
+    tokens = min(settings.context, layer.window - 1) if layer.window else settings.context
+    return settings.batch * tokens * layer.elements_per_token * DTYPE_BYTES[kv_dtype]
 
 
 def _blocks(sizes: Mapping[str, int], order: Sequence[str], kv_per_layer: Sequence[int], extra_first: int) -> list[int]:
@@ -137,7 +123,7 @@ def estimate(
     def line(sizes: Mapping[str, int], quantized: int, names: Sequence[str], precision: str) -> PrecisionMemory:
         # transformers' cache takes the model's dtype: fp32/bf16/fp16 loads, else the load dtype
         dtype = settings.kv_dtype or (precision if precision in ("fp32", "bf16", "fp16") else base)
-        kv = [kv_bytes_per_layer(config, settings, dtype, w) for w in built.kv_layers]
+        kv = [kv_bytes_per_layer(layer, settings, dtype) for layer in built.kv_layers]
         kv_total = sum(kv)
         weights = sum(sizes.values()) + built.buffer_bytes
         blocks = _blocks(sizes, names, kv, built.buffer_bytes)
@@ -224,7 +210,7 @@ def _notes(
     if not built.kv_layers:
         notes.append("No KV cache counted: transformers builds no standard cache for this architecture.")
     else:
-        sliding = [w for w in built.kv_layers if w]
+        sliding = [layer.window for layer in built.kv_layers if layer.window]
         per_1k = kv_total * 1024 // max(settings.context, 1)
         text = (
             f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
@@ -232,7 +218,7 @@ def _notes(
             f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens)"
         )
         if sliding:
-            text += f"; {len(sliding)} sliding-window layers keep at most {max(sliding):,} tokens"
+            text += f"; {len(sliding)} sliding-window layers keep at most {max(sliding) - 1:,} tokens"
         if isinstance(config.get("kv_lora_rank"), int):
             text += "; MLA caches the compressed latent (kv_lora_rank + qk_rope_head_dim per token)"
         notes.append(text + ".")

@@ -85,7 +85,15 @@ class BuiltArchitecture:
     keep_fp32: frozenset[str] = frozenset()  # parameters kept in fp32 when loading in fp16 (_keep_in_fp32_modules)
     keep_fp32_strict: frozenset[str] = frozenset()  # ... in fp16 and bf16 (_keep_in_fp32_modules_strict)
     buffer_bytes: int = 0  # bytes of the buffers as built (their own dtypes)
-    kv_layers: tuple[int | None, ...] = ()  # per attention layer: sliding window, or None for full attention
+    kv_layers: tuple[KvLayer, ...] = ()  # the layers transformers' DynamicCache keeps keys/values for
+
+
+@dataclass(frozen=True)
+class KvLayer:
+    """One cached attention layer, from the config as transformers resolved it."""
+
+    elements_per_token: int  # keys + values (or MLA's latent) held per token and sequence
+    window: int | None = None  # sliding window in tokens; None: full attention
 
 
 # ---------------------------------------------------------------- memory and fit

@@ -1,11 +1,15 @@
 """Measure the real bytes a model holds after from_pretrained and compare them with hfsize's prediction.
 
 Usage: python scripts/validate_memory.py [--precisions fp32,bf16,int8,nf4,nf4_double_quant] CONFIG.json ...
+       python scripts/validate_memory.py --kv [--context N --batch N] CONFIG.json ...
 
 Each config is shrunk (layers, width, vocab) so random weights fit in CPU memory, saved as safetensors,
 and loaded with from_pretrained at each precision (bitsandbytes 0.50+ quantizes on CPU). The bytes held
 are parameters, buffers and quantization state (int8 SCB, 4-bit absmax/quant_map/nested state), which
 model.get_memory_footprint() leaves out. measure_model_bytes() is from docs/quantization-rules.md.
+
+With --kv, a forward pass over `context` tokens x `batch` fills transformers' own DynamicCache, and the
+bytes of its key/value tensors are compared with hfsize's KV-cache figure for the same config.
 """
 
 from __future__ import annotations
@@ -160,11 +164,57 @@ def validate(config: dict, precisions: list[str]) -> list[dict]:
     return rows
 
 
+def measure_kv(config: dict, context: int, batch: int) -> dict:
+    """hfsize's fp32 KV-cache bytes vs what a forward pass leaves in transformers' DynamicCache.
+
+    `config` must be small enough to run; its dtype is set to float32 so both sides use 4-byte elements.
+    """
+    import torch
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
+
+    from inspector.api import report_for
+    from inspector.hub import read_local
+    from inspector.memory import MemorySettings
+
+    config = {**config, "dtype": "float32", "torch_dtype": "float32"}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(config))
+        report = report_for(read_local(tmp), memory=MemorySettings(context=context, batch=batch))
+    model_type = config["model_type"]
+    native = {k: v for k, v in config.items() if k != "auto_map"}
+    if model_type in ("RefinedWebModel", "RefinedWeb"):  # the repo code's key names, as tiiuae renamed them
+        model_type = "falcon"
+        renames = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
+        native = {renames.get(k, k): v for k, v in native.items()}
+    cfg = CONFIG_MAPPING[model_type].from_dict({**native, "model_type": model_type})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    ids = torch.randint(0, cfg.get_text_config().vocab_size, (batch, context))
+    with torch.no_grad():
+        cache = model(input_ids=ids, use_cache=True).past_key_values
+    measured = sum(
+        t.numel() * t.element_size()
+        for layer in cache.layers
+        for t in (layer.keys, layer.values)
+        if isinstance(t, torch.Tensor)
+    )
+    return {"predicted": report.memory.fp32.kv_cache_bytes, "measured": measured, "layers": len(cache.layers)}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", type=Path)
     parser.add_argument("--precisions", default="fp32,bf16,fp16,int8,nf4,nf4_double_quant,fp4")
+    parser.add_argument("--kv", action="store_true", help="validate the KV cache instead of the weights")
+    parser.add_argument("--context", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.kv:
+        print(f"{'model':40} {'predicted KV':>14} {'measured KV':>14}")
+        for path in args.configs:
+            row = measure_kv(shrink(json.loads(path.read_text())), args.context, args.batch)
+            print(f"{path.parent.name:40} {row['predicted']:>14,} {row['measured']:>14,}")
+        return 0
     worst = 0.0
     print(f"{'model':40} {'precision':18} {'predicted':>14} {'measured':>14} {'error':>8}")
     for path in args.configs:
