@@ -58,15 +58,25 @@ def count_parameters(
         if layer is not None:
             per_layer[layer] = per_layer.get(layer, 0) + n
     total = sum(by_component.values())
+    active = active_parameters(total, by_component["experts"], config)
     return Parameters(
         total=total,
         source=source,
         by_component={k: v for k, v in by_component.items() if v},
         per_layer=_runs(per_layer),
-        active=active_parameters(total, by_component["experts"], config),
+        active=active,
         buffers=sum(math.prod(s) for s in (buffers or {}).values()),
         tied=dict(tied or {}),
+        active_excluding_embeddings=None if active is None else active - _lookup_only(shapes, by_component, tied),
     )
+
+
+def _lookup_only(shapes: Mapping[str, tuple[int, ...]], by_component: Mapping[str, int], tied: Any) -> int:
+    """Embedding parameters a token only looks a row up in: none when the table is also the output head."""
+    if not by_component["output_head"]:
+        return 0  # no separate head: the embedding table is multiplied with every hidden state
+    heads = set((tied or {}).values())
+    return sum(math.prod(s) for n, s in shapes.items() if component_of(n) == "embeddings" and n not in heads)
 
 
 def moe_shape(config: Mapping[str, Any]) -> tuple[int, int] | None:

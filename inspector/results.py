@@ -175,6 +175,9 @@ class Parameters:
     active: int | None  # per token, for mixture-of-experts models; None for dense models
     buffers: int  # elements held in buffers (not parameters), e.g. rotary inv_freq
     tied: dict[str, str]
+    # `active` less the input embedding table (a row lookup, no matmul), unless it doubles as the output head:
+    # the convention of OpenAI's and DeepSeek's published figures (Mistral's includes it)
+    active_excluding_embeddings: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,12 @@ way save_pretrained does), plus documented rules for tensors the class does not 
 Dtypes that a rule leaves open are chosen so the header bytes add up to the index's total_size; the
 script FAILS unless they add up exactly, which is the independent check that the shapes are real.
 `header_dtypes` in the folder's `_replica.json` pins a tensor's dtype where the Hub's file sizes show it
-(SOURCE.md shows that arithmetic). Tensors are laid out as the safetensors library writes them (by dtype,
-largest first, then by name) and the header is its compact JSON padded to 8 bytes; when `_replica.json`
-has the Hub's `lfs_sizes`, each generated file's size is compared with the real one and printed.
+(SOURCE.md shows that arithmetic); `default_dtype` (e.g. "BF16") replaces the F16 fallback for a config that
+names no torch_dtype (gpt-oss), where total_size cannot tell F16 from BF16 and a published count per dtype can;
+`header_metadata` replaces the `{"format": "pt"}` metadata (null: none, as OpenAI's gpt-oss shards have).
+Tensors are laid out as the safetensors library writes them (by dtype, largest first, then by name) and the
+header is its compact JSON padded to 8 bytes; when `_replica.json` has the Hub's `lfs_sizes`, each generated
+file's size is compared with the real one and printed.
 """
 
 from __future__ import annotations
@@ -67,12 +70,15 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def rule_shape(name: str, config: dict, expected: dict, names: set[str]) -> tuple[tuple[int, ...], list[str]]:
-    """(shape, candidate dtypes) of one stored tensor."""
-    default = DTYPES[config.get("torch_dtype") or config.get("dtype") or "float16"]
+def rule_shape(
+    name: str, config: dict, expected: dict, names: set[str], fallback: str = "F16"
+) -> tuple[tuple[int, ...], list[str]]:
+    """(shape, candidate dtypes) of one stored tensor; `fallback` is the dtype when the config names none."""
+    named = config.get("torch_dtype") or config.get("dtype")
+    default = DTYPES[named] if named else fallback
     hidden = config.get("hidden_size")
     if name.endswith("weight_scale_inv"):
-        base = expected_or_rule(name.replace("weight_scale_inv", "weight"), config, expected, names)[0]
+        base = rule_shape(name.replace("weight_scale_inv", "weight"), config, expected, names, fallback)[0]
         b0, b1 = config["quantization_config"]["weight_block_size"]
         return (math.ceil(base[0] / b0), math.ceil(base[1] / b1)), ["F32"]
     if name.endswith("_blocks") or name.endswith("_scales"):
@@ -111,12 +117,9 @@ def rule_shape(name: str, config: dict, expected: dict, names: set[str]) -> tupl
         }
         if tail in special:
             return special[tail], [default]
-        return rule_shape(name.replace(f".layers.{match.group(1)}.", f".layers.{layers - 1}."), config, expected, names)
+        twin = name.replace(f".layers.{match.group(1)}.", f".layers.{layers - 1}.")
+        return rule_shape(twin, config, expected, names, fallback)
     raise KeyError(f"no shape rule for {name}")
-
-
-def expected_or_rule(name: str, config: dict, expected: dict, names: set[str]):
-    return rule_shape(name, config, expected, names)
 
 
 def generate(repo: Path) -> None:
@@ -134,7 +137,8 @@ def generate(repo: Path) -> None:
     names = set(weight_map)
     settings_path = repo / "_replica.json"
     settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
-    plan = {name: rule_shape(name, config, expected, names) for name in weight_map}
+    fallback = settings.get("default_dtype", "F16")
+    plan = {name: rule_shape(name, config, expected, names, fallback) for name in weight_map}
     for name, dtype in settings.get("header_dtypes", {}).items():
         plan[name] = (plan[name][0], [dtype])
     # Resolve open dtype choices by the one combination (per rule group) that matches total_size.
@@ -152,8 +156,9 @@ def generate(repo: Path) -> None:
         by_shard.setdefault(weight_map[name], {})[name] = (plan[name][0], dtypes[name])
     out = repo / "headers"
     out.mkdir(exist_ok=True)
+    metadata = settings.get("header_metadata", {"format": "pt"})  # null: the writer stored no __metadata__
     for shard, tensors in by_shard.items():
-        header: dict = {"__metadata__": {"format": "pt"}}
+        header: dict = {} if metadata is None else {"__metadata__": metadata}
         offset = 0
         for name, (shape, dtype) in tensors.items():
             size = math.prod(shape) * BYTES[dtype]

@@ -45,6 +45,9 @@ def test_mixtral_total_and_active(tmp_path):
     # routed experts: 32 layers x 8 experts x 3 matrices x 4096 x 14336
     assert p.by_component["experts"] == 32 * 8 * 3 * 4096 * 14336
     assert p.total - p.active == p.by_component["experts"] * 6 // 8  # 2 of 8 experts run
+    # Mistral's 12.9B (12.88B) includes the embedding table; without its 0.13B (32,000 x 4,096) it would read 12.7B
+    assert p.active_excluding_embeddings == p.active - 32_000 * 4_096
+    assert round(p.active_excluding_embeddings / 1e9, 1) == 12.7
 
 
 def test_deepseek_v3_total_and_active(tmp_path):
@@ -54,6 +57,7 @@ def test_deepseek_v3_total_and_active(tmp_path):
     p = report.parameters
     assert round(p.total / 1e9) == 671
     assert round((p.active - p.by_component["embeddings"]) / 1e9) == 37
+    assert p.active_excluding_embeddings == p.active - 129_280 * 7_168  # vocab x hidden
     # first_k_dense_replace = 3 dense layers, then 58 MoE layers
     assert [(g.first, g.last) for g in p.per_layer] == [(0, 2), (3, 60)]
 
@@ -65,6 +69,7 @@ def test_gpt_oss_active_matches_openai_once_embeddings_are_excluded(tmp_path):
     p = report.parameters
     assert round(p.total / 1e9, 1) == 116.8
     assert round((p.active - p.by_component["embeddings"]) / 1e9, 2) == 5.13
+    assert round(p.active_excluding_embeddings / 1e9, 2) == 5.13
 
 
 def test_gpt2_large(tmp_path):

@@ -105,6 +105,8 @@ def test_granite_moe_total_and_active(capsys, on_replica):
     assert r["parameters"]["total"] * 4 == size  # fp32 re-save, tied head stored once
     active = r["parameters"]["active"]
     assert active is not None and 350_000_000 < active < 450_000_000  # "a400m"
+    # tie_word_embeddings: the table is also the output head, a full matmul per token, so nothing is left out
+    assert r["parameters"]["active_excluding_embeddings"] == active
     assert r["reconciliation"]["unexplained"] == 0
 
 
