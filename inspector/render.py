@@ -98,7 +98,8 @@ def _parameters(report: Report) -> Table:
         table.add_row("  [bold]active per token[/bold]", f"{p.active:,}", f"{100 * p.active / p.total:.1f}%")
         if p.active_excluding_embeddings not in (None, p.active):
             lookup = p.active_excluding_embeddings
-            table.add_row("  [dim]  without the embedding lookup[/dim]", f"{lookup:,}", f"{100 * lookup / p.total:.1f}%")
+            share = f"{100 * lookup / p.total:.1f}%"
+            table.add_row("  [dim]  without the embedding lookup[/dim]", f"{lookup:,}", share)
     for group in p.per_layer:
         span = f"layer {group.first}" if group.first == group.last else f"layers {group.first}-{group.last}"
         table.add_row(f"  [dim]{span}[/dim]", f"[dim]{group.parameters_each:,} each[/dim]", "")
