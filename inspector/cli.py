@@ -37,6 +37,10 @@ def main() -> None:
 
 
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "-v", "--verbose", is_flag=True, expose_value=False, callback=_verbose, is_eager=True,
+        help="Show each Hub request (method, path, status, bytes) and the totals on stderr.",
+    )(f)  # fmt: skip
     f = click.option("--trust-remote-code", is_flag=True, help="Allow running the repo's own model code.")(f)
     f = click.option(
         "--token",
@@ -45,6 +49,33 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
     f = click.option("--revision", default=None, help="Branch, tag or commit (default: main).")(f)
     return f
+
+
+def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--verbose: print every exchange as it happens and the totals when the command ends (stderr only)."""
+    if not value:
+        return
+    import time
+
+    from .transport import TRAFFIC, Exchange
+
+    started = time.monotonic()
+
+    def show(e: Exchange) -> None:
+        status = "failed" if e.status is None else str(e.status)
+        retry = " (retrying)" if e.retry else ""
+        click.echo(f"hfsize: {e.method} {e.path} {status} {e.bytes_received:,} B {e.seconds:.2f} s{retry}", err=True)
+
+    def totals() -> None:
+        retries = f" ({TRAFFIC.retries} retried)" if TRAFFIC.retries else ""
+        click.echo(
+            f"hfsize: {TRAFFIC.requests} requests{retries}, {TRAFFIC.bytes_received:,} bytes received, "
+            f"{time.monotonic() - started:.2f} s",
+            err=True,
+        )
+
+    TRAFFIC.listeners.append(show)
+    ctx.call_on_close(totals)
 
 
 def _size(value: str) -> int:

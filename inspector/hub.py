@@ -18,6 +18,8 @@ from typing import Any
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
 from .headers import parse_header, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
+from .transport import install as install_transport
+from .transport import timeout_seconds
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -26,14 +28,6 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # Weights stored with pickle: loading them can execute code, and they have no header to read.
 PICKLE_PATTERN = re.compile(r"^(pytorch_model.*\.bin|.*\.pt|.*\.pth|.*\.ckpt)$")
-
-
-def _timeout() -> float:
-    """Seconds to wait for the Hub on each request (HFSIZE_TIMEOUT, default 10)."""
-    try:
-        return float(os.environ.get("HFSIZE_TIMEOUT", "10"))
-    except ValueError:
-        return 10.0
 
 
 MAX_PARALLEL_HEADERS = 8
@@ -118,10 +112,11 @@ def list_hub(
     """One model_info request: the commit, every file with its size, gating and card metadata."""
     from huggingface_hub import HfApi
 
+    install_transport()
     endpoint = resolve_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(repo_id, revision, endpoint, "model info"):
-        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=_timeout())
+        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
     return Listing(
         model=repo_id,
         revision=revision,
@@ -144,6 +139,7 @@ def fetch_hub(
     """Model info, config.json, the index and every safetensors header of one Hub repo."""
     from huggingface_hub import HfApi
 
+    install_transport()
     endpoint = resolve_endpoint(endpoint)
     if listing is None:
         listing = list_hub(repo_id, revision=revision, token=token, endpoint=endpoint)
@@ -170,7 +166,7 @@ def fetch_hub(
 
         def one(name: str) -> tuple[str, dict[str, TensorEntry]]:
             with _hub_errors(repo_id, revision, endpoint, name):
-                meta = api.parse_safetensors_file_metadata(repo_id, name, revision=commit, timeout=_timeout())
+                meta = api.parse_safetensors_file_metadata(repo_id, name, revision=commit, timeout=timeout_seconds())
             return name, _entries_from_hub(meta, name)
 
         with ThreadPoolExecutor(max_workers=MAX_PARALLEL_HEADERS) as pool:
@@ -199,7 +195,9 @@ def _hub_adapter(api: Any, listing: Listing, endpoint: str) -> RepoFiles:
     headers = {}
     if ADAPTER_WEIGHTS in listing.files:
         with _hub_errors(repo_id, listing.revision, endpoint, ADAPTER_WEIGHTS):
-            meta = api.parse_safetensors_file_metadata(repo_id, ADAPTER_WEIGHTS, revision=commit, timeout=_timeout())
+            meta = api.parse_safetensors_file_metadata(
+                repo_id, ADAPTER_WEIGHTS, revision=commit, timeout=timeout_seconds()
+            )
         headers[ADAPTER_WEIGHTS] = _entries_from_hub(meta, ADAPTER_WEIGHTS)
     return RepoFiles(
         model=repo_id, revision=listing.revision, commit=commit, location="hub", config={}, files=listing.files,
@@ -216,7 +214,7 @@ def _sharded_headers(api: Any, repo_id: str, endpoint: str) -> dict[str, dict[st
     from huggingface_hub.utils import HfHubHTTPError
 
     try:
-        meta = api.get_sharded_safetensors_metadata(repo_id, timeout=_timeout())
+        meta = api.get_sharded_safetensors_metadata(repo_id, timeout=timeout_seconds())
     except (GatedRepoError, RepositoryNotFoundError):
         raise
     except HfHubHTTPError:
@@ -235,7 +233,7 @@ def _entries_from_hub(meta: Any, filename: str) -> dict[str, TensorEntry]:
 
 def _download(api: Any, repo_id: str, filename: str, commit: str | None, endpoint: str) -> bytes:
     with _hub_errors(repo_id, commit, endpoint, filename):
-        path = api.hf_hub_download(repo_id, filename, revision=commit, etag_timeout=_timeout())
+        path = api.hf_hub_download(repo_id, filename, revision=commit, etag_timeout=timeout_seconds())
     return Path(path).read_bytes()
 
 

@@ -33,6 +33,16 @@ def architecture_cache(tmp_path_factory) -> Iterator[Path]:
         os.environ["HFSIZE_CACHE"] = previous
 
 
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds hfsize's retries asked to sleep, recorded instead of slept (in-process runs only)."""
+    from inspector import transport
+
+    asked: list[float] = []
+    monkeypatch.setattr(transport, "_sleep", asked.append)
+    return asked
+
+
 @pytest.fixture(scope="session")
 def hub() -> Iterator[HubReplica]:
     """The replica over the real fixtures/hub (shared by the session: call hub.reset_requests() before counting)."""

@@ -272,9 +272,18 @@ class Repo:
             )
 
     def check_fail(self, key: str, commit: str | None = None) -> None:
-        if key in self.fail:
-            headers = {"X-Repo-Commit": commit} if commit else {}
-            raise HubError(int(self.fail[key]), None, f"Injected failure for {key}", headers)
+        """fail {key: status} fails every request; {key: {"status", "times", "retry_after"}} the first `times`."""
+        if key not in self.fail:
+            return
+        rule = self.fail[key]
+        headers = {"X-Repo-Commit": commit} if commit else {}
+        if isinstance(rule, dict):
+            if not self.replica._count_failure((self.repo_id, key), int(rule.get("times", 1))):
+                return
+            if "retry_after" in rule:
+                headers["Retry-After"] = str(rule["retry_after"])
+            rule = rule["status"]
+        raise HubError(int(rule), None, f"Injected failure for {key}", headers)
 
     def safetensors_info(self) -> dict[str, Any] | None:
         """The model_info `safetensors` block (parameter count per dtype), computed like the Hub from the weights."""
@@ -620,8 +629,9 @@ class HubReplica:
     name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,
     virtual_files {path: size}, revisions {name: sha}, card_data, tags, safetensors_info (false drops
     model_info's computed `safetensors` block), and fail {key: status} where key is a file path or one of
-    "@model_info", "@tree", "@safetensors-metadata". Other keys (lfs_sizes, header_dtypes) are notes for
-    scripts/make_fixture_headers.py.
+    "@model_info", "@tree", "@safetensors-metadata" (a status fails every request; {"status": 503, "times": 2,
+    "retry_after": 1} fails the first two, with that Retry-After header). Other keys (lfs_sizes, header_dtypes)
+    are notes for scripts/make_fixture_headers.py.
 
     Every answered request is appended to `requests` (see RequestLog) before its response is flushed.
     Routes: /api/models/{id}[/revision/{rev}], /api/models/{id}/tree/{rev}[/{path}],
@@ -638,6 +648,7 @@ class HubReplica:
         self.root = Path(self.root).resolve()
         self._lock = threading.Lock()
         self._cache: dict[tuple, Entry] = {}
+        self._failures: dict[tuple[str, str], int] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -683,6 +694,15 @@ class HubReplica:
     def bytes_sent(self) -> int:
         with self._lock:
             return sum(r.body_bytes for r in self.requests)
+
+    def _count_failure(self, key: tuple[str, str], times: int) -> bool:
+        """True while the injected failure `key` has failed fewer than `times` requests (then counts this one)."""
+        with self._lock:
+            done = self._failures.get(key, 0)
+            if done >= times:
+                return False
+            self._failures[key] = done + 1
+            return True
 
     def _record(self, log: RequestLog) -> None:
         with self._lock:
