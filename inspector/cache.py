@@ -1,9 +1,14 @@
-"""On-disk cache of built architectures, so a repeated run (or a model whose config was seen) needs no torch.
+"""hfsize's on-disk caches; each is an optimisation, and any failure to read or write one is ignored.
 
-Keyed by the config's exact content, the installed transformers version and hfsize's own version; only
-natively built architectures are cached (remote code can change behind the same config). The cache is an
-optimisation: any failure to read or write it is ignored. Location: HFSIZE_CACHE, else
-$XDG_CACHE_HOME/hfsize, else ~/.cache/hfsize. HFSIZE_NO_CACHE=1 turns it off.
+- Architectures, so a repeated run (or a model whose config was seen) needs no torch: keyed by the config's
+  exact content, the installed transformers version and hfsize's own version; only natively built
+  architectures are cached (remote code can change behind the same config).
+- Hub metadata at a commit (config, index, file list, safetensors headers): what a commit holds never
+  changes, so a repeated run needs only the model_info request that resolves the commit, and with
+  HF_HUB_OFFLINE=1 none at all. `refs` remembers which commit a revision last resolved to, and the file
+  listing seen then. Tokens are never stored.
+
+Location: HFSIZE_CACHE, else $XDG_CACHE_HOME/hfsize, else ~/.cache/hfsize. HFSIZE_NO_CACHE=1 turns both off.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .results import BuiltArchitecture, KvLayer
+from .results import BuiltArchitecture, KvLayer, Listing, RepoFiles, TensorEntry
 
 FORMAT = 2  # bump when BuiltArchitecture changes shape
 
@@ -71,11 +76,86 @@ def store(key: str, built: BuiltArchitecture) -> None:
         return
     data = dataclasses.asdict(built)
     data["keep_fp32"], data["keep_fp32_strict"] = sorted(built.keep_fp32), sorted(built.keep_fp32_strict)
-    folder = cache_dir() / "architectures"
+    _write(cache_dir() / "architectures" / f"{key}.json", data)
+
+
+def _write(path: Path, data: Any) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(data))
-        tmp.replace(folder / f"{key}.json")  # atomic: concurrent runs never see half a file
+        tmp.replace(path)  # atomic: concurrent runs never see half a file
     except OSError:
         pass
+
+
+def _read(path: Path) -> Any:
+    if os.environ.get("HFSIZE_NO_CACHE"):
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- Hub metadata
+
+
+def _hub_key(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def store_listing(endpoint: str, listing: Listing) -> None:
+    """Remember the commit a revision resolved to, with the file listing seen then."""
+    if os.environ.get("HFSIZE_NO_CACHE") or listing.commit is None:
+        return
+    path = cache_dir() / "refs" / f"{_hub_key(endpoint, listing.model, listing.revision or 'main')}.json"
+    _write(path, {**dataclasses.asdict(listing), "format": FORMAT})
+
+
+def load_listing(endpoint: str, repo_id: str, revision: str | None) -> Listing | None:
+    raw = _read(cache_dir() / "refs" / f"{_hub_key(endpoint, repo_id, revision or 'main')}.json")
+    try:
+        if raw.pop("format") != FORMAT:
+            return None
+        return Listing(**raw)
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def store_repo(endpoint: str, repo: RepoFiles) -> None:
+    """Hub metadata at its commit (never for a local folder: its files can change under the same name)."""
+    if os.environ.get("HFSIZE_NO_CACHE") or repo.location != "hub" or repo.commit is None:
+        return
+    data = dataclasses.asdict(repo)
+    data["headers"] = {
+        file: {name: [e.dtype, list(e.shape), e.nbytes] for name, e in tensors.items()}
+        for file, tensors in repo.headers.items()
+    }
+    _write(cache_dir() / "commits" / f"{_hub_key(endpoint, repo.model, repo.commit)}.json", {**data, "format": FORMAT})
+
+
+def load_repo(endpoint: str, listing: Listing) -> RepoFiles | None:
+    """The metadata stored for the listing's commit, with the listing's (fresher) gating and card data."""
+    if listing.commit is None:
+        return None
+    raw = _read(cache_dir() / "commits" / f"{_hub_key(endpoint, listing.model, listing.commit)}.json")
+    try:
+        if raw.pop("format") != FORMAT:
+            return None
+        headers = {
+            file: {name: TensorEntry(dtype, tuple(shape), nbytes) for name, (dtype, shape, nbytes) in tensors.items()}
+            for file, tensors in raw.pop("headers").items()
+        }
+        return RepoFiles(
+            **{
+                **raw,
+                "headers": headers,
+                "missing_shards": tuple(raw["missing_shards"]),
+                "revision": listing.revision,
+                "gated": listing.gated,
+                "card_data": listing.card_data,
+            }
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None

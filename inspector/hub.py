@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
 from .headers import parse_header, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
@@ -111,13 +112,23 @@ def list_hub(
 ) -> Listing:
     """One model_info request: the commit, every file with its size, gating and card metadata."""
     from huggingface_hub import HfApi
+    from huggingface_hub.constants import is_offline_mode
 
-    install_transport()
     endpoint = resolve_endpoint(endpoint)
+    if is_offline_mode():
+        cached = cache.load_listing(endpoint, repo_id, revision)
+        if cached is None:
+            raise NetworkError(
+                f"offline mode (HF_HUB_OFFLINE) is on and '{repo_id}' has not been inspected online before"
+                + (f" at revision '{revision}'" if revision else ""),
+                "Run hfsize once online to cache its metadata, or unset HF_HUB_OFFLINE.",
+            )
+        return cached
+    install_transport()
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(repo_id, revision, endpoint, "model info"):
         info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
-    return Listing(
+    listing = Listing(
         model=repo_id,
         revision=revision,
         commit=info.sha,
@@ -126,6 +137,8 @@ def list_hub(
         gated=info.gated or None,
         card_data=info.card_data.to_dict() if info.card_data else {},
     )
+    cache.store_listing(endpoint, listing)
+    return listing
 
 
 def fetch_hub(
@@ -137,12 +150,24 @@ def fetch_hub(
     listing: Listing | None = None,
 ) -> RepoFiles:
     """Model info, config.json, the index and every safetensors header of one Hub repo."""
-    from huggingface_hub import HfApi
 
-    install_transport()
     endpoint = resolve_endpoint(endpoint)
     if listing is None:
         listing = list_hub(repo_id, revision=revision, token=token, endpoint=endpoint)
+    cached = cache.load_repo(endpoint, listing)
+    if cached is not None:
+        return cached
+    repo = _fetch_hub(repo_id, revision, token, endpoint, listing)
+    cache.store_repo(endpoint, repo)
+    return repo
+
+
+def _fetch_hub(
+    repo_id: str, revision: str | None, token: str | bool | None, endpoint: str, listing: Listing
+) -> RepoFiles:
+    from huggingface_hub import HfApi
+
+    install_transport()
     api = HfApi(endpoint=endpoint, token=token)
     commit, files = listing.commit, listing.files
     if ADAPTER_CONFIG in files and "config.json" not in files:

@@ -34,6 +34,16 @@ def architecture_cache(tmp_path_factory) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_hub_metadata(architecture_cache: Path) -> None:
+    """hfsize's cached Hub metadata is per test (replica repos reuse ids and commits with other content);
+    the architecture cache is kept for the session."""
+    import shutil
+
+    for folder in ("refs", "commits"):
+        shutil.rmtree(architecture_cache / folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The seconds hfsize's retries asked to sleep, recorded instead of slept (in-process runs only)."""
     from inspector import transport

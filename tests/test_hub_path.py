@@ -84,6 +84,7 @@ def test_revision_pins_a_commit_and_reads_headers_by_range(capsys, monkeypatch, 
     folder, published = saved_model
     replica = serve(make_repo, "org/small-mistral", folder)
     monkeypatch.setenv("HF_ENDPOINT", replica.endpoint)
+    monkeypatch.setenv("HFSIZE_NO_CACHE", "1")  # else the second run is served from the metadata cache
     sha = cli_json(capsys, "org/small-mistral")["commit"]
     replica.reset_requests()
     report = cli_json(capsys, "org/small-mistral", "--revision", sha)

@@ -117,3 +117,61 @@ def test_verbose_flag_works_on_every_command(capsys, endpoint, hub):
         code, out, err = cli(capsys, *args)
         assert code in (0, ExitCode.PROBLEMS), err
         assert "requests" in err.splitlines()[-1] and "bytes received" in err.splitlines()[-1]
+
+
+# ---------------------------------------------------------------- metadata cache and offline mode
+
+SHARDED = "bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian"
+
+
+def test_a_repeated_run_needs_only_the_model_info_request(capsys, endpoint, hub):
+    endpoint(hub)
+    hub.reset_requests()
+    code, first, err = cli(capsys, SHARDED, "--json")
+    assert code == 0, err
+    assert len(hub.requests) > 1  # model info, config, index, headers
+    hub.reset_requests()
+    code, second, err = cli(capsys, SHARDED, "--json")
+    assert code == 0, err
+    # the commit is resolved again (a branch moves), and what that commit holds is already known
+    assert [r.path for r in hub.requests] == [f"/api/models/{SHARDED}"]
+    assert json.loads(second) == json.loads(first)
+
+
+def test_a_new_commit_is_read_again(capsys, endpoint, make_repo):
+    hub = endpoint(make_repo("org/moving", files={"config.json": TINY_LLAMA}, settings={"sha": "a" * 40}))
+    assert json.loads(cli(capsys, "org/moving", "--json")[1])["commit"] == "a" * 40
+    make_repo("org/moving", files={"config.json": {**TINY_LLAMA, "vocab_size": 512}}, settings={"sha": "b" * 40})
+    hub.reset_requests()
+    report = json.loads(cli(capsys, "org/moving", "--json")[1])
+    assert report["commit"] == "b" * 40
+    assert report["parameters"]["by_component"]["embeddings"] == 512 * 64  # the new config, not the cached one
+    assert any("config.json" in r.path for r in hub.requests)
+
+
+def test_offline_mode_answers_from_the_cache(capsys, endpoint, hub, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    endpoint(hub)
+    code, online, err = cli(capsys, SHARDED, "--json")
+    assert code == 0, err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # huggingface_hub reads the variable at import
+    hub.reset_requests()
+    code, offline, err = cli(capsys, SHARDED, "--json")
+    assert code == 0, err
+    assert hub.requests == []  # not one request
+    assert json.loads(offline) == json.loads(online)
+
+
+def test_offline_mode_without_a_cached_run_says_what_to_do(capsys, endpoint, hub, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    endpoint(hub)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.reset_requests()
+    code, out, err = cli(capsys, "mistralai/Mistral-7B-v0.1")
+    assert code == ExitCode.NETWORK and out == ""
+    assert err.startswith("Error: Offline mode (HF_HUB_OFFLINE)") and "'mistralai/Mistral-7B-v0.1'" in err
+    assert "unset HF_HUB_OFFLINE" in err and err.count("\n") == 1
+    assert hub.requests == []
