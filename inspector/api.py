@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +23,7 @@ from .results import (
     CheckResult,
     Comparison,
     Disk,
+    Failure,
     Fit,
     Gpu,
     Listing,
@@ -37,10 +40,66 @@ def fetch(
     token: str | bool | None = None,
     endpoint: str | None = None,
 ) -> RepoFiles:
-    """Metadata of a Hub repo id or a local folder; no weights are read."""
+    """Metadata of a Hub repo id or a local folder; no weights are read.
+
+    As soon as the config is known and its architecture is not cached, torch and the model's class start
+    importing in the background, overlapping the (slower) header reads instead of following them.
+    """
     if looks_local(model):
         return read_local(model)
-    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint)
+    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=_warm_up)
+
+
+def _warm_up(config: dict[str, Any]) -> None:
+    if cache.has(cache.key(config)):
+        return  # the architecture is cached: no torch at all
+
+    def imports() -> None:
+        from .architecture import warm_up
+
+        warm_up(config)
+
+    threading.Thread(target=imports, name="hfsize-warm-up", daemon=True).start()
+
+
+T = Any
+
+
+def run_many(
+    models: Sequence[str],
+    one: Callable[[str], T],
+    failed: Callable[[str, HfsizeError], T],
+    *,
+    jobs: int = 4,
+    on_done: Callable[[T], None] | None = None,
+) -> list[T]:
+    """`one(model)` for every model, `jobs` at a time, results in input order; a model that fails with an
+    HfsizeError becomes `failed(model, error)` and the others go on. Network waits overlap; architecture
+    builds take turns (see _BUILD_LOCK)."""
+
+    def safe(model: str) -> T:
+        try:
+            result = one(model)
+        except HfsizeError as e:
+            result = failed(model, e)
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    if jobs <= 1 or len(models) <= 1:
+        return [safe(m) for m in models]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hfsize") as pool:
+        return list(pool.map(safe, models))
+
+
+def inspect_failed(model: str, revision: str | None, error: HfsizeError) -> Failure:
+    """The row of a model that could not be inspected (several models in one call)."""
+    return Failure(model=model, revision=revision, error=_joined(error), exit_code=int(error.exit_code))
+
+
+# accelerate's init_empty_weights patches torch.nn.Module process-wide while a model is built: two builds at
+# once would let one allocate real weights. Builds take turns; fetches around them run in parallel.
+_BUILD_LOCK = threading.Lock()
 
 
 def inspect_model(
@@ -90,13 +149,14 @@ def analyze(
     cache_key = cache.key(config)
     built = cache.load(cache_key)
     if built is None:
-        built = build(
-            copy.deepcopy(config),  # transformers' config classes may edit the dict they are given
-            trust_remote_code=trust_remote_code,
-            code_location=repo.model,
-            revision=repo.commit,
-            token=token,
-        )
+        with _BUILD_LOCK:
+            built = build(
+                copy.deepcopy(config),  # transformers' config classes may edit the dict they are given
+                trust_remote_code=trust_remote_code,
+                code_location=repo.model,
+                revision=repo.commit,
+                token=token,
+            )
         cache.store(cache_key, built)
     notes: list[str] = []
     if built.how != "not built":

@@ -37,6 +37,20 @@ def native_model_type(config: dict[str, Any]) -> str | None:
     return model_type if model_type in CONFIG_MAPPING_NAMES else None
 
 
+def warm_up(config: dict[str, Any]) -> None:
+    """Import torch, transformers, accelerate and this config's model class ahead of `build` (best effort)."""
+    try:
+        import accelerate  # noqa: F401
+        import torch  # noqa: F401
+
+        native = native_model_type(config)
+        if native is not None:
+            archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
+            _native_class(archs, native)  # imports the model's modeling module
+    except Exception:  # noqa: BLE001 - the build will meet and report the same failure
+        pass
+
+
 def build(
     config: dict[str, Any],
     *,

@@ -51,6 +51,11 @@ def key(config: dict[str, Any]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def has(key: str) -> bool:
+    """Whether an architecture is cached under `key` (without reading it)."""
+    return not os.environ.get("HFSIZE_NO_CACHE") and (cache_dir() / "architectures" / f"{key}.json").is_file()
+
+
 def load(key: str) -> BuiltArchitecture | None:
     if os.environ.get("HFSIZE_NO_CACHE"):
         return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -16,11 +17,10 @@ DEBUG_ENV = "HFSIZE_DEBUG"
 
 
 class _DefaultToInspect(click.Group):
-    """`hfsize MODEL` means `hfsize inspect MODEL`; named subcommands win."""
+    """`hfsize MODEL` means `hfsize inspect MODEL`; named subcommands, --help and --version win."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        first = next((a for a in args if not a.startswith("-")), None)
-        if first is not None and first not in self.commands and not any(a in ("--help", "-h") for a in args[:1]):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
             args = ["inspect", *args]
         return super().parse_args(ctx, args)
 
@@ -110,13 +110,44 @@ def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+        help="Models read at once when there are several (architecture builds take turns).",
+    )(f)  # fmt: skip
+
+
+def _from_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--from", "from_file", type=click.File("r"), default=None, metavar="FILE",
+        help="Read models from FILE, one per line ('-': stdin; blank lines and # comments skipped).",
+    )(f)  # fmt: skip
+
+
+def _models(models: tuple[str, ...], from_file: Any) -> list[str]:
+    listed = list(models)
+    if from_file is not None:
+        for line in from_file:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                listed.append(line)
+    if not listed:
+        raise click.UsageError("No model given: pass MODEL... or --from FILE.")
+    return listed
+
+
 @main.command()
-@click.argument("model")
+@click.argument("models", nargs=-1, metavar="MODEL...")
+@_from_option
 @_model_options
 @_memory_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema in the README).")
+@_jobs_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON: the report (schema in the README); one per line if several."
+)
 def inspect(
-    model: str,
+    models: tuple[str, ...],
+    from_file: Any,
     revision: str | None,
     token: str | None,
     trust_remote_code: bool,
@@ -125,28 +156,65 @@ def inspect(
     batch: int,
     kv_dtype: str | None,
     overhead: str,
+    jobs: int,
     as_json: bool,
 ) -> None:
-    """Exact parameters, checkpoint facts, reconciliation and memory per precision for MODEL (repo id or folder)."""
-    from .api import inspect_model
+    """Exact parameters, checkpoint facts, reconciliation and memory per precision for MODEL (repo id or folder).
+
+    \b
+    Several models (arguments or --from FILE) give one table, or JSON lines; one that fails is reported in
+    its row and the others go on; the exit code is then the first failure's.
+    """
+    from .api import inspect_failed, inspect_model, run_many
     from .gpus import choose_gpus
     from .memory import MemorySettings
 
+    names = _models(models, from_file)
     settings = MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
-    report = inspect_model(
-        model, revision=revision, token=token, trust_remote_code=trust_remote_code,
-        memory=settings, gpus=choose_gpus(gpu_specs),
-    )  # fmt: skip
-    _emit(report, as_json)
+    gpus = choose_gpus(gpu_specs)
+
+    def one(model: str) -> Any:
+        return inspect_model(
+            model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings, gpus=gpus
+        )
+
+    if len(names) == 1:
+        _emit(one(names[0]), as_json)
+        return
+    from . import render
+
+    with _progress(len(names)) as advance:
+        results = run_many(names, one, lambda m, e: inspect_failed(m, revision, e), jobs=jobs, on_done=advance)
+    _emit_many(results, as_json, render.report_renderable, lambda rs: render.inspect_table(rs, gpus))
+    failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
+    if failures:
+        raise click.exceptions.Exit(failures[0])
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr while several models are read, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda _result: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("hfsize"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
+        task = progress.add_task("models", total=total)
+        yield lambda _result: progress.advance(task)
 
 
 CHECK_PRECISIONS = ("auto", *PRECISIONS, "as_stored")
 
 
 @main.command()
-@click.argument("models", nargs=-1, required=True, metavar="MODEL...")
+@click.argument("models", nargs=-1, metavar="MODEL...")
+@_from_option
 @_model_options
 @_memory_options
+@_jobs_option
 @click.option(
     "--precision", type=click.Choice(CHECK_PRECISIONS), default="auto", show_default=True,
     help="Precision to judge the fit at (auto: as stored when pre-quantized, else the config's dtype).",
@@ -159,6 +227,7 @@ CHECK_PRECISIONS = ("auto", *PRECISIONS, "as_stored")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per model, one per line when several.")
 def check(
     models: tuple[str, ...],
+    from_file: Any,
     revision: str | None,
     token: str | None,
     trust_remote_code: bool,
@@ -167,6 +236,7 @@ def check(
     batch: int,
     kv_dtype: str | None,
     overhead: str,
+    jobs: int,
     precision: str,
     download_dir: str | None,
     strict: bool,
@@ -180,24 +250,25 @@ def check(
       hfsize check org/model --gpu A100-80GB && hf download org/model
     GPUs: the --gpu ones, else the local GPUs; with neither, the fit is not judged.
     """
-    from .api import check_failed, check_model
+    from .api import check_failed, check_model, run_many
     from .gpus import local_gpus, parse_gpu
     from .memory import MemorySettings
 
+    names = _models(models, from_file)
     settings = MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
     gpus = [parse_gpu(s) for s in gpu_specs] or local_gpus()
-    results = []
-    for model in models:
-        try:
-            result = check_model(
-                model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings,
-                gpus=gpus, precision=precision, download_dir=download_dir, strict=strict,
-            )  # fmt: skip
-        except HfsizeError as e:
-            if len(models) == 1:
-                raise
-            result = check_failed(model, revision, e)
-        results.append(result)
+
+    def one(model: str) -> Any:
+        return check_model(
+            model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings,
+            gpus=gpus, precision=precision, download_dir=download_dir, strict=strict,
+        )  # fmt: skip
+
+    if len(names) == 1:
+        results = [one(names[0])]  # a repo that cannot be read at all exits like `hfsize MODEL`
+    else:
+        with _progress(len(names)) as advance:
+            results = run_many(names, one, lambda m, e: check_failed(m, revision, e), jobs=jobs, on_done=advance)
     from . import render
 
     _emit_many(results, as_json, render.check_renderable, render.check_table)

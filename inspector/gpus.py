@@ -108,7 +108,7 @@ def fit(blocks: Sequence[int], gpu: Gpu, overhead_per_gpu: int) -> Fit:
     Each device holds `overhead_per_gpu` of runtime memory plus whole blocks; a block never splits
     across devices. The verdict compares the devices needed with the devices given.
     """
-    label = gpu.name if gpu.count == 1 else f"{gpu.name} x{gpu.count}"
+    label = gpu.label
     capacity = (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - overhead_per_gpu
     if capacity <= 0 or any(b > capacity for b in blocks):
         return Fit(gpu=label, verdict="does_not_fit", gpus_needed=None, headroom_bytes=None)

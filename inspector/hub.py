@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,8 +148,12 @@ def fetch_hub(
     token: str | bool | None = None,
     endpoint: str | None = None,
     listing: Listing | None = None,
+    on_config: Callable[[dict[str, Any]], None] | None = None,
 ) -> RepoFiles:
-    """Model info, config.json, the index and every safetensors header of one Hub repo."""
+    """Model info, config.json, the index and every safetensors header of one Hub repo.
+
+    `on_config` is called with the config as soon as it is read, before the headers are.
+    """
 
     endpoint = resolve_endpoint(endpoint)
     if listing is None:
@@ -157,13 +161,18 @@ def fetch_hub(
     cached = cache.load_repo(endpoint, listing)
     if cached is not None:
         return cached
-    repo = _fetch_hub(repo_id, revision, token, endpoint, listing)
+    repo = _fetch_hub(repo_id, revision, token, endpoint, listing, on_config)
     cache.store_repo(endpoint, repo)
     return repo
 
 
 def _fetch_hub(
-    repo_id: str, revision: str | None, token: str | bool | None, endpoint: str, listing: Listing
+    repo_id: str,
+    revision: str | None,
+    token: str | bool | None,
+    endpoint: str,
+    listing: Listing,
+    on_config: Callable[[dict[str, Any]], None] | None,
 ) -> RepoFiles:
     from huggingface_hub import HfApi
 
@@ -178,6 +187,8 @@ def _fetch_hub(
         )
     what = f"config.json of '{repo_id}'"
     config = check_config(_parse_json(_download(api, repo_id, "config.json", commit, endpoint), what), what)
+    if on_config is not None:
+        on_config(config)
     index = None
     if INDEX_FILE in files:
         raw = _download(api, repo_id, INDEX_FILE, commit, endpoint)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from .errors import ExitCode
-from .results import Report, report_to_dict
+from .results import Failure, Report, report_to_dict
 
 GIB = 2**30
 
@@ -421,3 +422,48 @@ def comparison_table(results: list[Any]) -> Table:
         memory = _signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
         table.add_row(c.finetune, c.verdict, params, stored, memory)
     return table
+
+
+# ---------------------------------------------------------------- several models (`hfsize A B C`)
+
+_TABLE_PRECISIONS = (("bf16", "16-bit"), ("int8", "int8"), ("nf4", "nf4"))  # (Memory field, column)
+
+
+def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
+    """One row per model: parameters, download, memory totals, and per GPU the first precision that fits."""
+    table = Table(header_style="bold", pad_edge=False, caption_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold", min_width=12, ratio=1)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("stored", justify="right", no_wrap=True)
+    for _, label in _TABLE_PRECISIONS:
+        table.add_column(label, justify="right", no_wrap=True)
+    labels = [g.label for g in gpus]
+    for label in labels:
+        table.add_column(label, min_width=6)
+    for r in results:
+        if isinstance(r, Failure):
+            table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
+            continue
+        stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
+        memory = r.memory
+        totals = [f"{getattr(memory, p).total_bytes / GIB:,.1f}" if memory else "-" for p, _ in _TABLE_PRECISIONS]
+        fits = [_first_fit(memory, label) for label in labels]
+        table.add_row(r.model, human_count(r.parameters.total), stored, *totals, *fits)
+    caption = f"16-bit, int8, nf4: total GiB (weights + KV cache for {results_context(results)} + overhead)."
+    table.caption = caption + (" Per GPU: the first of them that fits on one." if labels else "")
+    return table
+
+
+def _first_fit(memory: Any, label: str) -> str:
+    if memory is None:
+        return "-"
+    for precision, name in _TABLE_PRECISIONS:
+        fit = getattr(memory, precision).fits.get(label)
+        if fit is not None and fit.verdict == "fits":
+            return f"[green]{name}[/green]"
+    return "[red]no[/red]"
+
+
+def results_context(results: list[Any]) -> str:
+    memory = next((r.memory for r in results if not isinstance(r, Failure) and r.memory), None)
+    return f"{memory.context:,} tokens x {memory.batch}" if memory else "-"

@@ -108,6 +108,11 @@ class Gpu:
     source: str  # "catalog" | "size" | "local"
     free_bytes: int | None = None  # local GPUs: free right now
 
+    @property
+    def label(self) -> str:
+        """How reports name it, and the key of its verdicts: "H100-80GB", "A100-80GB x2"."""
+        return self.name if self.count == 1 else f"{self.name} x{self.count}"
+
 
 @dataclass(frozen=True)
 class Fit:
@@ -279,6 +284,16 @@ class Report:
     notes: list[str]
     memory: Any = None  # filled by the memory stage (see inspector.memory)
     schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A model that could not be inspected, in a run over several (the others go on)."""
+
+    model: str
+    revision: str | None
+    error: str  # the one-line message and what to do next
+    exit_code: int  # what `hfsize MODEL` alone would have exited with
 
 
 def _json_names(items: list[tuple[str, Any]]) -> dict[str, Any]:
