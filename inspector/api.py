@@ -59,7 +59,8 @@ def _warm_up(config: dict[str, Any]) -> None:
 
         warm_up(config)
 
-    threading.Thread(target=imports, name="hfsize-warm-up", daemon=True).start()
+    # not a daemon: an early exit (a bad header, say) waits for the import rather than cutting it short
+    threading.Thread(target=imports, name="hfsize-warm-up").start()
 
 
 T = Any

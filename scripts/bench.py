@@ -6,13 +6,15 @@ For each model: wall time of a cold run (empty HF cache and architecture cache),
 and accelerate's estimate on the same model; HTTP requests and bytes the replica served, against the floor
 (config + index + every safetensors header: what any header-reading tool must transfer); peak RSS. Also
 `hfsize --help` against a bare `python -c "import click"`. Prints a Markdown table; ratios, not absolute
-times, are the point (machines differ). Timing is the median of --repeat runs.
+times, are the point (machines differ). Timing is the median of --repeat runs. The replica answers each request
+after --latency seconds (default 0.05), a round trip to a Hub CDN edge; 0 measures localhost.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -43,6 +45,43 @@ MODELS = [  # (label, repo id on the replica, fixture folder)
     ),
     ("DeepSeek-V3 (671B MoE, config only)", "deepseek-ai/DeepSeek-V3", "deepseek-ai/DeepSeek-V3"),
 ]
+
+
+SHARDS = 163  # deepseek-ai/DeepSeek-V3 ships model-00001-of-000163.safetensors ... model-000163-of-000163
+
+
+def synthetic_sharded_repo(root: Path) -> str:
+    """DeepSeek-V3's real config with an index and headers over 163 shards, as the Hub repo has them.
+
+    No real DeepSeek-V3 index is in fixtures/, so names and shapes come from the architecture as
+    save_pretrained would write them, in BF16: synthetic, for timing and request counts only.
+    """
+    import json
+
+    from inspector.architecture import build
+
+    config_bytes = (ROOT / "fixtures" / "hub" / "deepseek-ai" / "DeepSeek-V3" / "config.json").read_bytes()
+    config = json.loads(config_bytes)
+    tensors = build(config).checkpoint_tensors
+    folder = root / "bench" / "deepseek-v3-163-shards"
+    (folder / "headers").mkdir(parents=True)
+    (folder / "config.json").write_bytes(config_bytes)
+    names = list(tensors)
+    per_shard = -(-len(names) // SHARDS)
+    weight_map, total = {}, 0
+    for i in range(SHARDS):
+        shard = f"model-{i + 1:05d}-of-{SHARDS:06d}.safetensors"
+        header, offset = {}, 0
+        for name in names[i * per_shard : (i + 1) * per_shard]:
+            size = 2 * math.prod(tensors[name])
+            header[name] = {"dtype": "BF16", "shape": list(tensors[name]), "data_offsets": [offset, offset + size]}
+            weight_map[name] = shard
+            offset += size
+        total += offset
+        (folder / "headers" / f"{shard}.json").write_text(json.dumps(header))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    return "bench/deepseek-v3-163-shards"
 
 
 def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
@@ -78,6 +117,7 @@ def median_run(argv: list[str], env: dict[str, str], repeat: int, fresh: bool) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds the replica waits before each answer")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench.md")
     args = parser.parse_args()
     lines = [
@@ -86,7 +126,8 @@ def main() -> None:
         f"Python {platform.python_version()}, hfsize {metadata.version('hfsize')}, transformers "
         f"{metadata.version('transformers')}, accelerate {metadata.version('accelerate')}, huggingface_hub "
         f"{metadata.version('huggingface_hub')}, torch {metadata.version('torch')}; {platform.machine()}, "
-        f"{os.cpu_count()} CPUs. Hub replica on 127.0.0.1 (`tests/hub_replica.py`); median of {args.repeat} runs.",
+        f"{os.cpu_count()} CPUs. Hub replica on 127.0.0.1 (`tests/hub_replica.py`) answering after "
+        f"{args.latency * 1000:.0f} ms per request; median of {args.repeat} runs.",
         "",
     ]
     base_env = dict(os.environ, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
@@ -97,34 +138,66 @@ def main() -> None:
         f"ratio {help_time / click_time:.2f}x (target: within 2x).",
         "",
         "| model | hfsize cold | hfsize repeated | accelerate estimate-memory | cold / accelerate | repeated / "
-        "accelerate | requests | bytes served | floor | bytes / floor | peak RSS hfsize / accelerate |",
+        "accelerate | requests cold / repeated | bytes served | floor | bytes / floor | peak RSS hfsize / accelerate |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    with HubReplica(ROOT / "fixtures" / "hub") as hub:
-        env = dict(base_env, HF_ENDPOINT=hub.endpoint)
-        for label, repo, folder in MODELS:
+    synthetic_root = Path(tempfile.mkdtemp())
+    synthetic = synthetic_sharded_repo(synthetic_root)
+    cases = [
+        (label, repo, ROOT / "fixtures" / "hub", ROOT / "fixtures" / "hub" / folder) for label, repo, folder in MODELS
+    ]
+    cases.append(
+        (
+            f"DeepSeek-V3 shape, {SHARDS} shards (synthetic headers)",
+            synthetic,
+            synthetic_root,
+            synthetic_root / synthetic,
+        )
+    )
+    for label, repo, root, folder in cases:
+        with HubReplica(root, latency=args.latency) as hub:
+            env = dict(base_env, HF_ENDPOINT=hub.endpoint)
             hub.reset_requests()
             scratch = tempfile.mkdtemp()
             once = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
             _, code, _ = run([str(BIN / "hfsize"), repo, "--json"], once)
             requests, served = len(hub.requests), hub.bytes_sent
+            hub.reset_requests()
+            run([str(BIN / "hfsize"), repo, "--json"], once)
+            requests_again = len(hub.requests)
             cold, code_cold, rss = median_run([str(BIN / "hfsize"), repo, "--json"], env, args.repeat, fresh=True)
             warm_env = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
             warm, _, _ = median_run([str(BIN / "hfsize"), repo, "--json"], warm_env, args.repeat, fresh=False)
             accel, code_acc, rss_acc = median_run(
                 [str(BIN / "accelerate"), "estimate-memory", repo], env, args.repeat, fresh=True
             )
-            floor = floor_bytes(ROOT / "fixtures" / "hub" / folder)
+            floor = floor_bytes(folder)
             acc = f"{accel:.2f} s" + ("" if code_acc == 0 else f" (exit {code_acc})")
             lines.append(
                 f"| {label} | {cold:.2f} s | {warm:.2f} s | {acc} | {cold / accel:.2f} | {warm / accel:.2f} | "
-                f"{requests} | {served:,} | {floor:,} | {served / floor:.2f} | {rss // 1024} / {rss_acc // 1024} MiB |"
+                f"{requests} / {requests_again} | {served:,} | {floor:,} | {served / floor:.2f} | "
+                f"{rss // 1024} / {rss_acc // 1024} MiB |"
                 + ("" if code == 0 and code_cold == 0 else f" hfsize exit {code}")
             )
             print(lines[-1], flush=True)
+    with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
+        env = dict(base_env, HF_ENDPOINT=hub.endpoint)
+        repos = [repo for _, repo, _ in MODELS]
+        one_by_one = sum(median_run([str(BIN / "hfsize"), r, "--json"], env, 1, fresh=True)[0] for r in repos)
+        together, code, _ = median_run([str(BIN / "hfsize"), *repos, "--json"], env, 1, fresh=True)
+        lines += [
+            "",
+            f"Several models: the {len(repos)} above in one call (`--jobs 4`, cold caches): {together:.2f} s; "
+            f"one call each: {one_by_one:.2f} s; ratio {together / one_by_one:.2f}"
+            + ("" if code == 0 else f" (exit {code})")
+            + ".",
+        ]
+        print(lines[-1], flush=True)
     lines += [
         "",
-        "Bytes served include the model_info JSON (file list with sizes) that the floor leaves out. accelerate's",
+        "Requests: a cold run, then a repeated one (metadata cached per commit: only model_info resolves the",
+        "commit again). Bytes served include the model_info JSON (file list with sizes) that the floor leaves out.",
+        "accelerate's",
         "estimate counts no output head and no KV cache; hfsize's report includes both plus the checkpoint",
         "reconciliation.",
     ]

@@ -10,6 +10,7 @@ import re
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -359,9 +360,13 @@ class _Handler(BaseHTTPRequestHandler):
             sys.stderr.write(f"[hub-replica] {self.address_string()} {format % args}\n")
 
     def do_GET(self) -> None:
+        if self.server.replica.latency:  # a round trip to a distant Hub, for benchmarks
+            time.sleep(self.server.replica.latency)
         self._dispatch()
 
     def do_HEAD(self) -> None:
+        if self.server.replica.latency:
+            time.sleep(self.server.replica.latency)
         self._dispatch()  # same answer as GET, minus the body (see _send)
 
     def do_POST(self) -> None:
@@ -642,6 +647,7 @@ class HubReplica:
     host: str = "127.0.0.1"
     port: int = 0
     verbose: bool = False
+    latency: float = 0.0  # seconds added before each answer (benchmarks: a realistic round trip)
     requests: list[RequestLog] = field(default_factory=list)
 
     def __post_init__(self) -> None:
