@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from . import cache
 from .check import find_problems
@@ -63,7 +63,7 @@ def _warm_up(config: dict[str, Any]) -> None:
     threading.Thread(target=imports, name="hfsize-warm-up").start()
 
 
-T = Any
+T = TypeVar("T")
 
 
 def run_many(

@@ -14,6 +14,7 @@ Location: HFSIZE_CACHE, else $XDG_CACHE_HOME/hfsize, else ~/.cache/hfsize. HFSIZ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ def cache_dir() -> Path:
     return Path(base) / "hfsize"
 
 
+@functools.cache  # read once per process: key() runs for every model of a run
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

@@ -75,7 +75,7 @@ def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         )
 
     TRAFFIC.listeners.append(show)
-    ctx.call_on_close(totals)
+    ctx.call_on_close(lambda: (TRAFFIC.listeners.remove(show), totals()))  # run() may be called again in-process
 
 
 def _size(value: str) -> int:
@@ -127,13 +127,32 @@ def _from_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def _models(models: tuple[str, ...], from_file: Any) -> list[str]:
     listed = list(models)
     if from_file is not None:
-        for line in from_file:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                listed.append(line)
+        try:
+            lines = from_file.read().splitlines()
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                f"'{from_file.name}' is not a text file with one model per line", param_hint="'--from'"
+            ) from None
+        listed += [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
     if not listed:
         raise click.UsageError("No model given: pass MODEL... or --from FILE.")
     return listed
+
+
+def _each(names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int) -> list[Any]:
+    """`one` for every model; a lone model that cannot be read exits like `hfsize MODEL`, several go on."""
+    from .api import run_many
+
+    if len(names) == 1:
+        return [one(names[0])]
+    with _progress(len(names)) as advance:
+        return run_many(names, one, failed, jobs=jobs, on_done=advance)
+
+
+def _settings(context: int, batch: int = 1, kv_dtype: str | None = None, overhead: str = "1GiB") -> Any:
+    from .memory import MemorySettings
+
+    return MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
 
 
 @main.command()
@@ -165,12 +184,11 @@ def inspect(
     Several models (arguments or --from FILE) give one table, or JSON lines; one that fails is reported in
     its row and the others go on; the exit code is then the first failure's.
     """
-    from .api import inspect_failed, inspect_model, run_many
+    from .api import inspect_failed, inspect_model
     from .gpus import choose_gpus
-    from .memory import MemorySettings
 
     names = _models(models, from_file)
-    settings = MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
+    settings = _settings(context, batch, kv_dtype, overhead)
     gpus = choose_gpus(gpu_specs)
 
     def one(model: str) -> Any:
@@ -178,13 +196,12 @@ def inspect(
             model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings, gpus=gpus
         )
 
-    if len(names) == 1:
-        _emit(one(names[0]), as_json)
+    results = _each(names, one, lambda m, e: inspect_failed(m, revision, e), jobs)
+    if len(results) == 1:
+        _emit(results[0], as_json)
         return
     from . import render
 
-    with _progress(len(names)) as advance:
-        results = run_many(names, one, lambda m, e: inspect_failed(m, revision, e), jobs=jobs, on_done=advance)
     _emit_many(results, as_json, render.report_renderable, lambda rs: render.inspect_table(rs, gpus))
     failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
     if failures:
@@ -250,12 +267,11 @@ def check(
       hfsize check org/model --gpu A100-80GB && hf download org/model
     GPUs: the --gpu ones, else the local GPUs; with neither, the fit is not judged.
     """
-    from .api import check_failed, check_model, run_many
+    from .api import check_failed, check_model
     from .gpus import local_gpus, parse_gpu
-    from .memory import MemorySettings
 
     names = _models(models, from_file)
-    settings = MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
+    settings = _settings(context, batch, kv_dtype, overhead)
     gpus = [parse_gpu(s) for s in gpu_specs] or local_gpus()
 
     def one(model: str) -> Any:
@@ -264,11 +280,7 @@ def check(
             gpus=gpus, precision=precision, download_dir=download_dir, strict=strict,
         )  # fmt: skip
 
-    if len(names) == 1:
-        results = [one(names[0])]  # a repo that cannot be read at all exits like `hfsize MODEL`
-    else:
-        with _progress(len(names)) as advance:
-            results = run_many(names, one, lambda m, e: check_failed(m, revision, e), jobs=jobs, on_done=advance)
+    results = _each(names, one, lambda m, e: check_failed(m, revision, e), jobs)
     from . import render
 
     _emit_many(results, as_json, render.check_renderable, render.check_table)
@@ -316,11 +328,10 @@ def compare(
     Adapters (PEFT repos with adapter_config.json) are sized on top of their base.
     """
     from .api import compare_models
-    from .memory import MemorySettings
 
     results = compare_models(
         models, revision=revision, base_revision=base_revision, token=token,
-        trust_remote_code=trust_remote_code, memory=MemorySettings(context=context),
+        trust_remote_code=trust_remote_code, memory=_settings(context),
     )  # fmt: skip
     from . import render
 

@@ -340,10 +340,15 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
         raise NetworkError(
             f"timed out reading {what} of '{repo_id}' from {endpoint}", "Check your connection, then retry."
         ) from None
-    except (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError):
+    except OfflineModeIsEnabled:
+        raise NetworkError(
+            f"offline mode (HF_HUB_OFFLINE) is on and {what} of '{repo_id}' is not cached",
+            "Unset HF_HUB_OFFLINE to go online.",
+        ) from None
+    except (httpx2.TransportError, ConnectionError):
         raise NetworkError(
             f"could not reach {endpoint} to read {what} of '{repo_id}'",
-            "Check your connection or HF_ENDPOINT (unset HF_HUB_OFFLINE to go online), then retry.",
+            "Check your connection or HF_ENDPOINT, then retry.",
         ) from None
 
 

@@ -449,7 +449,7 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
         totals = [f"{getattr(memory, p).total_bytes / GIB:,.1f}" if memory else "-" for p, _ in _TABLE_PRECISIONS]
         fits = [_first_fit(memory, label) for label in labels]
         table.add_row(r.model, human_count(r.parameters.total), stored, *totals, *fits)
-    caption = f"16-bit, int8, nf4: total GiB (weights + KV cache for {results_context(results)} + overhead)."
+    caption = f"16-bit, int8, nf4: total GiB (weights + KV cache for {_results_context(results)} + overhead)."
     table.caption = caption + (" Per GPU: the first of them that fits on one." if labels else "")
     return table
 
@@ -464,6 +464,6 @@ def _first_fit(memory: Any, label: str) -> str:
     return "[red]no[/red]"
 
 
-def results_context(results: list[Any]) -> str:
+def _results_context(results: list[Any]) -> str:
     memory = next((r.memory for r in results if not isinstance(r, Failure) and r.memory), None)
     return f"{memory.context:,} tokens x {memory.batch}" if memory else "-"

@@ -61,6 +61,24 @@ def hub() -> Iterator[HubReplica]:
 
 
 @pytest.fixture
+def on_replica(monkeypatch: pytest.MonkeyPatch, hf_home: Path, hub: HubReplica) -> HubReplica:
+    """The CLI pointed (HF_ENDPOINT) at the session's replica over fixtures/hub, with an empty HF cache."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    return hub
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> Callable[[HubReplica], HubReplica]:
+    """endpoint(replica): point the CLI at a replica (e.g. one from make_repo), with an empty HF cache."""
+
+    def point(replica: HubReplica) -> HubReplica:
+        monkeypatch.setenv("HF_ENDPOINT", replica.endpoint)
+        return replica
+
+    return point
+
+
+@pytest.fixture
 def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty HF_HOME / HF_HUB_CACHE and no token for this test.
 

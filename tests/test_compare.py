@@ -10,17 +10,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from inspector.cli import run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
-
-
-@pytest.fixture
-def on_replica(monkeypatch, hf_home, hub):
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    return hub
 
 
 def compare_json(capsys, *args: str) -> dict:

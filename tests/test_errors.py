@@ -11,27 +11,10 @@ import pytest
 
 from inspector.cli import run
 from inspector.errors import ExitCode
+from tests.helpers import TINY_LLAMA, cli
 from tests.hub_replica import build_header
 
-TINY_LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "num_hidden_layers": 2,
-    "vocab_size": 100,
-    "tie_word_embeddings": False,
-    "torch_dtype": "float16",
-}
 SECRET = "hf_thisIsASecretTokenThatMustNeverBePrinted"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(err: str, *must_contain: str) -> None:
@@ -41,15 +24,6 @@ def assert_one_line_error(err: str, *must_contain: str) -> None:
     assert "Traceback" not in err
     for text in must_contain:
         assert text.lower() in lines[0].lower(), (text, lines[0])
-
-
-@pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch, make_repo, hf_home):
-    def _use(replica):
-        monkeypatch.setenv("HF_ENDPOINT", replica.endpoint)
-        return replica
-
-    return _use
 
 
 def test_unknown_repo(capsys, endpoint, make_repo):

@@ -30,6 +30,7 @@ from inspector.cli import run
 from inspector.errors import BadFilesError
 from inspector.headers import DTYPE_BITS, MAX_HEADER_BYTES, parse_header, read_local_header
 from inspector.results import TensorEntry
+from tests.helpers import TINY_LLAMA
 
 MAX_U64 = 2**64 - 1
 DOCUMENTED_EXIT_CODES = {0, 3, 6, 7}
@@ -52,18 +53,6 @@ KNOWN_BUGS = {
     "layers": "FIXED: a config asking for 100k layers hangs the build (each layer is a Python module)",
 }
 
-TINY_LLAMA: dict[str, Any] = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "num_hidden_layers": 2,
-    "vocab_size": 100,
-    "tie_word_embeddings": False,
-    "torch_dtype": "float16",
-}
 TINY_GPT2: dict[str, Any] = {
     "architectures": ["GPT2LMHeadModel"],
     "model_type": "gpt2",
@@ -704,3 +693,11 @@ def test_known_config_bugs(scratch: Path, raw: bytes) -> None:
 def test_fixed_index_metadata_bug(scratch: Path, metadata: Any) -> None:
     index = {"weight_map": {"x": SHARD}, "metadata": metadata}
     _assert_clean_exit(*_run_index_case(scratch, json.dumps(index).encode(), with_shard=True))
+
+
+def test_absurd_layer_counts_are_refused_before_the_build(scratch: Path) -> None:
+    # Llama-3.1-405B, the deepest real model, has 126 layers; hfsize builds at most 1,024
+    folder = _folder(scratch, {"config.json": json.dumps({**TINY_LLAMA, "num_hidden_layers": 1025}).encode()})
+    code, out, err = _cli(str(folder), "--json")
+    assert code == 6 and out == ""  # bad model files
+    assert err.count("\n") == 1 and "num_hidden_layers = 1,025" in err

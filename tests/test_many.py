@@ -6,29 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from inspector.cli import run
 from inspector.errors import ExitCode
+from tests.helpers import FIXTURES, cli
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures" / "hub"
 MISTRAL = "mistralai/Mistral-7B-v0.1"
 GEMMA = "ananddhanabal-gemma/gemma-2b-it-prerelease"  # served from _derived/
-
-
-@pytest.fixture
-def on_replica(monkeypatch, hf_home, hub):
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    return hub
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_json_lines_in_input_order_and_a_failure_in_its_row(capsys, on_replica):
@@ -92,6 +75,14 @@ def test_no_model_at_all_is_a_usage_error(capsys, tmp_path):
     code, out, err = cli(capsys, "--from", str(empty))
     assert code == ExitCode.USAGE and out == ""
     assert err.startswith("Error: No model given") and err.count("\n") == 1
+
+
+def test_a_list_that_is_not_text_is_a_usage_error(capsys, tmp_path):
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(b"\xff\xfe\x00\x9c not a list")
+    code, out, err = cli(capsys, "--from", str(binary))
+    assert code == ExitCode.USAGE and out == ""
+    assert err.startswith("Error: Invalid value for '--from'") and "not a text file" in err and err.count("\n") == 1
 
 
 def test_stdin_list_through_the_real_console_script(tmp_path):

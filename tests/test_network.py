@@ -10,33 +10,9 @@ from __future__ import annotations
 import json
 import socket
 
-import pytest
-
-from inspector.cli import run
 from inspector.errors import ExitCode
 from inspector.transport import TRAFFIC
-
-TINY_LLAMA = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 256,
-    "torch_dtype": "float32",
-}  # fmt: skip
-HEADER = {"model.embed_tokens.weight": {"dtype": "F32", "shape": [256, 64], "data_offsets": [0, 65536]}}
-
-
-@pytest.fixture
-def endpoint(monkeypatch, hf_home):
-    def point(replica):
-        monkeypatch.setenv("HF_ENDPOINT", replica.endpoint)
-        return replica
-
-    return point
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import TINY_LLAMA, cli
 
 
 def tiny_repo(make_repo, fail: dict | None = None):

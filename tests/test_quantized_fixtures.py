@@ -6,14 +6,10 @@ shard sizes (Git LFS pointers), or arithmetic on the config shown in a comment. 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from inspector.cli import run
+from tests.helpers import report, total_size
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
 GPT_OSS_20B = "EchoCog-gpt-oss-20b/gpt-oss-20b"  # _derived: openai/gpt-oss-20b's config + index, see SOURCE.md
 
 # openai/gpt-oss-20b: 24 layers, 32 experts of which 4 per token, hidden 2,880, expert width 2,880, vocab 201,088
@@ -22,23 +18,6 @@ VOCAB_X_HIDDEN = 201_088 * 2_880  # 579,133,440: the embedding table, and again 
 # gate_up_proj [32 experts, 5,760 out, 2,880 in] and down_proj [32, 2,880 out, 2,880 in] per layer
 BLOCK_BYTES = 24 * 32 * (5_760 + 2_880) * (2_880 // 32) * 16  # 9,555,148,800 U8 elements
 SCALE_BYTES = 24 * 32 * (5_760 + 2_880) * (2_880 // 32)  # 597,196,800 U8 elements
-
-
-def report(capsys, *args: str) -> dict:
-    code = run([*args, "--json"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)
-
-
-def total_size(folder: str) -> int:
-    return json.loads((FIXTURES / folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
-
-
-@pytest.fixture
-def on_replica(monkeypatch, hf_home, hub):
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    return hub
 
 
 @pytest.fixture

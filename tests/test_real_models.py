@@ -8,30 +8,9 @@ total_size, or arithmetic on the config shown in a comment. Sources are in each 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from inspector.cli import run
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
-
-
-def report(capsys, *args: str) -> dict:
-    code = run([*args, "--json"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)
-
-
-def total_size(folder: str) -> int:
-    return json.loads((FIXTURES / folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
-
-
-@pytest.fixture
-def on_replica(monkeypatch, hf_home, hub):
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    return hub
+from tests.helpers import FIXTURES, report, total_size
 
 
 def kinds(r: dict) -> set[str]:

@@ -1,0 +1,45 @@
+"""Helpers shared by the test files: the CLI run in-process, fixture paths, a tiny config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inspector.cli import run
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
+
+TINY_LLAMA: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 100,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float16",
+}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`hfsize ARGS...` in-process: (exit code, stdout, stderr)."""
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    """`hfsize ARGS... --json`, which must succeed, parsed."""
+    code, out, err = cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def total_size(folder: str) -> int:
+    """The real index's metadata.total_size of a fixture folder."""
+    return json.loads((FIXTURES / folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
