@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from . import cache
 from .check import find_problems
-from .checkpoint import header_shapes, loaded_bytes, reconcile, summarize
+from .checkpoint import header_architecture, header_shapes, loaded_bytes, reconcile, summarize
 from .download import download_command, plan_download
 from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
@@ -39,15 +39,18 @@ def fetch(
     revision: str | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
+    warm_up: bool = True,
 ) -> RepoFiles:
     """Metadata of a Hub repo id or a local folder; no weights are read.
 
     As soon as the config is known and its architecture is not cached, torch and the model's class start
-    importing in the background, overlapping the (slower) header reads instead of following them.
+    importing in the background (unless `warm_up` is false), overlapping the (slower) header reads instead
+    of following them.
     """
     if looks_local(model):
         return read_local(model)
-    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=_warm_up)
+    on_config = _warm_up if warm_up else None
+    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config)
 
 
 def _warm_up(config: dict[str, Any]) -> None:
@@ -112,10 +115,17 @@ def inspect_model(
     trust_remote_code: bool = False,
     memory: MemorySettings | None = None,
     gpus: Sequence[Gpu] = (),
+    headers_only: bool = False,
 ) -> Report:
-    """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model."""
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint)
-    return report_for(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)
+    """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model.
+
+    `headers_only`: never import torch or build the model; use the architecture cache when this config was
+    seen before, else count from the safetensors headers (see `analyze`).
+    """
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=not headers_only)
+    return report_for(
+        repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus, headers_only=headers_only
+    )
 
 
 def report_for(
@@ -125,8 +135,10 @@ def report_for(
     token: str | bool | None = None,
     memory: MemorySettings | None = None,
     gpus: Sequence[Gpu] = (),
+    headers_only: bool = False,
 ) -> Report:
-    return analyze(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)[0]
+    options = {"trust_remote_code": trust_remote_code, "token": token, "headers_only": headers_only}
+    return analyze(repo, memory=memory, gpus=gpus, **options)[0]
 
 
 def analyze(
@@ -136,10 +148,13 @@ def analyze(
     token: str | bool | None = None,
     memory: MemorySettings | None = None,
     gpus: Sequence[Gpu] = (),
+    headers_only: bool = False,
 ) -> tuple[Report, BuiltArchitecture]:
-    """The report, and the empty-weight architecture it was computed from (names and shapes)."""
-    from .architecture import build
+    """The report, and the empty-weight architecture it was computed from (names and shapes).
 
+    With `headers_only` and no cached architecture, nothing is built: parameters and 16/32-bit weights come
+    from the headers, and the report has no reconciliation, 8/4-bit figures or KV cache.
+    """
     config = repo.config
     if repo.adapter_config is not None:
         base = repo.adapter_config.get("base_model_name_or_path") or "its base model"
@@ -149,7 +164,16 @@ def analyze(
         )
     cache_key = cache.key(config)
     built = cache.load(cache_key)
+    if built is None and headers_only:
+        if not repo.headers:
+            raise UnsupportedError(
+                f"--headers-only: '{repo.model}' has no safetensors headers to count from",
+                "Run without --headers-only to count its parameters from the architecture.",
+            )
+        built = header_architecture(repo, config, "--headers-only")
     if built is None:
+        from .architecture import build
+
         with _BUILD_LOCK:
             built = build(
                 copy.deepcopy(config),  # transformers' config classes may edit the dict they are given
@@ -160,11 +184,18 @@ def analyze(
             )
         cache.store(cache_key, built)
     notes: list[str] = []
-    if built.how != "not built":
+    if built.built:
         parameters = count_parameters(
             built.parameters, config, source="architecture", buffers=built.buffers, tied=built.tied
         )
         architecture_total: int | None = parameters.total
+    elif built.how == "headers only":
+        parameters = count_parameters(built.parameters, config, source="checkpoint")
+        architecture_total = None
+        notes.append(
+            "Headers only (--headers-only): the model class was not built, so parameters are the stored ones "
+            "(buffers, quantization state and unused layers left out) and nothing is reconciled with an architecture."
+        )
     elif repo.headers:
         parameters = count_parameters(header_shapes(repo, config), config, source="checkpoint")
         architecture_total = None

@@ -24,6 +24,7 @@ _QUANT_STATE = re.compile(
     r"weight_global_scale|input_global_scale|SCB|weight_format|absmax|quant_map|nested_absmax|nested_quant_map)$"
     r"|\.quant_state\.|_scales$)"
 )
+_BNB_QUANT_STATE = re.compile(r"\.quant_state\.bitsandbytes__(nf4|fp4)$")
 # Buffers that older checkpoints saved although they are computed at load time.
 _BUFFER_SUFFIXES = (".rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias", ".inv_freq")
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
@@ -156,7 +157,7 @@ def reconcile(
     if reshaped:
         notes.append(f"{len(reshaped)} stored tensor(s) have another shape than the architecture's: {reshaped[0]}.")
     unexplained = None
-    if architecture_total is not None and built.how != "not built":
+    if architecture_total is not None and built.built:
         unexplained = architecture_total - checkpoint_params
         if unexplained == 0:
             notes.append(
@@ -252,10 +253,11 @@ def _name_diff(
     packed_names = {name for name, _, _ in groups.get("packed_weights", [])}
     missing = sorted(n for n in expected if n not in stored and n not in built.buffers)
     unexpected = sorted(n for n in stored - set(expected) - packed_names if n in tensors)
+    # a packed tensor's shape is its packing's (bitsandbytes 4-bit keeps the name `.weight`: [ceil(n/2), 1] U8)
     reshaped = sorted(
         f"{n} stored {list(tensors[n].shape)}, expected {list(expected[n])}"
         for n in stored & set(expected)
-        if n in tensors and tensors[n].shape != expected[n]
+        if n in tensors and n not in packed_names and tensors[n].shape != expected[n]
     )
     return missing[:20], unexpected[:20], reshaped[:20]
 
@@ -285,10 +287,17 @@ def loaded_bytes(repo: RepoFiles, built: BuiltArchitecture) -> dict[str, int]:
     quant = repo.config.get("quantization_config") or {}
     layers = num_layers(repo.config)
     kept = {}
-    for name, entry in all_tensors(repo).items():
+    tensors = all_tensors(repo)
+    for name, entry in tensors.items():
         kind, _ = _classify(name, entry, built, layers, quant)
-        if kind not in ("unused_layers", "buffers_stored", "tied_head_stored"):
-            kept[name] = entry.nbytes
+        if kind in ("unused_layers", "buffers_stored", "tied_head_stored"):
+            continue
+        kept[name] = entry.nbytes
+        if _BNB_QUANT_STATE.search(name):
+            # bitsandbytes serializes a 4-bit module's quant state as JSON bytes; loading keeps only the
+            # double-quant offset from it, one fp32 scalar (QuantState.from_dict)
+            weight = name[: name.index(".quant_state.")]
+            kept[name] = 4 if f"{weight}.nested_absmax" in tensors else 0
     return kept
 
 
@@ -308,3 +317,34 @@ def header_shapes(repo: RepoFiles, config: Mapping[str, Any]) -> dict[str, tuple
         elif kind == "packed_weights":
             shapes[name] = (params,)
     return shapes
+
+
+_INPUT_EMBEDDINGS = re.compile(r"(embed|\bwte\b|\bwpe\b|word_embeddings)")
+
+
+def header_architecture(repo: RepoFiles, config: Mapping[str, Any], reason: str) -> BuiltArchitecture:
+    """A stand-in architecture from the headers alone: parameter names and shapes, nothing built.
+
+    Parameters are ordered as a device map places them (input embeddings, then layer by layer, then the
+    rest), so the memory stage can size the blocks; buffers, quantizable modules and KV layers are unknown.
+    """
+    shapes = header_shapes(repo, config)
+
+    def place(name: str) -> tuple[int, int]:
+        layer = layer_of(name)
+        if layer is not None:
+            return 1, layer
+        return (0, 0) if _INPUT_EMBEDDINGS.search(name) else (2, 0)
+
+    ordered = {name: shapes[name] for name in sorted(shapes, key=place)}
+    declared = config.get("architectures")
+    return BuiltArchitecture(
+        class_name=declared[0] if isinstance(declared, list) and declared and isinstance(declared[0], str) else "",
+        model_type=str(config.get("model_type") or ""),
+        how="headers only",
+        parameters=ordered,
+        buffers={},
+        tied={},
+        transformers_version=None,
+        reason=reason,
+    )

@@ -164,6 +164,12 @@ def _settings(context: int, batch: int = 1, kv_dtype: str | None = None, overhea
 @click.option(
     "--json", "as_json", is_flag=True, help="JSON: the report (schema in the README); one per line if several."
 )
+@click.option(
+    "--headers-only",
+    is_flag=True,
+    help="Never import torch or build the model: count from the safetensors headers (fp32/16-bit and stored "
+    "weights only, no KV cache or 8/4-bit) unless the architecture is already cached.",
+)
 def inspect(
     models: tuple[str, ...],
     from_file: Any,
@@ -177,6 +183,7 @@ def inspect(
     overhead: str,
     jobs: int,
     as_json: bool,
+    headers_only: bool,
 ) -> None:
     """Exact parameters, checkpoint facts, reconciliation and memory per precision for MODEL (repo id or folder).
 
@@ -193,7 +200,13 @@ def inspect(
 
     def one(model: str) -> Any:
         return inspect_model(
-            model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings, gpus=gpus
+            model,
+            revision=revision,
+            token=token,
+            trust_remote_code=trust_remote_code,
+            memory=settings,
+            gpus=gpus,
+            headers_only=headers_only,
         )
 
     results = _each(names, one, lambda m, e: inspect_failed(m, revision, e), jobs)

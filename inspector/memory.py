@@ -114,7 +114,13 @@ def estimate(
     settings: MemorySettings,
     stored_loaded: Mapping[str, int] | None = None,
 ) -> Memory:
-    """Weights, KV cache, overhead and fit for every precision; `stored_loaded` = stored bytes that load."""
+    """Weights, KV cache, overhead and fit for every precision; `stored_loaded` = stored bytes that load.
+
+    With an architecture from the headers alone (`built.how == "headers only"`) only what the headers
+    decide is computed: fp32/bf16/fp16 weights and the stored bytes. Which modules bitsandbytes quantizes
+    and what the KV cache holds need the model class, so those figures are None.
+    """
+    headers_only = not built.built
     base = load_dtype(config, repo)
     kv_dtype = settings.kv_dtype or base
     order = list(built.parameters)
@@ -124,7 +130,7 @@ def estimate(
         # transformers' cache takes the model's dtype: fp32/bf16/fp16 loads, else the load dtype
         dtype = settings.kv_dtype or (precision if precision in ("fp32", "bf16", "fp16") else base)
         kv = [kv_bytes_per_layer(layer, settings, dtype) for layer in built.kv_layers]
-        kv_total = sum(kv)
+        kv_total = None if headers_only else sum(kv)
         weights = sum(sizes.values()) + built.buffer_bytes
         blocks = _blocks(sizes, names, kv, built.buffer_bytes)
         fits = {}
@@ -135,14 +141,17 @@ def estimate(
             weights_bytes=weights,
             kv_cache_bytes=kv_total,
             overhead_bytes=settings.overhead_per_gpu,
-            total_bytes=weights + kv_total + settings.overhead_per_gpu,
+            total_bytes=weights + (kv_total or 0) + settings.overhead_per_gpu,
             largest_block_bytes=max(blocks) if blocks else 0,
             fits=fits,
             quantized_parameters=quantized,
         )
 
-    lines: dict[str, PrecisionMemory] = {}
+    lines: dict[str, PrecisionMemory | None] = {}
     for precision in PRECISIONS:
+        if headers_only and precision not in DTYPE_BYTES:
+            lines[precision] = None
+            continue
         sizes: dict[str, int] = {}
         quantized = 0
         for name in order:
@@ -153,7 +162,13 @@ def estimate(
     as_stored = None
     if stored_loaded:
         as_stored = line(stored_loaded, 0, list(stored_loaded), "as_stored")
-    notes = _notes(built, config, base, kv_dtype, settings, lines["int8"].kv_cache_bytes)
+    if headers_only:
+        notes = _headers_only_notes(settings)
+        training = None
+    else:
+        kv_total = lines["int8"].kv_cache_bytes  # type: ignore[union-attr]  # built: every line is there
+        notes = _notes(built, config, base, kv_dtype, settings, kv_total or 0)
+        training = _training(built, numels, base, settings)
     return Memory(
         context=settings.context,
         batch=settings.batch,
@@ -162,10 +177,21 @@ def estimate(
         overhead_per_gpu_bytes=settings.overhead_per_gpu,
         gpus=list(gpus),
         as_stored=as_stored,
-        training=_training(built, numels, base, settings),
+        training=training,
         notes=notes,
         **lines,
     )
+
+
+def _headers_only_notes(settings: MemorySettings) -> list[str]:
+    return [
+        "Headers only: the weights are the stored parameters at each dtype (buffers such as rotary inv_freq, "
+        "a few KiB, left out). No int8/4-bit figures, KV cache or finetuning estimate: they need the model "
+        "class (which Linear modules bitsandbytes replaces, the layers transformers caches); run without "
+        "--headers-only for them. Verdicts count weights and overhead only.",
+        f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
+        "change it with --overhead.",
+    ]
 
 
 def _training(built: BuiltArchitecture, numels: Mapping[str, int], base: str, settings: MemorySettings) -> Training:

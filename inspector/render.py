@@ -75,9 +75,10 @@ def _title(report: Report) -> Text:
         text.append("  (local folder)", style="dim")
     arch = report.architecture
     text.append("\n")
-    if arch.how == "not built":
+    if arch.how in ("not built", "headers only"):
+        why = " (--headers-only)" if arch.how == "headers only" else ""
         text.append(
-            f"{arch.class_ or arch.model_type}: not built, counted from the safetensors headers", style="yellow"
+            f"{arch.class_ or arch.model_type}: not built{why}, counted from the safetensors headers", style="yellow"
         )
     else:
         text.append(f"{arch.class_} ({arch.model_type}), built {arch.how.replace('native', 'natively')} ")
@@ -169,9 +170,13 @@ def _memory(memory: Any, width: int = 120) -> Group:
     lines = {k: getattr(memory, k) for k in PRECISION_LABELS if getattr(memory, k, None) is not None}
     biggest = max(line.total_bytes for line in lines.values())
     table = Table(box=None, header_style="bold", pad_edge=False)
+    kv = (
+        "no KV cache (headers only)"
+        if any(line.kv_cache_bytes is None for line in lines.values())
+        else f"KV cache for {memory.context:,} tokens x batch {memory.batch}"
+    )
     heading = Text(
-        f"Memory in GiB: KV cache for {memory.context:,} tokens x batch {memory.batch}, "
-        f"total includes {gib(memory.overhead_per_gpu_bytes)} overhead per GPU",
+        f"Memory in GiB: {kv}, total includes {gib(memory.overhead_per_gpu_bytes)} overhead per GPU",
         style="bold",
     )
     table.add_column("", no_wrap=True)
@@ -189,7 +194,7 @@ def _memory(memory: Any, width: int = 120) -> Group:
         table.add_row(
             f"  {PRECISION_LABELS[key]}",
             _gib_number(line.weights_bytes),
-            _gib_number(line.kv_cache_bytes),
+            "-" if line.kv_cache_bytes is None else _gib_number(line.kv_cache_bytes),
             f"[bold]{_gib_number(line.total_bytes)}[/bold]",
             *(["[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled)] if bars else []),
             *[_verdict(line.fits[label]) for label in gpu_labels],
@@ -440,25 +445,38 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
     labels = [g.label for g in gpus]
     for label in labels:
         table.add_column(label, min_width=6)
+    headers_only = False
     for r in results:
         if isinstance(r, Failure):
             table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
             continue
         stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
-        memory = r.memory
-        totals = [f"{getattr(memory, p).total_bytes / GIB:,.1f}" if memory else "-" for p, _ in _TABLE_PRECISIONS]
-        fits = [_first_fit(memory, label) for label in labels]
+        lines = [getattr(r.memory, p, None) for p, _ in _TABLE_PRECISIONS]
+        totals = [_table_total(line) for line in lines]
+        headers_only = headers_only or any(line is not None and line.kv_cache_bytes is None for line in lines)
+        fits = [_first_fit(r.memory, label) for label in labels]
         table.add_row(r.model, human_count(r.parameters.total), stored, *totals, *fits)
     caption = f"16-bit, int8, nf4: total GiB (weights + KV cache for {_results_context(results)} + overhead)."
-    table.caption = caption + (" Per GPU: the first of them that fits on one." if labels else "")
+    if headers_only:
+        caption += " *: weights + overhead only (--headers-only: no KV cache, no 8/4-bit)."
+    first = " Per GPU: the first that fits on one (as stored first, for pre-quantized checkpoints)."
+    table.caption = caption + (first if labels else "")
     return table
+
+
+def _table_total(line: Any) -> str:
+    if line is None:
+        return "-"
+    return f"{line.total_bytes / GIB:,.1f}" + ("*" if line.kv_cache_bytes is None else "")
 
 
 def _first_fit(memory: Any, label: str) -> str:
     if memory is None:
         return "-"
-    for precision, name in _TABLE_PRECISIONS:
-        fit = getattr(memory, precision).fits.get(label)
+    stored = (("as_stored", "as stored"),) if memory.as_stored is not None else ()
+    for precision, name in (*stored, *_TABLE_PRECISIONS):
+        line = getattr(memory, precision)
+        fit = line.fits.get(label) if line is not None else None
         if fit is not None and fit.verdict == "fits":
             return f"[green]{name}[/green]"
     return "[red]no[/red]"

@@ -71,12 +71,12 @@ class BuiltArchitecture:
 
     class_name: str
     model_type: str
-    how: str  # "native" | "remote code" | "not built"
+    how: str  # "native" | "remote code" | "not built" | "headers only" (--headers-only: never built)
     parameters: dict[str, tuple[int, ...]]  # unique parameters (tied ones once) -> shape
     buffers: dict[str, tuple[int, ...]]  # buffers -> shape
     tied: dict[str, str]  # tied parameter -> the one it shares storage with
     transformers_version: str | None
-    reason: str = ""  # why it was not built, when how == "not built"
+    reason: str = ""  # why it was not built (how "not built" or "headers only")
     # What save_pretrained would write: checkpoint-format names (transformers 5 fuses MoE experts in
     # memory but saves them per expert) -> shape, persistent buffers included, tied copies left out.
     checkpoint_tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -86,6 +86,11 @@ class BuiltArchitecture:
     keep_fp32_strict: frozenset[str] = frozenset()  # ... in fp16 and bf16 (_keep_in_fp32_modules_strict)
     buffer_bytes: int = 0  # bytes of the buffers as built (their own dtypes)
     kv_layers: tuple[KvLayer, ...] = ()  # the layers transformers' DynamicCache keeps keys/values for
+
+    @property
+    def built(self) -> bool:
+        """Whether a model was instantiated (else the parameters come from the safetensors headers)."""
+        return self.how in ("native", "remote code")
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,7 @@ class Fit:
 @dataclass(frozen=True)
 class PrecisionMemory:
     weights_bytes: int
-    kv_cache_bytes: int
+    kv_cache_bytes: int | None  # None: not counted (--headers-only without a cached architecture)
     overhead_bytes: int  # one device's runtime overhead; each extra device adds its own
     total_bytes: int
     largest_block_bytes: int  # the biggest piece that must sit on one device (a layer with its KV cache)
@@ -153,10 +158,12 @@ class Memory:
     fp32: PrecisionMemory
     bf16: PrecisionMemory
     fp16: PrecisionMemory
-    int8: PrecisionMemory
-    nf4: PrecisionMemory
-    nf4_double_quant: PrecisionMemory
-    fp4: PrecisionMemory
+    # 8-bit and 4-bit need the architecture (which Linear modules bitsandbytes replaces): None with
+    # --headers-only when the architecture is not cached
+    int8: PrecisionMemory | None
+    nf4: PrecisionMemory | None
+    nf4_double_quant: PrecisionMemory | None
+    fp4: PrecisionMemory | None
     as_stored: PrecisionMemory | None  # pre-quantized checkpoints, as the files hold them
     training: Training | None
     notes: list[str]

@@ -5,7 +5,8 @@ Usage: python scripts/bench.py [--repeat N] [--out docs/bench.md]
 For each model: wall time of a cold run (empty HF cache and architecture cache), a repeated run (caches warm),
 and accelerate's estimate on the same model; HTTP requests and bytes the replica served, against the floor
 (config + index + every safetensors header: what any header-reading tool must transfer); peak RSS. Also
-`hfsize --help` against a bare `python -c "import click"`. Prints a Markdown table; ratios, not absolute
+`hfsize --help` against a bare `python -c "import click"`, and `hfsize --headers-only` (no torch: parameters and
+16-bit weights from the headers) against the same accelerate runs. Prints a Markdown table; ratios, not absolute
 times, are the point (machines differ). Timing is the median of --repeat runs. The replica answers each request
 after --latency seconds (default 0.05), a round trip to a Hub CDN edge; 0 measures localhost.
 """
@@ -142,7 +143,14 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     synthetic_root = Path(tempfile.mkdtemp())
-    synthetic = synthetic_sharded_repo(synthetic_root)
+    # built in a child process: a forked child's peak RSS starts from its parent's, so this process must
+    # never import torch itself or every measured peak would include it
+    make = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from scripts.bench import synthetic_sharded_repo as s; "
+    synthetic = subprocess.run(
+        [sys.executable, "-c", make + f"print(s(__import__('pathlib').Path({str(synthetic_root)!r})))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert "torch" not in sys.modules
     cases = [
         (label, repo, ROOT / "fixtures" / "hub", ROOT / "fixtures" / "hub" / folder) for label, repo, folder in MODELS
     ]
@@ -154,6 +162,13 @@ def main() -> None:
             synthetic_root / synthetic,
         )
     )
+    headers_only = [
+        "",
+        "`--headers-only` (cold caches; torch never imported; the config-only repos have no headers to read):",
+        "",
+        "| model | hfsize --headers-only | accelerate estimate-memory | ratio | requests | bytes / floor | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, repo, root, folder in cases:
         with HubReplica(root, latency=args.latency) as hub:
             env = dict(base_env, HF_ENDPOINT=hub.endpoint)
@@ -180,6 +195,19 @@ def main() -> None:
                 + ("" if code == 0 and code_cold == 0 else f" hfsize exit {code}")
             )
             print(lines[-1], flush=True)
+            hub.reset_requests()
+            argv = [str(BIN / "hfsize"), repo, "--json", "--headers-only"]
+            quick, code_quick, rss_quick = median_run(argv, env, args.repeat, fresh=True)
+            if code_quick == 0:
+                served_quick = hub.bytes_sent // args.repeat
+                headers_only.append(
+                    f"| {label} | {quick:.2f} s | {acc} | {quick / accel:.2f} | {len(hub.requests) // args.repeat} | "
+                    f"{served_quick / floor:.2f} | {rss_quick // 1024} MiB |"
+                )
+            else:
+                headers_only.append(f"| {label} | exit {code_quick} (no headers) | {acc} | - | - | - | - |")
+            print(headers_only[-1], flush=True)
+    lines += headers_only
     with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
         env = dict(base_env, HF_ENDPOINT=hub.endpoint)
         repos = [repo for _, repo, _ in MODELS]

@@ -2,6 +2,8 @@
 
 Usage: python scripts/validate_memory.py [--precisions fp32,bf16,int8,nf4,nf4_double_quant] CONFIG.json ...
        python scripts/validate_memory.py --kv [--context N --batch N] CONFIG.json ...
+       add --device cuda [--full] on a GPU machine: load there (full size with --full) and also report
+       torch.cuda.memory_allocated() after loading (and after the forward pass with --kv)
 
 Each config is shrunk (layers, width, vocab) so random weights fit in CPU memory, saved as safetensors,
 and loaded with from_pretrained at each precision (bitsandbytes 0.50+ quantizes on CPU). The bytes held
@@ -123,7 +125,23 @@ def shrink(config: dict) -> dict:
     return small
 
 
-def load(folder: Path, precision: str):
+def _allocated(device: str) -> int | None:
+    """Bytes the CUDA caching allocator has handed out on `device`; None on the CPU."""
+    if not device.startswith("cuda"):
+        return None
+    torch.cuda.synchronize(device)
+    return torch.cuda.memory_allocated(device)
+
+
+def _release(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def load(folder: Path, precision: str, device: str = "cpu"):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -138,11 +156,12 @@ def load(folder: Path, precision: str):
             bnb_4bit_quant_type="fp4" if precision == "fp4" else "nf4",
             bnb_4bit_use_double_quant=precision == "nf4_double_quant",
         )
-    return AutoModelForCausalLM.from_pretrained(folder, device_map="cpu", **kwargs)
+    return AutoModelForCausalLM.from_pretrained(folder, device_map=device, **kwargs)
 
 
-def validate(config: dict, precisions: list[str]) -> list[dict]:
-    """Rows of {precision, predicted, measured}: hfsize's weights_bytes vs bytes held after loading."""
+def validate(config: dict, precisions: list[str], device: str = "cpu") -> list[dict]:
+    """Rows of {precision, predicted, measured, allocated}: hfsize's weights_bytes vs the bytes the loaded
+    model holds (and, on CUDA, what the allocator handed out for it)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -159,12 +178,18 @@ def validate(config: dict, precisions: list[str]) -> list[dict]:
         report = report_for(read_local(str(folder)))
         for precision in precisions:
             predicted = getattr(report.memory, precision).weights_bytes
-            measured = measure_model_bytes(load(folder, precision))["total_bytes"]
-            rows.append({"precision": precision, "predicted": predicted, "measured": measured})
+            before = _allocated(device)
+            model = load(folder, precision, device)
+            after = _allocated(device)
+            measured = measure_model_bytes(model)["total_bytes"]
+            allocated = None if before is None or after is None else after - before
+            rows.append({"precision": precision, "predicted": predicted, "measured": measured, "allocated": allocated})
+            del model
+            _release(device)
     return rows
 
 
-def measure_kv(config: dict, context: int, batch: int) -> dict:
+def measure_kv(config: dict, context: int, batch: int, device: str = "cpu") -> dict:
     """hfsize's fp32 KV-cache bytes vs what a forward pass leaves in transformers' DynamicCache.
 
     `config` must be small enough to run; its dtype is set to float32 so both sides use 4-byte elements.
@@ -188,17 +213,24 @@ def measure_kv(config: dict, context: int, batch: int) -> dict:
         native = {renames.get(k, k): v for k, v in native.items()}
     cfg = CONFIG_MAPPING[model_type].from_dict({**native, "model_type": model_type})
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
-    ids = torch.randint(0, cfg.get_text_config().vocab_size, (batch, context))
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    ids = torch.randint(0, cfg.get_text_config().vocab_size, (batch, context), device=device)
+    before = _allocated(device)
     with torch.no_grad():
-        cache = model(input_ids=ids, use_cache=True).past_key_values
+        out = model(input_ids=ids, use_cache=True)
+    cache = out.past_key_values
+    del out  # the logits: only the cache stays allocated
+    after = _allocated(device)
     measured = sum(
         t.numel() * t.element_size()
         for layer in cache.layers
         for t in (layer.keys, layer.values)
         if isinstance(t, torch.Tensor)
     )
-    return {"predicted": report.memory.fp32.kv_cache_bytes, "measured": measured, "layers": len(cache.layers)}
+    allocated = None if before is None or after is None else after - before
+    predicted = report.memory.fp32.kv_cache_bytes
+    return {"predicted": predicted, "measured": measured, "allocated": allocated, "layers": len(cache.layers)}
 
 
 def main(argv: list[str]) -> int:
@@ -208,22 +240,34 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kv", action="store_true", help="validate the KV cache instead of the weights")
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where to load: cpu (default) or cuda[:N]")
+    parser.add_argument("--full", action="store_true", help="the config at full size (not shrunk): for a GPU")
     args = parser.parse_args(argv)
+
+    def sized(path: Path) -> dict:
+        config = json.loads(path.read_text())
+        return config if args.full else shrink(config)
+
+    def cell(n: int | None) -> str:
+        return f"{n:>14,}" if n is not None else f"{'-':>14}"
+
     if args.kv:
-        print(f"{'model':40} {'predicted KV':>14} {'measured KV':>14}")
+        print(f"{'model':40} {'predicted KV':>14} {'measured KV':>14} {'allocated':>14}")
         for path in args.configs:
-            row = measure_kv(shrink(json.loads(path.read_text())), args.context, args.batch)
-            print(f"{path.parent.name:40} {row['predicted']:>14,} {row['measured']:>14,}")
+            row = measure_kv(sized(path), args.context, args.batch, args.device)
+            print(f"{path.parent.name:40} {row['predicted']:>14,} {row['measured']:>14,} {cell(row['allocated'])}")
         return 0
     worst = 0.0
-    print(f"{'model':40} {'precision':18} {'predicted':>14} {'measured':>14} {'error':>8}")
+    print(f"{'model':40} {'precision':18} {'predicted':>14} {'measured':>14} {'error':>8} {'allocated':>14}")
     for path in args.configs:
-        config = shrink(json.loads(path.read_text()))
-        for row in validate(config, args.precisions.split(",")):
+        for row in validate(sized(path), args.precisions.split(","), args.device):
             error = (row["predicted"] - row["measured"]) / row["measured"]
             worst = max(worst, abs(error))
             name, precision = path.parent.name, row["precision"]
-            print(f"{name:40} {precision:18} {row['predicted']:>14,} {row['measured']:>14,} {error:>8.3%}")
+            print(
+                f"{name:40} {precision:18} {row['predicted']:>14,} {row['measured']:>14,} {error:>8.3%} "
+                f"{cell(row['allocated'])}"
+            )
     print(f"worst relative error: {worst:.4%}")
     return 0
 

@@ -22,8 +22,8 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
 
 SETTINGS_FILE = "_replica.json"
 HEADERS_DIR = "headers"
-# Notes kept next to the fixtures; never part of the replicated repo.
-NOT_SERVED = frozenset({"SOURCE.md", "README.md", SETTINGS_FILE})
+# Notes kept next to the fixtures (tensor_names.json: input of make_fixture_headers.py); never part of the repo.
+NOT_SERVED = frozenset({"SOURCE.md", "README.md", SETTINGS_FILE, "tensor_names.json"})
 
 # Files the Hub stores with Git LFS (the default .gitattributes patterns), plus anything >= 10 MiB.
 LFS_SUFFIXES = (
