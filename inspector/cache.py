@@ -81,8 +81,9 @@ def load(key: str) -> BuiltArchitecture | None:
 def store(key: str, built: BuiltArchitecture) -> None:
     if os.environ.get("HFSIZE_NO_CACHE") or built.how != "native":
         return
-    data = dataclasses.asdict(built)
+    data = {f.name: getattr(built, f.name) for f in dataclasses.fields(built)}  # asdict deep-copies: slow
     data["keep_fp32"], data["keep_fp32_strict"] = sorted(built.keep_fp32), sorted(built.keep_fp32_strict)
+    data["kv_layers"] = [dataclasses.asdict(layer) for layer in built.kv_layers]
     _write(cache_dir() / "architectures" / f"{key}.json", data)
 
 
@@ -134,7 +135,8 @@ def store_repo(endpoint: str, repo: RepoFiles) -> None:
     """Hub metadata at its commit (never for a local folder: its files can change under the same name)."""
     if os.environ.get("HFSIZE_NO_CACHE") or repo.location != "hub" or repo.commit is None:
         return
-    data = dataclasses.asdict(repo)
+    # shallow: dataclasses.asdict would deep-copy every TensorEntry first (seconds for 100k+ tensors)
+    data = {f.name: getattr(repo, f.name) for f in dataclasses.fields(repo)}
     data["headers"] = {
         file: {name: [e.dtype, list(e.shape), e.nbytes] for name, e in tensors.items()}
         for file, tensors in repo.headers.items()

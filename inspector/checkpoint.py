@@ -198,7 +198,7 @@ def _classify(
     packed = packed_parameters(name, entry, quant)
     if packed is not None:
         return "packed_weights", packed
-    if _QUANT_STATE.search(name) and (quant or entry.dtype not in _FLOAT_DTYPES or name.endswith("_scales")):
+    if (quant or entry.dtype not in _FLOAT_DTYPES or name.endswith("_scales")) and _QUANT_STATE.search(name):
         return "quantization_state", 0
     return "parameters", entry.numel
 

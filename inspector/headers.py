@@ -63,7 +63,7 @@ def parse_header(header: dict[str, Any], filename: str) -> dict[str, TensorEntry
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        where = f"tensor {_quote(name)} in {_quote(filename)}"
+        where = _Where(name, filename)
         if not isinstance(info, dict):
             raise BadFilesError(f"{where} is not described by a JSON object", _HINT)
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
@@ -121,6 +121,18 @@ def read_local_header(path: Path) -> dict[str, TensorEntry]:
     except (ValueError, RecursionError):  # also UnicodeDecodeError, JSONDecodeError, ints over 4300 digits
         raise BadFilesError(f"'{path}' has a safetensors header that is not valid UTF-8 JSON", _HINT) from None
     return parse_header(header, str(path))
+
+
+class _Where:
+    """`tensor 'name' in 'file'` for an error message, formatted only when one is raised."""
+
+    __slots__ = ("name", "filename")
+
+    def __init__(self, name: str, filename: str) -> None:
+        self.name, self.filename = name, filename
+
+    def __str__(self) -> str:
+        return f"tensor {_quote(self.name)} in {_quote(self.filename)}"
 
 
 def _is_count(value: Any) -> bool:

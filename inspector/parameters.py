@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ _EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num
 _TOP_K_KEYS = ("num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k")
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def component_of(name: str) -> str:
     for component, pattern in _RULES:
         if pattern.search(name):
@@ -35,6 +37,7 @@ def component_of(name: str) -> str:
     return "other"
 
 
+@functools.lru_cache(maxsize=1 << 18)  # every stage asks of the same names (100k+ for big MoE checkpoints)
 def layer_of(name: str) -> int | None:
     match = _LAYER.search(name)
     return int(match.group(1)) if match else None

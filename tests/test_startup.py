@@ -40,3 +40,27 @@ def test_repeated_run_needs_no_torch(tmp_path):
     assert "HEAVY []" in runs[1].stderr
     first, second = (json.loads(r.stdout) for r in runs)
     assert first == second and first["parameters"]["total"] == 7_241_732_096  # Mistral-7B (SOURCE.md)
+
+
+def test_console_entry_leaves_at_once_with_all_output_and_its_code(tmp_path):
+    """After torch was imported the entry point skips interpreter teardown (os._exit): the output must be
+    complete and flushed, and the exit code the command's own."""
+    import json
+    import os
+    from pathlib import Path
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    source = Path(__file__).resolve().parent.parent / "fixtures/hub/mistralai/Mistral-7B-v0.1/config.json"
+    (folder / "config.json").write_bytes(source.read_bytes())
+    env = dict(os.environ, HFSIZE_CACHE=str(tmp_path / "cache"))
+    ok = subprocess.run(
+        [sys.executable, "-m", "inspector", str(folder), "--json"], capture_output=True, text=True, env=env
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["parameters"]["total"] == 7_241_732_096  # Mistral-7B (SOURCE.md)
+    # `check` exits 11 (problems): a folder with only config.json has no weight files to load
+    args = [sys.executable, "-m", "inspector", "check", str(folder), "--json"]
+    problems = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert problems.returncode == 11, problems.stderr
+    assert [p["code"] for p in json.loads(problems.stdout)["problems"]] == ["no_weights"]
