@@ -1,7 +1,8 @@
 """hfsize's on-disk caches; each is an optimisation, and any failure to read or write one is ignored.
 
 - Architectures, so a repeated run (or a model whose config was seen) needs no torch: keyed by the config's
-  exact content, the installed transformers version and hfsize's own version; only natively built
+  content (less names, versions, token ids and dtype, which build nothing: NOT_ARCHITECTURE), the installed transformers
+  version and hfsize's own version; only natively built
   architectures are cached (remote code can change behind the same config).
 - Hub metadata at a commit (config, index, file list, safetensors headers): what a commit holds never
   changes, so a repeated run needs only the model_info request that resolves the commit, and with
@@ -43,10 +44,29 @@ def _version(package: str) -> str:
         return "none"
 
 
+# Config keys that name or describe a checkpoint without changing the architecture built from it: a finetune
+# that differs from its base only in these (Llama-2-13b-chat after Llama-2-13b, say) reuses the base's entry.
+# The dtype too: the empty-weight build ignores it (the same BuiltArchitecture for every fixture config in fp32
+# and bf16), and the memory stage reads the load dtype from the config of each report, never from the cache.
+NOT_ARCHITECTURE = frozenset(
+    {
+        "_name_or_path",
+        "_commit_hash",
+        "transformers_version",
+        "use_cache",
+        "bos_token_id",
+        "eos_token_id",
+        "torch_dtype",
+        "dtype",
+    }
+)
+
+
 def key(config: dict[str, Any]) -> str:
-    """Computed before the build: the cache entry of exactly this config."""
+    """Computed before the build: the cache entry of this config (less the keys that build nothing)."""
+    shape = {k: v for k, v in config.items() if k not in NOT_ARCHITECTURE}
     material = json.dumps(
-        {"config": config, "transformers": _version("transformers"), "hfsize": _version("hfsize"), "format": FORMAT},
+        {"config": shape, "transformers": _version("transformers"), "hfsize": _version("hfsize"), "format": FORMAT},
         sort_keys=True,
         default=str,
     )

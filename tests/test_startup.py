@@ -64,3 +64,34 @@ def test_console_entry_leaves_at_once_with_all_output_and_its_code(tmp_path):
     problems = subprocess.run(args, capture_output=True, text=True, env=env)
     assert problems.returncode == 11, problems.stderr
     assert [p["code"] for p in json.loads(problems.stdout)["problems"]] == ["no_weights"]
+
+
+def test_a_sibling_config_reuses_the_cached_architecture(tmp_path):
+    """Two real Llama-2-13B configs that differ only in `_name_or_path` and `torch_dtype`: the second build is
+    skipped (no torch), and its memory still follows its own dtype."""
+    import json
+    import os
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures/hub/_derived"
+    chat = fixtures / "bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian/config.json"  # float16
+    base = fixtures / "HPMLL-llm-benchmark/Llama-2-13b-hf-fp32-dummy/config.json"  # float32
+    a, b = json.loads(chat.read_text()), json.loads(base.read_text())
+    assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"_name_or_path", "torch_dtype"}
+    env = dict(os.environ, HFSIZE_CACHE=str(tmp_path / "cache"))
+    code = (
+        "import sys, json; from inspector.cli import run; rc = run([sys.argv[1], '--json']); "
+        "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules], file=sys.stderr); sys.exit(rc)"
+    )
+    runs = []
+    for source in (chat, base):
+        folder = tmp_path / source.parent.name
+        folder.mkdir()
+        (folder / "config.json").write_bytes(source.read_bytes())
+        args = [sys.executable, "-c", code, str(folder)]
+        runs.append(subprocess.run(args, capture_output=True, text=True, env=env, check=True))
+    assert "HEAVY ['torch', 'transformers']" in runs[0].stderr
+    assert "HEAVY []" in runs[1].stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first["parameters"]["total"] == second["parameters"]["total"] == 13_015_864_320  # Llama-2-13B
+    assert (first["memory"]["load_dtype"], second["memory"]["load_dtype"]) == ("fp16", "fp32")
