@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .errors import ExitCode, HfsizeError
-from .memory import PRECISIONS  # pure arithmetic, no heavy imports: --help stays fast
+from .precisions import PRECISIONS  # a tuple of names: --help imports nothing else of hfsize
 
 DEBUG_ENV = "HFSIZE_DEBUG"
 

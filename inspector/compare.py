@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checkpoint import all_tensors, stored_float_dtype
-from .memory import PRECISIONS
+from .precisions import PRECISIONS
 from .results import (
     AdapterSummary,
     BuiltArchitecture,

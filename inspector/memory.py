@@ -21,6 +21,7 @@ from typing import Any
 
 from .gpus import fit
 from .parameters import layer_of
+from .precisions import PRECISIONS
 from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training
 
 GIB = 2**30
@@ -29,7 +30,6 @@ _CONFIG_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 _HEADER_DTYPES = {"F32": "fp32", "BF16": "bf16", "F16": "fp16"}
 BNB_BLOCK = 64  # bitsandbytes 4-bit blocksize; transformers never changes it
 BNB_NESTED_BLOCK = 256  # double-quant blocksize, hard-coded in bitsandbytes
-PRECISIONS = ("fp32", "bf16", "fp16", "int8", "nf4", "nf4_double_quant", "fp4")
 
 
 @dataclass(frozen=True)
