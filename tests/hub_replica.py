@@ -457,6 +457,9 @@ class _Handler(BaseHTTPRequestHandler):
         directory = root / org / name
         if not directory.is_dir():  # copies that are not the Hub's own bytes live under _derived/, same id
             directory = root / DERIVED_DIR / org / name
+        if not directory.is_dir():  # a declared stand-in for a repo whose own files are not in fixtures/
+            stand_in = _stand_ins(root).get(f"{org}/{name}")
+            directory = root / stand_in["serves"] if stand_in else directory
         if not directory.is_dir():
             raise _repo_not_found()
         return Repo(self.server.replica, f"{org}/{name}", directory)
@@ -624,11 +627,22 @@ class _Server(ThreadingHTTPServer):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+STAND_INS_FILE = "_stand_ins.json"
+
+
+def _stand_ins(root: Path) -> dict[str, dict[str, str]]:
+    """root/_stand_ins.json: {repo id: {"serves": folder under root, "why": ...}} for repos whose own files are
+    not in the fixtures; the folder's real files are served under that id (each entry says why it may)."""
+    path = root / STAND_INS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 @dataclass(eq=False)
 class HubReplica:
     """A local Hub over `root`: `with HubReplica(root) as hub: HfApi(endpoint=hub.endpoint)`.
 
-    root/<org>/<name>/ is a model repo (so is root/_derived/<org>/<name>/, served as <org>/<name>). Real files
+    root/<org>/<name>/ is a model repo (so is root/_derived/<org>/<name>/, served as <org>/<name>, and a stand-in
+    declared in root/_stand_ins.json, served under the id it stands in for). Real files
     are served as-is (README.md, SOURCE.md and _replica.json are notes, never served); headers/<file>.json serves
     a virtual safetensors <file> (that header, then zero data); a real file wins over a virtual one of the same
     name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,

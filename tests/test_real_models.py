@@ -41,6 +41,27 @@ def test_llama_2_13b_text_report_shows_shards_and_reconciliation(capsys, on_repl
         assert text in out
 
 
+def test_the_readme_main_job_runs_against_the_replica(capsys, on_replica):
+    """`hfsize meta-llama/Llama-2-13b-hf`, the README's first command, served by its declared stand-in
+    (fixtures/hub/_stand_ins.json: a finetune with Llama-2-13B's exact shape and Meta's shard sizes)."""
+    assert run(["meta-llama/Llama-2-13b-hf", "--gpu", "T4", "--gpu", "A100-80GB"]) == 0
+    out = capsys.readouterr().out
+    assert "meta-llama/Llama-2-13b-hf" in out
+    assert "13,015,864,320" in out  # published
+    # 40 layers of 4 x 5,120^2 attention + 3 x 5,120 x 13,824 MLP + 2 x 5,120 norms = 317,204,480 each
+    # (x 40, + 2 x 32,000 x 5,120 embeddings and head + 5,120 final norm = 13,015,864,320)
+    assert "layers 0-39" in out and "317,204,480 each" in out
+    for shard in ("model-00001-of-00003.safetensors", "model-00003-of-00003.safetensors"):
+        assert shard in out
+    # stored bytes: the index's total_size = 13,015,864,320 x 2 (F16) + 40 x 64 x 4 (F32 inv_freq)
+    stored = 13_015_864_320 * 2 + 40 * 64 * 4
+    assert stored == total_size("_derived/bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian")
+    assert f"{stored:,}" in out
+    assert "inv_freq" in out and "agree exactly" in out  # the reconciliation
+    for row in ("fp16", "int8 (bnb)", "nf4 (bnb)", "T4", "A100-80GB"):
+        assert row in out
+
+
 def test_gemma_2b_counts_its_tied_head_once(capsys, on_replica):
     """Pre-release gemma-2b-it: the checkpoint stores lm_head although the model ties it."""
     r = report(capsys, "ananddhanabal-gemma/gemma-2b-it-prerelease")
