@@ -136,7 +136,8 @@ def reconcile(
     for kind, members in groups.items():
         elements = sum(e.numel for _, e, _ in members)
         params = sum(p for _, _, p in members)
-        items.append(ReconItem(kind, len(members), elements, params, _describe(kind, members, params, config)))
+        message = _describe(kind, members, params, config, built.checkpoint_tensors)
+        items.append(ReconItem(kind, len(members), elements, params, message))
     checkpoint_params = regular + sum(i.parameters for i in items)
 
     for target, source in built.tied.items():
@@ -203,7 +204,13 @@ def _classify(
     return "parameters", entry.numel
 
 
-def _describe(kind: str, members: list[tuple[str, TensorEntry, int]], params: int, config: Mapping[str, Any]) -> str:
+def _describe(
+    kind: str,
+    members: list[tuple[str, TensorEntry, int]],
+    params: int,
+    config: Mapping[str, Any],
+    saved: Mapping[str, Any] | None = None,
+) -> str:
     n = len(members)
     elements = sum(e.numel for _, e, _ in members)
     example = members[0][0]
@@ -213,9 +220,19 @@ def _describe(kind: str, members: list[tuple[str, TensorEntry, int]], params: in
             "embeddings; the model shares one tensor, so it is counted once."
         )
     if kind == "buffers_stored":
+        # `saved`: what save_pretrained writes, persistent buffers included (e.g. DeepSeek-V3's router
+        # e_score_correction_bias, which the model loads from the checkpoint rather than computes)
+        loaded = sum(name in (saved or {}) for name, _, _ in members)
+        what = (
+            "buffers the model computes itself"
+            if not loaded
+            else "persistent buffers the model loads from the checkpoint"
+            if loaded == n
+            else f"buffers ({loaded} loaded from the checkpoint, the others computed by the model)"
+        )
         return (
             f"The checkpoint stores {n} non-parameter tensor(s) such as '{example}' ({elements:,} elements): "
-            "buffers the model computes itself, not parameters."
+            f"{what}, not parameters."
         )
     if kind == "unused_layers":
         layers = sorted({layer_of(name) for name, _, _ in members if layer_of(name) is not None})

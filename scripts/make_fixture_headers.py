@@ -9,8 +9,9 @@ total_size, and `total_elements`, when the source gives the stored element count
 Shapes come from transformers' own save format (the model built on the meta device, reverted to checkpoint names the
 way save_pretrained does), plus documented rules for tensors the class does not hold:
   - rotary `inv_freq` buffers: [head_dim / 2]
-  - FP8 block scales `weight_scale_inv` (DeepSeek-V3): [ceil(out / 128), ceil(in / 128)] F32, and the
-    weight they scale is F8_E4M3
+  - FP8 block scales `weight_scale_inv`: [ceil(out / 128), ceil(in / 128)], F32 (DeepSeek-V3) or BF16 (Qwen3 FP8;
+    the config does not say which, so total_size decides), and the weight they scale is F8_E4M3 (both checked on
+    real header listings of DeepSeek-V3 and Qwen3-30B-A3B-Thinking-2507-FP8, see fixtures/hub/_derived/gogongxt-python/)
   - MXFP4 (gpt-oss) `*_blocks` U8 [experts, out, in / 32, 16] and `*_scales` U8 [experts, out, in / 32]
   - the multi-token-prediction layer (index = num_hidden_layers) copies the last layer's shapes plus
     enorm/hnorm [hidden], eh_proj [hidden, 2*hidden], embed_tokens and shared_head.head [vocab, hidden]
@@ -129,7 +130,7 @@ def rule_shape(
     if name.endswith("weight_scale_inv"):
         base = rule_shape(name.replace("weight_scale_inv", "weight"), config, expected, names, fallback)[0]
         b0, b1 = config["quantization_config"]["weight_block_size"]
-        return (math.ceil(base[0] / b0), math.ceil(base[1] / b1)), ["F32"]
+        return (math.ceil(base[0] / b0), math.ceil(base[1] / b1)), ["F32", "BF16"]
     if name.endswith("_blocks") or name.endswith("_scales"):
         base = expected[re.sub(r"_(blocks|scales)$", "", name)]
         experts, inner, outer = base
@@ -238,11 +239,16 @@ def generate(repo: Path) -> None:
     open_names = sorted(n for n in weight_map if open_length(n, names) != (0, 0))
     low = sum(open_length(n, names)[0] for n in open_names)
     high = sum(open_length(n, names)[1] for n in open_names)
-    # Resolve open dtype choices by the one combination (per rule group) that matches total_size.
-    open_groups = sorted({tuple(c) for _, c in plan.values() if len(c) > 1})
-    for choice in itertools.product(*[g for g in open_groups]):
+
+    # Resolve open dtype choices by the one combination (per rule group) that matches total_size. FP8 block scales
+    # are a group of their own: their candidates can equal another rule's (e_score_correction_bias: F32 or BF16).
+    def group(name: str, candidates: list[str]) -> tuple[bool, tuple[str, ...]]:
+        return name.endswith("weight_scale_inv"), tuple(candidates)
+
+    open_groups = sorted({group(n, c) for n, (_, c) in plan.items() if len(c) > 1})
+    for choice in itertools.product(*[g[1] for g in open_groups]):
         pick = dict(zip(open_groups, choice, strict=True))
-        dtypes = {n: (pick[tuple(c)] if len(c) > 1 else c[0]) for n, (_, c) in plan.items()}
+        dtypes = {n: (pick[group(n, c)] if len(c) > 1 else c[0]) for n, (_, c) in plan.items()}
         total = sum(math.prod(plan[n][0]) * BYTES[dtypes[n]] for n in plan)
         if total_size is None or low <= total_size - total <= high:
             break
