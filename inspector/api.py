@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from . import cache
 from .check import find_problems
-from .checkpoint import header_architecture, header_shapes, loaded_bytes, reconcile, summarize
+from .checkpoint import classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
 from .download import download_command, plan_download
 from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
@@ -164,13 +164,15 @@ def analyze(
         )
     cache_key = cache.key(config)
     built = cache.load(cache_key)
+    kinds = None  # what each stored tensor is: classified once, it is the slow part on 100k-tensor checkpoints
     if built is None and headers_only:
         if not repo.headers:
             raise UnsupportedError(
                 f"--headers-only: '{repo.model}' has no safetensors headers to count from",
                 "Run without --headers-only to count its parameters from the architecture.",
             )
-        built = header_architecture(repo, config, "--headers-only")
+        kinds = classify(repo)
+        built = header_architecture(repo, "--headers-only", kinds)
     if built is None:
         from .architecture import build
 
@@ -183,6 +185,8 @@ def analyze(
                 token=token,
             )
         cache.store(cache_key, built)
+    if kinds is None:
+        kinds = classify(repo, built if built.built else None)
     notes: list[str] = []
     if built.built:
         parameters = count_parameters(
@@ -197,7 +201,7 @@ def analyze(
             "(buffers, quantization state and unused layers left out) and nothing is reconciled with an architecture."
         )
     elif repo.headers:
-        parameters = count_parameters(header_shapes(repo, config), config, source="checkpoint")
+        parameters = count_parameters(header_shapes(repo, kinds), config, source="checkpoint")
         architecture_total = None
         hint = " Pass --trust-remote-code to build it with the repo's code." if config.get("auto_map") else ""
         notes.append(
@@ -213,7 +217,7 @@ def analyze(
         raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
 
     checkpoint = summarize(repo)
-    reconciliation, reconcile_notes = reconcile(repo, built, architecture_total)
+    reconciliation, reconcile_notes = reconcile(repo, built, architecture_total, kinds)
     notes.extend(reconcile_notes)
     moe = moe_shape(config)
     if moe is not None and parameters.active is not None:
@@ -240,7 +244,7 @@ def analyze(
     )
     if built.how == "not built":
         return report, built
-    stored = loaded_bytes(repo, built) if config.get("quantization_config") and repo.headers else None
+    stored = loaded_bytes(repo, built, kinds) if config.get("quantization_config") and repo.headers else None
     mem = estimate(built, config, repo, gpus, memory or MemorySettings(), stored)
     return replace(report, memory=mem), built
 

@@ -111,22 +111,36 @@ def num_layers(config: Mapping[str, Any]) -> int | None:
     return None
 
 
+Kinds = dict[str, tuple[str, int]]  # stored tensor -> (kind, parameters it stands for or adds)
+_NO_ARCHITECTURE = BuiltArchitecture("", "", "not built", {}, {}, {}, None)
+
+
+def classify(repo: RepoFiles, built: BuiltArchitecture | None = None) -> Kinds:
+    """What every stored tensor is (see _classify); `built` None: from names, dtypes and config alone.
+
+    One pass serves reconcile, loaded_bytes and header_shapes: it is the slow part on 100k-tensor checkpoints.
+    """
+    quant = repo.config.get("quantization_config") or {}
+    layers = num_layers(repo.config)
+    architecture = built or _NO_ARCHITECTURE
+    return {name: _classify(name, entry, architecture, layers, quant) for name, entry in all_tensors(repo).items()}
+
+
 def reconcile(
-    repo: RepoFiles, built: BuiltArchitecture, architecture_total: int | None
+    repo: RepoFiles, built: BuiltArchitecture, architecture_total: int | None, kinds: Kinds | None = None
 ) -> tuple[Reconciliation, list[str]]:
     """Explain every difference between what the class builds and what the checkpoint stores."""
     tensors = all_tensors(repo)
     config = repo.config
-    quant = config.get("quantization_config") or {}
     notes: list[str] = []
     if not tensors:
         return Reconciliation(architecture_total, None, [], None, [], [], []), _no_header_notes(repo)
 
-    layers = num_layers(config)
+    kinds = kinds if kinds is not None else classify(repo, built)
     groups: dict[str, list[tuple[str, TensorEntry, int]]] = {}
     regular = 0
     for name, entry in tensors.items():
-        kind, params = _classify(name, entry, built, layers, quant)
+        kind, params = kinds[name]
         if kind == "parameters":
             regular += params
         else:
@@ -299,14 +313,13 @@ def _no_header_notes(repo: RepoFiles) -> list[str]:
     return ["No weight files found: the count comes from the architecture alone."]
 
 
-def loaded_bytes(repo: RepoFiles, built: BuiltArchitecture) -> dict[str, int]:
+def loaded_bytes(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds | None = None) -> dict[str, int]:
     """Stored bytes of each tensor that loading keeps (unused layers and stored buffers left out)."""
-    quant = repo.config.get("quantization_config") or {}
-    layers = num_layers(repo.config)
+    kinds = kinds if kinds is not None else classify(repo, built)
     kept = {}
     tensors = all_tensors(repo)
     for name, entry in tensors.items():
-        kind, _ = _classify(name, entry, built, layers, quant)
+        kind, _ = kinds[name]
         if kind in ("unused_layers", "buffers_stored", "tied_head_stored"):
             continue
         kept[name] = entry.nbytes
@@ -318,17 +331,16 @@ def loaded_bytes(repo: RepoFiles, built: BuiltArchitecture) -> dict[str, int]:
     return kept
 
 
-def header_shapes(repo: RepoFiles, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+def header_shapes(repo: RepoFiles, kinds: Kinds | None = None) -> dict[str, tuple[int, ...]]:
     """Parameter shapes read from the headers, for models the installed transformers cannot build.
 
     Buffers, quantization state and unused layers are dropped; packed tensors count as the
-    parameters they stand for (as a flat shape).
+    parameters they stand for (as a flat shape). `kinds`: classify(repo), no architecture.
     """
-    quant = config.get("quantization_config") or {}
-    empty = BuiltArchitecture("", "", "not built", {}, {}, {}, None)
+    kinds = kinds if kinds is not None else classify(repo)
     shapes: dict[str, tuple[int, ...]] = {}
     for name, entry in all_tensors(repo).items():
-        kind, params = _classify(name, entry, empty, num_layers(config), quant)
+        kind, params = kinds[name]
         if kind == "parameters":
             shapes[name] = entry.shape
         elif kind == "packed_weights":
@@ -339,13 +351,14 @@ def header_shapes(repo: RepoFiles, config: Mapping[str, Any]) -> dict[str, tuple
 _INPUT_EMBEDDINGS = re.compile(r"(embed|\bwte\b|\bwpe\b|word_embeddings)")
 
 
-def header_architecture(repo: RepoFiles, config: Mapping[str, Any], reason: str) -> BuiltArchitecture:
+def header_architecture(repo: RepoFiles, reason: str, kinds: Kinds | None = None) -> BuiltArchitecture:
     """A stand-in architecture from the headers alone: parameter names and shapes, nothing built.
 
     Parameters are ordered as a device map places them (input embeddings, then layer by layer, then the
     rest), so the memory stage can size the blocks; buffers, quantizable modules and KV layers are unknown.
     """
-    shapes = header_shapes(repo, config)
+    config = repo.config
+    shapes = header_shapes(repo, kinds)
 
     def place(name: str) -> tuple[int, int]:
         layer = layer_of(name)
