@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 from inspector.cli import run
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
+from tests.helpers import FIXTURES
 
 
 def compare_json(capsys, *args: str) -> dict:

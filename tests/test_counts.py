@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from inspector.api import inspect_model
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
+from tests.helpers import FIXTURES
 
 
 def local_copy(tmp_path: Path, repo: str) -> str:

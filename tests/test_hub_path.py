@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from inspector.cli import run
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
 SMALL_MISTRAL = {
     "architectures": ["MistralForCausalLM"],
     "model_type": "mistral",

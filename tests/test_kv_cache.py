@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
+
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures" / "hub"
 CONTEXT, BATCH = 40, 2
 SMALL = {"num_hidden_layers": 2, "vocab_size": 1024, "max_position_embeddings": 512}
 NO_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")  # real ids fall outside the small vocabulary

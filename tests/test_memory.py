@@ -12,9 +12,9 @@ import pytest
 from inspector.api import inspect_model
 from inspector.gpus import parse_gpu
 from inspector.memory import MemorySettings, four_bit_bytes, int8_bytes
+from tests.helpers import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures" / "hub"
 GIB = 2**30
 
 
