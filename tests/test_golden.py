@@ -45,7 +45,7 @@ CASES: dict[str, tuple[str, ...]] = {
     "compare_finetune": ("compare", "mistralai/Mistral-7B-v0.1", "mistralai/Mistral-7B-Instruct-v0.2"),
     # check
     "check_llama2_13b": ("check", "bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian", *GPUS),
-    "check_pickle": ("check", "cognitivecomputations/Wizard-Vicuna-30B-Uncensored", "--gpu", "H100"),
+    "check_pickle": ("check", "lmsys/vicuna-7b-delta-v0", "--gpu", "H100"),
     "check_gptq": ("check", "TheBloke/Llama-2-13B-chat-GPTQ", "--gpu", "T4", "--precision", "nf4"),
 }
 
@@ -71,4 +71,18 @@ def test_json_is_unchanged(capsys, on_replica, name):
     path = GOLDEN / f"{name}.json"
     if os.environ.get("HFSIZE_GOLDEN_UPDATE"):
         path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
-    assert got == json.loads(path.read_text()), err
+    want = json.loads(path.read_text())
+    assert got == want, f"{_differences(want, got)[:10]} {err}"
+
+
+def _differences(want: Any, got: Any, where: str = "") -> list[str]:
+    """Where two JSON values differ, as paths: enough to tell an additive change from a real one."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        out = [f"{where}.{k}: removed" for k in want.keys() - got.keys()]
+        out += [f"{where}.{k}: added" for k in got.keys() - want.keys()]
+        for k in want.keys() & got.keys():
+            out += _differences(want[k], got[k], f"{where}.{k}")
+        return out
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        return [d for i, (a, b) in enumerate(zip(want, got, strict=True)) for d in _differences(a, b, f"{where}[{i}]")]
+    return [] if want == got else [f"{where}: {want!r} -> {got!r}"]
