@@ -355,10 +355,11 @@ def _fit(report: Report | None, precision: str) -> tuple[str | None, int | None,
         return None, None, {}
     if precision == "auto":
         precision = "as_stored" if memory.as_stored is not None else memory.load_dtype
-    line = getattr(memory, precision, None)
+    line = memory[precision]
     if line is None:  # as_stored asked of a checkpoint that is not pre-quantized
         precision = memory.load_dtype
-        line = getattr(memory, precision)
+        line = memory[precision]
+    assert line is not None  # the load dtype's figures are always computed
     return precision, line.total_bytes, dict(line.fits)
 
 

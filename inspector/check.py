@@ -14,16 +14,12 @@ from typing import Any
 
 from .checkpoint import stored_float_dtype
 from .download import SAFETENSORS_INDEX, SHARD_PATTERN
+from .dtypes import FROM_CONFIG, LOAD_DTYPES, TO_CONFIG
 from .results import DownloadPlan, Listing, Problem, RepoFiles, Report
+from .units import gb
 
-GB = 10**9
 _EMBEDDING = re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|tok_embeddings|embeddings\.word_embeddings)\.weight$")
 _HEAD = re.compile(r"(^|\.)(lm_head|output|embed_out)\.weight$")
-_HEADER_FLOATS = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
-
-
-def gb(n: int) -> str:
-    return f"{n / GB:,.1f} GB"
 
 
 def find_problems(
@@ -97,14 +93,15 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
         )
     if plan.unused:
         kinds = ", ".join(
-            f"{u.format} ({len(u.files)} file{'s' if len(u.files) > 1 else ''}, {gb(u.bytes)})" for u in plan.unused
+            f"{u.format} ({len(u.files)} file{'s' if len(u.files) > 1 else ''}, {gb(u.bytes, 1)})" for u in plan.unused
         )
         out.append(
             Problem(
                 "duplicate_weights",
                 "warning",
-                f"Besides the {plan.weights_format} weights from_pretrained reads ({gb(plan.bytes)}), the repo ships "
-                f"{kinds}: an unfiltered download fetches {gb(plan.unused_bytes)} more. "
+                f"Besides the {plan.weights_format} weights from_pretrained reads ({gb(plan.bytes, 1)}), "
+                f"the repo ships "
+                f"{kinds}: an unfiltered download fetches {gb(plan.unused_bytes, 1)} more. "
                 "Use the hf download command below to fetch only what is needed.",
             )
         )
@@ -155,8 +152,8 @@ def _config(config: Mapping[str, Any], repo: RepoFiles) -> list[Problem]:
             )
             break
     declared = config.get("dtype") or config.get("torch_dtype")
-    stored = _HEADER_FLOATS.get(stored_float_dtype(repo) or "")
-    if isinstance(declared, str) and stored and declared in _HEADER_FLOATS.values() and declared != stored:
+    stored = TO_CONFIG.get(stored_float_dtype(repo) or "")
+    if isinstance(declared, str) and stored and FROM_CONFIG.get(declared) in LOAD_DTYPES and declared != stored:
         out.append(
             Problem(
                 "dtype_mismatch",

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .dtypes import FLOAT_SAFETENSORS, bulk_float
 from .hub import PICKLE_PATTERN
 from .parameters import layer_of
 from .results import (
@@ -17,6 +18,7 @@ from .results import (
     RepoFiles,
     TensorEntry,
 )
+from .schemes import packed_parameters
 
 # Tensors that hold quantization state, not parameters (scales, zero points, indices, codebooks).
 _QUANT_STATE = re.compile(
@@ -27,7 +29,6 @@ _QUANT_STATE = re.compile(
 _BNB_QUANT_STATE = re.compile(r"\.quant_state\.bitsandbytes__(nf4|fp4)$")
 # Buffers that older checkpoints saved although they are computed at load time.
 _BUFFER_SUFFIXES = (".rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias", ".inv_freq")
-_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 
 
 def summarize(repo: RepoFiles) -> Checkpoint:
@@ -64,44 +65,12 @@ def summarize(repo: RepoFiles) -> Checkpoint:
 
 
 def stored_float_dtype(repo: RepoFiles) -> str | None:
-    """The float dtype ("F32", "BF16", "F16") most stored elements have; None without headers."""
-    counts: dict[str, int] = {}
-    for entry in all_tensors(repo).values():
-        if entry.dtype in ("F32", "BF16", "F16"):
-            counts[entry.dtype] = counts.get(entry.dtype, 0) + entry.numel
-    return max(counts, key=lambda k: counts[k]) if counts else None
+    """The load dtype ("fp32", "bf16", "fp16") most stored elements have; None without float headers."""
+    return bulk_float((e.dtype, e.numel) for e in all_tensors(repo).values())
 
 
 def all_tensors(repo: RepoFiles) -> dict[str, TensorEntry]:
     return {name: entry for tensors in repo.headers.values() for name, entry in tensors.items()}
-
-
-def packed_parameters(name: str, entry: TensorEntry, quant: Mapping[str, Any]) -> int | None:
-    """Parameters a packed quantized tensor stands for, or None when it is not packed.
-
-    Packed tensors hold several low-bit values per stored element, so their element count is not
-    a parameter count: GPTQ/AWQ `qweight` and compressed-tensors `weight_packed` hold 32/bits values
-    per int32, MXFP4 `_blocks` hold two 4-bit values per byte, bitsandbytes 4-bit weights likewise.
-    """
-    bits = _quant_bits(quant)
-    if name.endswith(".qweight") or name.endswith(".weight_packed"):
-        return entry.numel * (32 // bits) if entry.dtype in ("I32", "U32") else entry.numel * (8 // bits)
-    if name.endswith("_blocks") and entry.dtype == "U8":
-        return entry.numel * 2
-    if quant.get("quant_method") == "bitsandbytes" and entry.dtype == "U8" and name.endswith(".weight"):
-        return entry.numel * 2
-    return None
-
-
-def _quant_bits(quant: Mapping[str, Any]) -> int:
-    bits = quant.get("bits") or quant.get("w_bit")
-    if isinstance(bits, int) and bits in (2, 3, 4, 8):
-        return bits
-    for group in (quant.get("config_groups") or {}).values():
-        num_bits = (group.get("weights") or {}).get("num_bits") if isinstance(group, dict) else None
-        if isinstance(num_bits, int) and num_bits in (2, 4, 8):
-            return num_bits
-    return 4
 
 
 def num_layers(config: Mapping[str, Any]) -> int | None:
@@ -213,7 +182,7 @@ def _classify(
     packed = packed_parameters(name, entry, quant)
     if packed is not None:
         return "packed_weights", packed
-    if (quant or entry.dtype not in _FLOAT_DTYPES or name.endswith("_scales")) and _QUANT_STATE.search(name):
+    if (quant or entry.dtype not in FLOAT_SAFETENSORS or name.endswith("_scales")) and _QUANT_STATE.search(name):
         return "quantization_state", 0
     return "parameters", entry.numel
 

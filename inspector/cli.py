@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
+from .dtypes import KV_DTYPES  # plain data: --help imports nothing else of hfsize
 from .errors import ExitCode, HfsizeError
-from .precisions import PRECISIONS  # a tuple of names: --help imports nothing else of hfsize
+from .precisions import CHECK_PRECISIONS
 
 DEBUG_ENV = "HFSIZE_DEBUG"
 
@@ -92,7 +93,7 @@ def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--overhead", default="1GiB", show_default=True, help="Runtime memory per GPU (CUDA context, slack)."
     )(f)
     f = click.option(
-        "--kv-dtype", type=click.Choice(["fp32", "bf16", "fp16", "fp8"]), default=None,
+        "--kv-dtype", type=click.Choice(KV_DTYPES), default=None,
         help="KV cache dtype (default: the load dtype, as transformers does).",
     )(f)  # fmt: skip
     f = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once.")(f)
@@ -234,9 +235,6 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
         task = progress.add_task("models", total=total)
         yield lambda _result: progress.advance(task)
-
-
-CHECK_PRECISIONS = ("auto", *PRECISIONS, "as_stored")
 
 
 @main.command()

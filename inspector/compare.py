@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checkpoint import all_tensors, stored_float_dtype
+from .dtypes import config_dtype
 from .precisions import PRECISIONS
 from .results import (
     AdapterSummary,
@@ -49,7 +50,6 @@ COSMETIC_KEYS = frozenset(
 )
 CONTEXT_KEYS = ("max_position_embeddings", "rope_scaling", "rope_theta", "rope_parameters", "sliding_window")
 _INDEX = re.compile(r"\.(\d+)\.")
-_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def config_changes(base: Mapping[str, Any], finetune: Mapping[str, Any]) -> list[ConfigChange]:
@@ -182,7 +182,7 @@ def summarize_adapter(
     merged = {}
     if memory is not None:
         for precision in PRECISIONS:
-            total = getattr(memory, precision).total_bytes
+            total = memory[precision].total_bytes  # type: ignore[union-attr]  # built: every scheme is there
             serve[precision] = total + loaded
             merged[precision] = total
     return AdapterSummary(
@@ -240,10 +240,8 @@ def compare(
         memory_delta = {p: adapter.loaded_bytes for p in adapter.serve_bytes}
     elif base_report is not None and finetune_report is not None and base_report.memory and finetune_report.memory:
         for precision in PRECISIONS:
-            memory_delta[precision] = (
-                getattr(finetune_report.memory, precision).total_bytes
-                - getattr(base_report.memory, precision).total_bytes
-            )
+            fine, base_line = finetune_report.memory[precision], base_report.memory[precision]
+            memory_delta[precision] = fine.total_bytes - base_line.total_bytes  # type: ignore[union-attr]
     verdicts = _verdicts(base, finetune, changes, diff, adapter, base_report, finetune_report)
     return Comparison(
         base=base.model,
@@ -368,11 +366,7 @@ def _tied(config: Mapping[str, Any], report: Report | None) -> bool:
 
 def _stored_dtype(repo: RepoFiles, config: Mapping[str, Any]) -> str | None:
     """fp32/bf16/fp16 of most stored elements, else the config's declared dtype (pickle checkpoints)."""
-    stored = stored_float_dtype(repo)
-    if stored is not None:
-        return {"F32": "fp32", "BF16": "bf16", "F16": "fp16"}[stored]
-    declared = _merged_dtype(config)
-    return _DTYPE_NAMES.get(declared) if isinstance(declared, str) else None
+    return stored_float_dtype(repo) or config_dtype(dict(config))
 
 
 def _short(value: Any) -> str:

@@ -14,6 +14,7 @@ import fnmatch
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .results import DownloadPlan, FileSize, UnusedWeights
@@ -105,19 +106,42 @@ def weight_format(path: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class WeightFiles:
+    """The weight files from_pretrained reads from a file list: the one answer for every command."""
+
+    format: str  # "safetensors" | "pytorch" | "none"
+    index: str | None  # the index file, when the weights are sharded behind one
+    shards: tuple[str, ...]  # weight files present that it reads
+    missing: tuple[str, ...]  # named by the index, absent from the repo/folder
+
+
+def weight_files(files: Iterable[str], index: Mapping[str, Any] | None = None) -> WeightFiles:
+    """What transformers 5 reads, in its order of preference: the safetensors index and its shards,
+    `model.safetensors`, the pickle index and its shards, `pytorch_model.bin`; else nothing.
+
+    `index` is the parsed safetensors index (its weight_map names the shards); without it, the shard files
+    present are taken. Shards with no index file are not read: from_pretrained looks for the index or
+    `model.safetensors` and fails without them.
+    """
+    names = set(files)
+    if SAFETENSORS_INDEX in names or index is not None:
+        named = sorted(set(index.get("weight_map", {}).values())) if index else _shards(names, "safetensors")
+        present = tuple(p for p in named if p in names)
+        return WeightFiles("safetensors", SAFETENSORS_INDEX, present, tuple(p for p in named if p not in names))
+    if "model.safetensors" in names:
+        return WeightFiles("safetensors", None, ("model.safetensors",), ())
+    if BIN_INDEX in names:
+        return WeightFiles("pytorch", BIN_INDEX, tuple(_shards(names, "bin")), ())
+    if "pytorch_model.bin" in names:
+        return WeightFiles("pytorch", None, ("pytorch_model.bin",), ())
+    return WeightFiles("none", None, (), ())
+
+
 def _weights(files: Mapping[str, int | None], index: Mapping[str, Any] | None) -> tuple[list[FileSize], list[str], str]:
-    if SAFETENSORS_INDEX in files:
-        named = sorted(set((index or {}).get("weight_map", {}).values())) if index else _shards(files, "safetensors")
-        present = [p for p in named if p in files]
-        missing = [p for p in named if p not in files]
-        return [_size(files, SAFETENSORS_INDEX), *(_size(files, p) for p in present)], missing, "safetensors"
-    if "model.safetensors" in files:
-        return [_size(files, "model.safetensors")], [], "safetensors"
-    if BIN_INDEX in files:
-        return [_size(files, BIN_INDEX), *(_size(files, p) for p in _shards(files, "bin"))], [], "pytorch"
-    if "pytorch_model.bin" in files:
-        return [_size(files, "pytorch_model.bin")], [], "pytorch"
-    return [], [], "none"
+    chosen = weight_files(files, index)
+    listed = [chosen.index] if chosen.index is not None else []
+    return [_size(files, p) for p in [*listed, *chosen.shards]], list(chosen.missing), chosen.format
 
 
 def _shards(files: Iterable[str], ext: str) -> list[str]:

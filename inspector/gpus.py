@@ -1,4 +1,4 @@
-"""GPUs: the catalog (data/gpus.json), `--gpu` specs, local detection, and the fit check."""
+"""GPUs: the catalog (data/gpus.json), `--gpu` specs and local detection (the fit is placement.py's)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import resources
 
 from .errors import ExitCode, HfsizeError
-from .results import Fit, Gpu
+from .results import Gpu
 
 MIB = 2**20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(GiB|GB|MiB|MB|TiB|TB)$", re.IGNORECASE)
@@ -100,24 +100,3 @@ def local_gpus() -> list[Gpu]:
             free_bytes=min(free))
         for (name, total), free in gpus.items()
     ]  # fmt: skip
-
-
-def fit(blocks: Sequence[int], gpu: Gpu, overhead_per_gpu: int) -> Fit:
-    """Place blocks in order on devices of `gpu`'s size, as a sequential device map does.
-
-    Each device holds `overhead_per_gpu` of runtime memory plus whole blocks; a block never splits
-    across devices. The verdict compares the devices needed with the devices given.
-    """
-    label = gpu.label
-    capacity = (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - overhead_per_gpu
-    if capacity <= 0 or any(b > capacity for b in blocks):
-        return Fit(gpu=label, verdict="does_not_fit", gpus_needed=None, headroom_bytes=None)
-    devices, used = 1, 0
-    for block in blocks:
-        if used + block > capacity:
-            devices, used = devices + 1, 0
-        used += block
-    total = sum(blocks)
-    headroom = gpu.count * capacity - total
-    verdict = "fits" if devices <= gpu.count else "needs_more"
-    return Fit(gpu=label, verdict=verdict, gpus_needed=devices, headroom_bytes=headroom)

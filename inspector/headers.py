@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from .dtypes import SAFETENSORS_BITS
 from .errors import BadFilesError
 from .results import TensorEntry
 
@@ -18,29 +19,7 @@ MAX_HEADER_BYTES = 25_000_000
 # The format stores shapes and offsets as 64-bit unsigned integers (safetensors rejects larger ones).
 MAX_U64 = 2**64 - 1
 
-# Bits per element of every dtype the safetensors format defines (sub-byte types are packed).
-DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8,
-    "U8": 8,
-    "I8": 8,
-    "F8_E5M2": 8,
-    "F8_E4M3": 8,
-    "F8_E8M0": 8,
-    "I16": 16,
-    "U16": 16,
-    "F16": 16,
-    "BF16": 16,
-    "I32": 32,
-    "U32": 32,
-    "F32": 32,
-    "F64": 64,
-    "I64": 64,
-    "U64": 64,
-    "C64": 64,
-    "F4": 4,
-    "F6_E2M3": 6,
-    "F6_E3M2": 6,
-}
+DTYPE_BITS = SAFETENSORS_BITS  # bits per element of every dtype the format defines (dtypes.py)
 
 _HINT = "The file may be truncated or not a safetensors file; re-upload it or report it to the repo's owner."
 

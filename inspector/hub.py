@@ -358,14 +358,12 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
 def _safetensors_to_read(
     files: dict[str, int | None], index: dict[str, Any] | None
 ) -> tuple[list[str], tuple[str, ...]]:
-    """Which safetensors files hold the checkpoint, and which ones the index names but the repo lacks."""
-    if index is not None:
-        shards = sorted(set(index["weight_map"].values()))
-        return [s for s in shards if s in files], tuple(s for s in shards if s not in files)
-    if SINGLE_FILE in files:
-        return [SINGLE_FILE], ()
-    # No index and no model.safetensors: root-level safetensors files (e.g. a lone shard set).
-    return sorted(f for f in files if f.endswith(".safetensors") and "/" not in f), ()
+    """Which safetensors files hold the checkpoint (download.weight_files decides), and which ones the index
+    names but the repo lacks."""
+    from .download import weight_files
+
+    chosen = weight_files(files, index)
+    return (list(chosen.shards), chosen.missing) if chosen.format == "safetensors" else ([], ())
 
 
 def _parse_json(raw: bytes, what: str) -> dict[str, Any]:

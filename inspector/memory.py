@@ -1,15 +1,10 @@
-"""Memory per precision (weights, KV cache, overhead) and the fit on GPUs; pure arithmetic.
+"""Memory per scheme (weights, KV cache, overhead) and its placement on GPUs; pure arithmetic.
 
-The byte rules are those transformers 5.x + bitsandbytes 0.50 really apply, measured exactly in
-docs/quantization-rules.md:
-  - only nn.Linear / Conv1D weights are quantized; the output head, tied weights, _keep_in_fp32_modules
-    and fused 3-D MoE experts stay in the load dtype (the config's dtype: transformers' dtype="auto");
-  - int8: 1 byte per weight + one fp32 scale (SCB) per output row;
-  - 4-bit (nf4 = fp4 in bytes): ceil(n/2) packed + one fp32 absmax per 64 weights + a 16-entry fp32
-    quant map; double quant: uint8 absmax + one fp32 absmax per 256 blocks + 256-entry fp32 code + offset;
-  - KV cache: 2 x kv_heads x head_dim per token and layer; sliding layers keep min(context, window - 1)
-    (DynamicSlidingWindowLayer); MLA (DeepSeek) keeps the latent, kv_lora_rank + qk_rope_head_dim per token
-    and layer. Sizes are read from the config as transformers resolved it (architecture.py).
+The byte rule of each precision scheme is in schemes.py, the placement rule in placement.py; this stage
+combines them with the KV cache: 2 x kv_heads x head_dim per token and layer; sliding layers keep
+min(context, window - 1) (DynamicSlidingWindowLayer); MLA (DeepSeek) keeps the latent, kv_lora_rank +
+qk_rope_head_dim per token and layer. Sizes are read from the config as transformers resolved it
+(architecture.py).
 """
 
 from __future__ import annotations
@@ -19,17 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .gpus import fit
-from .parameters import layer_of
-from .precisions import PRECISIONS
+from . import placement
+from .dtypes import BYTES, KV_DTYPES, bulk_float, config_dtype
 from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training
+from .schemes import LOAD_SCHEMES, Scheme
 
 GIB = 2**30
-DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
-_CONFIG_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-_HEADER_DTYPES = {"F32": "fp32", "BF16": "bf16", "F16": "fp16"}
-BNB_BLOCK = 64  # bitsandbytes 4-bit blocksize; transformers never changes it
-BNB_NESTED_BLOCK = 256  # double-quant blocksize, hard-coded in bitsandbytes
+DTYPE_BYTES = {name: BYTES[name] for name in KV_DTYPES}  # what weights and the KV cache are held in
 
 
 @dataclass(frozen=True)
@@ -42,68 +33,22 @@ class MemorySettings:
 
 
 def load_dtype(config: Mapping[str, Any], repo: RepoFiles | None = None) -> str:
-    """What non-quantized weights load as: the config's dtype, else the checkpoint's float dtype, else fp32."""
-    name = config.get("dtype") or config.get("torch_dtype")
-    if isinstance(name, str) and name in _CONFIG_DTYPES:
-        return _CONFIG_DTYPES[name]
+    """What non-quantized weights load as: the config's dtype, else the dtype most stored elements have
+    (checkpoint.stored_float_dtype's rule), else fp32."""
+    declared = config_dtype(dict(config))
+    if declared is not None:
+        return declared
     if repo is not None:
-        for tensors in repo.headers.values():
-            for entry in tensors.values():
-                if entry.dtype in _HEADER_DTYPES:
-                    return _HEADER_DTYPES[entry.dtype]
+        stored = bulk_float((e.dtype, e.numel) for tensors in repo.headers.values() for e in tensors.values())
+        if stored is not None:
+            return stored
     return "fp32"
-
-
-def int8_bytes(numel: int, rows: int) -> int:
-    return numel + 4 * rows
-
-
-def four_bit_bytes(numel: int, double_quant: bool) -> int:
-    packed = (numel + 1) // 2
-    blocks = -(-numel // BNB_BLOCK)
-    if not double_quant:
-        return packed + 4 * blocks + 64
-    return packed + blocks + 4 * -(-blocks // BNB_NESTED_BLOCK) + 1024 + 4 + 64
-
-
-def parameter_bytes(name: str, numel: int, precision: str, built: BuiltArchitecture, base: str) -> tuple[int, bool]:
-    """(bytes, quantized?) of one parameter at a precision; `base` is the load dtype of the rest."""
-    if precision in ("int8", "nf4", "nf4_double_quant", "fp4") and name in built.quantizable:
-        if precision == "int8":
-            return int8_bytes(numel, built.quantizable[name]), True
-        return four_bit_bytes(numel, precision == "nf4_double_quant"), True
-    dtype = precision if precision in DTYPE_BYTES else base
-    if dtype == "fp16" and (name in built.keep_fp32 or name in built.keep_fp32_strict):
-        dtype = "fp32"
-    elif dtype == "bf16" and name in built.keep_fp32_strict:
-        dtype = "fp32"
-    return numel * DTYPE_BYTES[dtype], False
 
 
 def kv_bytes_per_layer(layer: KvLayer, settings: MemorySettings, kv_dtype: str) -> int:
     """What DynamicCache holds for one layer after `context` tokens: a sliding layer keeps window - 1."""
     tokens = min(settings.context, layer.window - 1) if layer.window else settings.context
     return settings.batch * tokens * layer.elements_per_token * DTYPE_BYTES[kv_dtype]
-
-
-def _blocks(sizes: Mapping[str, int], order: Sequence[str], kv_per_layer: Sequence[int], extra_first: int) -> list[int]:
-    """Whole pieces a device map places: what precedes the layers, each layer (+ its KV), what follows."""
-    layers: dict[int, int] = {}
-    before = after = 0
-    seen_layer = False
-    for name in order:
-        layer = layer_of(name)
-        if layer is None:
-            if seen_layer:
-                after += sizes[name]
-            else:
-                before += sizes[name]
-        else:
-            seen_layer = True
-            layers[layer] = layers.get(layer, 0) + sizes[name]
-    for i, kv in enumerate(kv_per_layer):
-        layers[i] = layers.get(i, 0) + kv
-    return [b for b in [before + extra_first, *(layers[k] for k in sorted(layers)), after] if b]
 
 
 def estimate(
@@ -114,7 +59,7 @@ def estimate(
     settings: MemorySettings,
     stored_loaded: Mapping[str, int] | None = None,
 ) -> Memory:
-    """Weights, KV cache, overhead and fit for every precision; `stored_loaded` = stored bytes that load.
+    """Weights, KV cache, overhead and fit for every scheme; `stored_loaded` = stored bytes that load.
 
     With an architecture from the headers alone (`built.how == "headers only"`) only what the headers
     decide is computed: fp32/bf16/fp16 weights and the stored bytes. Which modules bitsandbytes quantizes
@@ -126,47 +71,44 @@ def estimate(
     order = list(built.parameters)
     numels = {n: math.prod(s) for n, s in built.parameters.items()}
 
-    def line(sizes: Mapping[str, int], quantized: int, names: Sequence[str], precision: str) -> PrecisionMemory:
-        # transformers' cache takes the model's dtype: fp32/bf16/fp16 loads, else the load dtype
-        dtype = settings.kv_dtype or (precision if precision in ("fp32", "bf16", "fp16") else base)
-        kv = [kv_bytes_per_layer(layer, settings, dtype) for layer in built.kv_layers]
+    def line(sizes: Mapping[str, int], quantized: int, names: Sequence[str], kv_as: str) -> PrecisionMemory:
+        kv = [kv_bytes_per_layer(layer, settings, settings.kv_dtype or kv_as) for layer in built.kv_layers]
         kv_total = None if headers_only else sum(kv)
         weights = sum(sizes.values()) + built.buffer_bytes
-        blocks = _blocks(sizes, names, kv, built.buffer_bytes)
+        pieces = placement.blocks(sizes, names, kv, built.buffer_bytes)
         fits = {}
         for gpu in gpus:
-            result = fit(blocks, gpu, settings.overhead_per_gpu)
+            result = placement.fit(pieces, gpu, settings.overhead_per_gpu)
             fits[result.gpu] = result
         return PrecisionMemory(
             weights_bytes=weights,
             kv_cache_bytes=kv_total,
             overhead_bytes=settings.overhead_per_gpu,
             total_bytes=weights + (kv_total or 0) + settings.overhead_per_gpu,
-            largest_block_bytes=max(blocks) if blocks else 0,
+            largest_block_bytes=max(b.bytes for b in pieces) if pieces else 0,
             fits=fits,
             quantized_parameters=quantized,
         )
 
-    lines: dict[str, PrecisionMemory | None] = {}
-    for precision in PRECISIONS:
-        if headers_only and precision not in DTYPE_BYTES:
-            lines[precision] = None
-            continue
+    def at(scheme: Scheme) -> PrecisionMemory | None:
+        if headers_only and scheme.needs_architecture:
+            return None
         sizes: dict[str, int] = {}
         quantized = 0
         for name in order:
-            size, is_q = parameter_bytes(name, numels[name], precision, built, base)
+            size, is_q = scheme.weight_bytes(name, numels[name], built, base)
             sizes[name] = size
             quantized += numels[name] if is_q else 0
-        lines[precision] = line(sizes, quantized, order, precision)
-    as_stored = None
-    if stored_loaded:
-        as_stored = line(stored_loaded, 0, list(stored_loaded), "as_stored")
+        return line(sizes, quantized, order, scheme.kv_dtype(base))
+
+    by_scheme = {name: at(scheme) for name, scheme in LOAD_SCHEMES.items()}
+    # pre-quantized: as the files hold it, the cache in the load dtype
+    by_scheme["as_stored"] = line(stored_loaded, 0, list(stored_loaded), base) if stored_loaded else None
     if headers_only:
         notes = _headers_only_notes(settings)
         training = None
     else:
-        kv_total = lines["int8"].kv_cache_bytes  # type: ignore[union-attr]  # built: every line is there
+        kv_total = by_scheme["int8"].kv_cache_bytes  # type: ignore[union-attr]  # built: every line is there
         notes = _notes(built, config, base, kv_dtype, settings, kv_total or 0)
         training = _training(built, numels, base, settings)
     return Memory(
@@ -176,10 +118,9 @@ def estimate(
         load_dtype=base,
         overhead_per_gpu_bytes=settings.overhead_per_gpu,
         gpus=list(gpus),
-        as_stored=as_stored,
+        by_scheme=by_scheme,
         training=training,
         notes=notes,
-        **lines,
     )
 
 
@@ -204,8 +145,9 @@ def _training(built: BuiltArchitecture, numels: Mapping[str, int], base: str, se
     """
     total = sum(numels.values())
     lora = sum(settings.lora_rank * (numels[name] // rows + rows) for name, rows in built.quantizable.items() if rows)
-    base_bf16 = sum(parameter_bytes(n, k, "bf16", built, base)[0] for n, k in numels.items())
-    base_nf4 = sum(parameter_bytes(n, k, "nf4_double_quant", built, "bf16")[0] for n, k in numels.items())
+    bf16, nf4 = LOAD_SCHEMES["bf16"], LOAD_SCHEMES["nf4_double_quant"]
+    base_bf16 = sum(bf16.weight_bytes(n, k, built, base)[0] for n, k in numels.items())
+    base_nf4 = sum(nf4.weight_bytes(n, k, built, "bf16")[0] for n, k in numels.items())
     return Training(
         full_adamw_bytes=16 * total,
         lora_bytes=base_bf16 + 16 * lora,

@@ -11,9 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import ExitCode
+from .precisions import LABELS as PRECISION_LABELS
 from .results import Failure, Report, report_to_dict
-
-GIB = 2**30
+from .units import GIB, gb, gib, human_count, signed_gib
+from .units import gib_number as _gib_number
 
 COMPONENT_LABELS = {
     "embeddings": "embeddings",
@@ -26,18 +27,6 @@ COMPONENT_LABELS = {
     "output_head": "output head",
     "other": "other",
 }
-
-
-def human_count(n: int) -> str:
-    """13015864320 -> '13.0B' (decimal, as model names use)."""
-    for scale, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
-        if n >= scale:
-            return f"{n / scale:.1f}{suffix}"
-    return str(n)
-
-
-def gib(n: int) -> str:
-    return f"{n / GIB:,.2f} GiB"
 
 
 def to_json(report: Any, indent: int | None = 2) -> str:
@@ -141,16 +130,6 @@ def _checkpoint(report: Report) -> Table | Text | Group:
     return Group(heading, table)
 
 
-PRECISION_LABELS = {
-    "fp32": "fp32",
-    "bf16": "bf16",
-    "fp16": "fp16",
-    "int8": "int8 (bnb)",
-    "nf4": "nf4 (bnb)",
-    "nf4_double_quant": "nf4 + double quant",
-    "fp4": "fp4 (bnb)",
-    "as_stored": "as stored",
-}
 BAR_WIDTH = 10
 
 
@@ -162,12 +141,8 @@ def _verdict(fit: Any) -> str:
     return "[red]no[/red]"
 
 
-def _gib_number(n: int) -> str:
-    return f"{n / GIB:,.2f}"
-
-
 def _memory(memory: Any, width: int = 120) -> Group:
-    lines = {k: getattr(memory, k) for k in PRECISION_LABELS if getattr(memory, k, None) is not None}
+    lines = memory.computed()
     biggest = max(line.total_bytes for line in lines.values())
     table = Table(box=None, header_style="bold", pad_edge=False)
     kv = (
@@ -218,12 +193,7 @@ def _memory(memory: Any, width: int = 120) -> Group:
 
 # ---------------------------------------------------------------- `hfsize check`
 
-GB = 10**9
 _SEVERITY = {"error": "[red]✗ error[/red]", "warning": "[yellow]! warning[/yellow]", "info": "[dim]i info[/dim]"}
-
-
-def gb(n: int) -> str:
-    return f"{n / GB:,.2f} GB"
 
 
 def _result_word(result: Any) -> str:
@@ -315,11 +285,6 @@ def _signed(n: int) -> str:
     return f"{n:+,}"
 
 
-def _signed_gib(n: int) -> str:
-    sign = "+" if n >= 0 else "-"
-    return f"{sign}{abs(n) / GIB:,.2f} GiB" if abs(n) >= GIB // 10 else f"{sign}{abs(n) / 2**20:,.1f} MiB"
-
-
 def _value(value: Any) -> str:
     text = "-" if value is None else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -372,7 +337,7 @@ def comparison_renderable(c: Any) -> Group:
     if c.memory_delta and not any(c.memory_delta.values()):
         parts.append(Text.from_markup("[bold]Memory delta[/bold]  none at any precision"))
     elif c.memory_delta:
-        deltas = ", ".join(f"{PRECISION_LABELS[p]} {_signed_gib(d)}" for p, d in c.memory_delta.items())
+        deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in c.memory_delta.items())
         parts.append(Text.from_markup(f"[bold]Memory delta[/bold]  {deltas}"))
     return Group(*parts)
 
@@ -424,14 +389,14 @@ def comparison_table(results: list[Any]) -> Table:
     for c in results:
         params = _signed(c.parameters_delta) if c.parameters_delta is not None else "?"
         stored = _signed(c.stored_bytes_delta) if c.stored_bytes_delta is not None else "?"
-        memory = _signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
+        memory = signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
         table.add_row(c.finetune, c.verdict, params, stored, memory)
     return table
 
 
 # ---------------------------------------------------------------- several models (`hfsize A B C`)
 
-_TABLE_PRECISIONS = (("bf16", "16-bit"), ("int8", "int8"), ("nf4", "nf4"))  # (Memory field, column)
+_TABLE_PRECISIONS = (("bf16", "16-bit"), ("int8", "int8"), ("nf4", "nf4"))  # (scheme, column): the table's pick
 
 
 def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
@@ -451,7 +416,7 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
             table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
             continue
         stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
-        lines = [getattr(r.memory, p, None) for p, _ in _TABLE_PRECISIONS]
+        lines = [r.memory[p] for p, _ in _TABLE_PRECISIONS]
         totals = [_table_total(line) for line in lines]
         headers_only = headers_only or any(line is not None and line.kv_cache_bytes is None for line in lines)
         fits = [_first_fit(r.memory, label) for label in labels]
@@ -475,7 +440,7 @@ def _first_fit(memory: Any, label: str) -> str:
         return "-"
     stored = (("as_stored", "as stored"),) if memory.as_stored is not None else ()
     for precision, name in (*stored, *_TABLE_PRECISIONS):
-        line = getattr(memory, precision)
+        line = memory[precision]
         fit = line.fits.get(label) if line is not None else None
         if fit is not None and fit.verdict == "fits":
             return f"[green]{name}[/green]"

@@ -155,18 +155,24 @@ class Memory:
     load_dtype: str  # what non-quantized weights load as (the config's dtype, as transformers' "auto")
     overhead_per_gpu_bytes: int
     gpus: list[Gpu]
-    fp32: PrecisionMemory
-    bf16: PrecisionMemory
-    fp16: PrecisionMemory
-    # 8-bit and 4-bit need the architecture (which Linear modules bitsandbytes replaces): None with
-    # --headers-only when the architecture is not cached
-    int8: PrecisionMemory | None
-    nf4: PrecisionMemory | None
-    nf4_double_quant: PrecisionMemory | None
-    fp4: PrecisionMemory | None
-    as_stored: PrecisionMemory | None  # pre-quantized checkpoints, as the files hold them
+    # scheme name (precisions.LABELS, in that order) -> its figures. None: not computed, i.e. 8-bit and 4-bit
+    # with --headers-only and no cached architecture (they need the built model), and "as_stored" for a
+    # checkpoint that is not pre-quantized. JSON: one `memory.<name>` key each (flattened, schema v1).
+    by_scheme: dict[str, PrecisionMemory | None]
     training: Training | None
     notes: list[str]
+
+    def __getitem__(self, scheme: str) -> PrecisionMemory | None:
+        """`memory["nf4"]`: the figures of one scheme (None when not computed); KeyError for an unknown name."""
+        return self.by_scheme[scheme]
+
+    @property
+    def as_stored(self) -> PrecisionMemory | None:
+        return self.by_scheme.get("as_stored")
+
+    def computed(self) -> dict[str, PrecisionMemory]:
+        """The schemes that have figures, in report order."""
+        return {name: line for name, line in self.by_scheme.items() if line is not None}
 
 
 @dataclass(frozen=True)
@@ -303,8 +309,17 @@ class Failure:
     exit_code: int  # what `hfsize MODEL` alone would have exited with
 
 
+_FLATTENED = "by_scheme"  # Memory's mapping: its entries are `memory.<scheme>` keys in JSON
+
+
 def _json_names(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {key.rstrip("_"): value for key, value in items}
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if key == _FLATTENED:
+            out.update(value)
+        else:
+            out[key.rstrip("_")] = value
+    return out
 
 
 def report_to_dict(report: Any) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def validate(config: dict, precisions: list[str], device: str = "cpu") -> list[d
         AutoModelForCausalLM.from_config(cfg).save_pretrained(folder)
         report = report_for(read_local(str(folder)))
         for precision in precisions:
-            predicted = getattr(report.memory, precision).weights_bytes
+            predicted = report.memory[precision].weights_bytes
             before = _allocated(device)
             model = load(folder, precision, device)
             after = _allocated(device)
@@ -229,7 +229,7 @@ def measure_kv(config: dict, context: int, batch: int, device: str = "cpu") -> d
         if isinstance(t, torch.Tensor)
     )
     allocated = None if before is None or after is None else after - before
-    predicted = report.memory.fp32.kv_cache_bytes
+    predicted = report.memory["fp32"].kv_cache_bytes
     return {"predicted": predicted, "measured": measured, "allocated": allocated, "layers": len(cache.layers)}
 
 

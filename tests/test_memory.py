@@ -11,7 +11,8 @@ import pytest
 
 from inspector.api import inspect_model
 from inspector.gpus import parse_gpu
-from inspector.memory import MemorySettings, four_bit_bytes, int8_bytes
+from inspector.memory import MemorySettings
+from inspector.schemes import four_bit_bytes, int8_bytes
 from tests.helpers import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,15 +35,15 @@ def test_bnb_byte_formulas_match_measured_layers():
 def test_llama2_13b_kv_cache(tmp_path):
     r = report(tmp_path, "_derived/HPMLL-llm-benchmark/Llama-2-13b-hf-fp32-dummy", context=4096, kv_dtype="fp16")
     # 2 (K and V) x 40 layers x 4096 tokens x 40 heads x 128 head_dim x 2 bytes
-    assert r.memory.fp16.kv_cache_bytes == 2 * 40 * 4096 * 40 * 128 * 2 == 3_355_443_200
+    assert r.memory["fp16"].kv_cache_bytes == 2 * 40 * 4096 * 40 * 128 * 2 == 3_355_443_200
     # fp16 weights: 2 bytes x 13,015,864,320 parameters + 2 rotary inv_freq buffers of 64 fp32
-    assert r.memory.fp16.weights_bytes == 2 * 13_015_864_320 + 2 * 64 * 4
+    assert r.memory["fp16"].weights_bytes == 2 * 13_015_864_320 + 2 * 64 * 4
 
 
 def test_deepseek_mla_caches_the_latent(tmp_path):
     r = report(tmp_path, "deepseek-ai/DeepSeek-V3", context=1000)
     # transformers caches kv_lora_rank 512 + qk_rope_head_dim 64 per token and layer, bf16, 61 layers
-    assert r.memory.bf16.kv_cache_bytes == 61 * 1000 * (512 + 64) * 2
+    assert r.memory["bf16"].kv_cache_bytes == 61 * 1000 * (512 + 64) * 2
 
 
 def test_gpt_oss_sliding_layers_keep_only_the_window(tmp_path):
@@ -50,34 +51,34 @@ def test_gpt_oss_sliding_layers_keep_only_the_window(tmp_path):
     per_token_layer = 2 * 8 * 64 * 2  # K and V x 8 KV heads x head_dim 64 x bf16
     # 18 full-attention layers hold 4096 tokens; 18 sliding layers hold window - 1 = 127 tokens, what
     # transformers' DynamicSlidingWindowLayer keeps (measured for real in tests/test_kv_cache.py)
-    assert r.memory.bf16.kv_cache_bytes == (18 * 4096 + 18 * 127) * per_token_layer
+    assert r.memory["bf16"].kv_cache_bytes == (18 * 4096 + 18 * 127) * per_token_layer
 
 
 def test_fused_experts_stay_unquantized(tmp_path):
     r = report(tmp_path, "mistralai/Mixtral-8x7B-v0.1")
     experts = 32 * 8 * 3 * 4096 * 14336
     # in bf16 load dtype, the 45.1B expert parameters keep 2 bytes each even at "4-bit"
-    assert r.memory.nf4.weights_bytes > 2 * experts
+    assert r.memory["nf4"].weights_bytes > 2 * experts
     assert any("fused" in note for note in r.memory.notes)
 
 
 def test_rules_of_thumb(tmp_path):
     # 7B in 16-bit fits one 16 GB GPU (T4: 15,360 MiB)
     seven = report(tmp_path, "mistralai/Mistral-7B-Instruct-v0.2", gpus=["T4"])
-    assert seven.memory.fp16.fits["T4"].verdict == "fits"
+    assert seven.memory["fp16"].fits["T4"].verdict == "fits"
     # 13B in 16-bit needs two of them
     thirteen = report(tmp_path, "_derived/HPMLL-llm-benchmark/Llama-2-13b-hf-fp32-dummy", gpus=["T4"])
-    fit = thirteen.memory.fp16.fits["T4"]
+    fit = thirteen.memory["fp16"].fits["T4"]
     assert fit.verdict == "needs_more" and fit.gpus_needed == 2
     # ... and at 4-bit a 13B model fits one
-    assert thirteen.memory.nf4.fits["T4"].verdict == "fits"
+    assert thirteen.memory["nf4"].fits["T4"].verdict == "fits"
 
 
 def test_a_block_larger_than_the_gpu_does_not_fit(tmp_path):
     r = report(tmp_path, "_derived/HPMLL-llm-benchmark/Llama-2-13b-hf-fp32-dummy", gpus=["1GiBx8"])
     # one Llama-2-13b layer in fp32 is 317,204,480 x 4 bytes = 1.18 GiB: no number of 1 GiB devices helps
-    assert r.memory.fp32.largest_block_bytes >= 317_204_480 * 4
-    assert r.memory.fp32.fits["1GiB x8"].verdict == "does_not_fit"
+    assert r.memory["fp32"].largest_block_bytes >= 317_204_480 * 4
+    assert r.memory["fp32"].fits["1GiB x8"].verdict == "does_not_fit"
 
 
 def test_bad_gpu_spec_is_a_usage_error(capsys, tmp_path):
