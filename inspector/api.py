@@ -10,8 +10,10 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from . import cache
-from .check import find_problems
-from .checkpoint import classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
+from .check import disk_problem, find_problems
+from .check import exit_code as check_exit_code
+from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
+from .config import validate as validate_config
 from .download import download_command, plan_download
 from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
@@ -22,14 +24,22 @@ from .results import (
     BuiltArchitecture,
     CheckResult,
     Comparison,
+    Counted,
     Disk,
     Failure,
     Fit,
     Gpu,
+    How,
     Listing,
+    Memory,
+    Parameters,
     Problem,
+    ProblemCode,
     RepoFiles,
     Report,
+    Resolved,
+    Severity,
+    Verdict,
 )
 
 
@@ -152,19 +162,56 @@ def analyze(
 ) -> tuple[Report, BuiltArchitecture]:
     """The report, and the empty-weight architecture it was computed from (names and shapes).
 
+    The stages, in order: resolve the architecture (cache, build or headers), count its parameters,
+    reconcile them with the checkpoint, estimate memory per scheme (which places the blocks on the GPUs).
     With `headers_only` and no cached architecture, nothing is built: parameters and 16/32-bit weights come
     from the headers, and the report has no reconciliation, 8/4-bit figures or KV cache.
     """
-    config = repo.config
+    _readable(repo)
+    resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token, headers_only=headers_only)
+    built, kinds = resolved.built, resolved.kinds
+    counted = count(repo, built, kinds)
+    reconciliation, reconcile_notes = reconcile(repo, built, counted.architecture_total, kinds)
+    report = Report(
+        model=repo.model,
+        revision=repo.revision,
+        commit=repo.commit,
+        source=repo.location,
+        architecture=Architecture(
+            class_=built.class_name or None,
+            model_type=built.model_type or repo.config.get("model_type"),
+            how=built.how,
+            transformers_version=built.transformers_version,
+        ),
+        parameters=counted.parameters,
+        checkpoint=summarize(repo),
+        reconciliation=reconciliation,
+        notes=[*counted.notes, *reconcile_notes, *_moe_notes(repo.config, counted.parameters)],
+    )
+    if built.how == How.NOT_BUILT:
+        return report, built
+    return replace(report, memory=estimate_memory(repo, resolved, gpus, memory or MemorySettings())), built
+
+
+def _readable(repo: RepoFiles) -> None:
+    """A full model with a config whose sizes make sense, or an error saying what it is instead."""
     if repo.adapter_config is not None:
         base = repo.adapter_config.get("base_model_name_or_path") or "its base model"
         raise UnsupportedError(
             f"'{repo.model}' is a PEFT adapter for '{base}', not a full model",
             f"Run 'hfsize compare {repo.model}' to size the base model with the adapter.",
         )
+    validate_config(repo.config, f"config.json {'in' if repo.location == 'local' else 'of'} '{repo.model}'")
+
+
+def resolve_architecture(
+    repo: RepoFiles, *, trust_remote_code: bool = False, token: str | bool | None = None, headers_only: bool = False
+) -> Resolved:
+    """The architecture: from the cache, else built on the meta device, else (--headers-only) from the headers;
+    and what each stored tensor is, classified once (the slow part on 100k-tensor checkpoints)."""
+    config = repo.config
     cache_key = cache.key(config)
     built = cache.load(cache_key)
-    kinds = None  # what each stored tensor is: classified once, it is the slow part on 100k-tensor checkpoints
     if built is None and headers_only:
         if not repo.headers:
             raise UnsupportedError(
@@ -172,7 +219,7 @@ def analyze(
                 "Run without --headers-only to count its parameters from the architecture.",
             )
         kinds = classify(repo)
-        built = header_architecture(repo, "--headers-only", kinds)
+        return Resolved(header_architecture(repo, "--headers-only", kinds), kinds)
     if built is None:
         from .architecture import build
 
@@ -185,68 +232,62 @@ def analyze(
                 token=token,
             )
         cache.store(cache_key, built)
-    if kinds is None:
-        kinds = classify(repo, built if built.built else None)
-    notes: list[str] = []
+    return Resolved(built, classify(repo, built if built.built else None))
+
+
+def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
+    """Parameters from the architecture when it was built, else from the headers (and a note saying so)."""
+    config = repo.config
     if built.built:
         parameters = count_parameters(
             built.parameters, config, source="architecture", buffers=built.buffers, tied=built.tied
         )
-        architecture_total: int | None = parameters.total
-    elif built.how == "headers only":
-        parameters = count_parameters(built.parameters, config, source="checkpoint")
-        architecture_total = None
-        notes.append(
-            "Headers only (--headers-only): the model class was not built, so parameters are the stored ones "
-            "(buffers, quantization state and unused layers left out) and nothing is reconciled with an architecture."
+        return Counted(parameters, parameters.total, [])
+    if built.how == How.HEADERS_ONLY:
+        return Counted(
+            count_parameters(built.parameters, config, source="checkpoint"),
+            None,
+            [
+                "Headers only (--headers-only): the model class was not built, so parameters are the stored ones "
+                "(buffers, quantization state and unused layers left out) and nothing is reconciled with an "
+                "architecture."
+            ],
         )
-    elif repo.headers:
-        parameters = count_parameters(header_shapes(repo, kinds), config, source="checkpoint")
-        architecture_total = None
+    if repo.headers:
         hint = " Pass --trust-remote-code to build it with the repo's code." if config.get("auto_map") else ""
-        notes.append(
-            f"Not built: {built.reason}. Parameters are counted from the safetensors headers instead "
-            f"(buffers, quantization state and unused layers left out).{hint}"
+        return Counted(
+            count_parameters(header_shapes(repo, kinds), config, source="checkpoint"),
+            None,
+            [
+                f"Not built: {built.reason}. Parameters are counted from the safetensors headers instead "
+                f"(buffers, quantization state and unused layers left out).{hint}"
+            ],
         )
-    else:
-        hint = (
-            "Pass --trust-remote-code if you trust the repo's code."
-            if config.get("auto_map")
-            else "Upgrade transformers, or use a repo with safetensors weights."
-        )
-        raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
-
-    checkpoint = summarize(repo)
-    reconciliation, reconcile_notes = reconcile(repo, built, architecture_total, kinds)
-    notes.extend(reconcile_notes)
-    moe = moe_shape(config)
-    if moe is not None and parameters.active is not None:
-        experts, top_k = moe
-        notes.append(
-            f"Mixture of experts: each token uses {top_k} of {experts} routed experts, so "
-            f"{parameters.active:,} of {parameters.total:,} parameters are active per token."
-        )
-    report = Report(
-        model=repo.model,
-        revision=repo.revision,
-        commit=repo.commit,
-        source=repo.location,
-        architecture=Architecture(
-            class_=built.class_name or None,
-            model_type=built.model_type or config.get("model_type"),
-            how=built.how,
-            transformers_version=built.transformers_version,
-        ),
-        parameters=parameters,
-        checkpoint=checkpoint,
-        reconciliation=reconciliation,
-        notes=notes,
+    hint = (
+        "Pass --trust-remote-code if you trust the repo's code."
+        if config.get("auto_map")
+        else "Upgrade transformers, or use a repo with safetensors weights."
     )
-    if built.how == "not built":
-        return report, built
-    stored = loaded_bytes(repo, built, kinds) if config.get("quantization_config") and repo.headers else None
-    mem = estimate(built, config, repo, gpus, memory or MemorySettings(), stored)
-    return replace(report, memory=mem), built
+    raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
+
+
+def _moe_notes(config: dict[str, Any], parameters: Parameters) -> list[str]:
+    moe = moe_shape(config)
+    if moe is None or parameters.active is None:
+        return []
+    experts, top_k = moe
+    return [
+        f"Mixture of experts: each token uses {top_k} of {experts} routed experts, so "
+        f"{parameters.active:,} of {parameters.total:,} parameters are active per token."
+    ]
+
+
+def estimate_memory(repo: RepoFiles, resolved: Resolved, gpus: Sequence[Gpu], settings: MemorySettings) -> Memory:
+    """Memory per scheme and its placement on `gpus`; pre-quantized checkpoints also as stored."""
+    built = resolved.built
+    quantized = repo.config.get("quantization_config") and repo.headers
+    stored = loaded_bytes(repo, built, resolved.kinds) if quantized else None
+    return estimate(built, repo.config, repo, gpus, settings, stored)
 
 
 def check_model(
@@ -280,31 +321,21 @@ def check_model(
         )
         report = report_for(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)
     except AccessError as e:
-        unreadable = Problem("no_access", "error", _joined(e))
+        unreadable = Problem(ProblemCode.NO_ACCESS, Severity.ERROR, _joined(e))
     except BadFilesError as e:
-        unreadable = Problem("bad_files", "error", _joined(e))
+        unreadable = Problem(ProblemCode.BAD_FILES, Severity.ERROR, _joined(e))
     except UnsupportedError as e:
-        unreadable = Problem("unsupported", "error", _joined(e))
+        unreadable = Problem(ProblemCode.UNSUPPORTED, Severity.ERROR, _joined(e))
     plan = plan_download(
         listing.files, repo.index if repo is not None else None, _code_files(repo, listing, trust_remote_code)
     )
     problems = find_problems(listing, plan, repo, report, trust_remote_code=trust_remote_code, unreadable=unreadable)
     disk = None if local else _disk(listing, plan, download_dir)
     if disk is not None and not disk.fits:
-        problems.insert(
-            0,
-            Problem(
-                "disk_space",
-                "error",
-                f"The download needs {disk.needed_bytes:,} bytes but {disk.path} has {disk.free_bytes:,} free: "
-                "free some space or pass --dir with a larger disk.",
-            ),
-        )
+        problems.insert(0, disk_problem(disk))
     chosen, memory_bytes, verdicts = _fit(report, precision)
-    fits = None if not verdicts else any(v.verdict == "fits" for v in verdicts.values())
-    failing = {"error", "warning"} if strict else {"error"}
-    has_problems = any(p.severity in failing for p in problems)
-    exit_code = ExitCode.PROBLEMS if has_problems else ExitCode.DOES_NOT_FIT if fits is False else ExitCode.OK
+    fits = None if not verdicts else any(v.verdict == Verdict.FITS for v in verdicts.values())
+    exit_code = check_exit_code(problems, fits, strict=strict)
     return CheckResult(
         model=model,
         revision=revision,

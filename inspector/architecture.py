@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .results import BuiltArchitecture, KvLayer
+from .results import BuiltArchitecture, How, KvLayer
 
 # model_types that older configs carry and the installed transformers knows under another name.
 # The original tiiuae/falcon-7b config says "RefinedWebModel" with an auto_map to repo code;
@@ -74,7 +74,7 @@ def build(
         return BuiltArchitecture(
             class_name=archs[0] if archs else "",
             model_type=model_type,
-            how="not built",
+            how=How.NOT_BUILT,
             parameters={},
             buffers={},
             tied={},
@@ -88,10 +88,10 @@ def build(
             cls = _native_class(archs, native)
             if cls is None:
                 return not_built(f"transformers {version} has no model class for model_type '{native}'")
-            how = "native"
+            how = How.NATIVE
         elif config.get("auto_map") and trust_remote_code and code_location:
             cfg, cls = _remote_config_and_class(code_location, revision, token)
-            how = "remote code"
+            how = How.REMOTE_CODE
         elif config.get("auto_map"):
             return not_built(
                 f"model_type '{model_type}' needs the repo's own code (auto_map), which hfsize does not run "

@@ -8,18 +8,17 @@ model as is, "warning" that it works but costs something or deserves a look, "in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from .checkpoint import stored_float_dtype
+from .config import config_view
 from .download import SAFETENSORS_INDEX, SHARD_PATTERN
-from .dtypes import FROM_CONFIG, LOAD_DTYPES, TO_CONFIG
-from .results import DownloadPlan, Listing, Problem, RepoFiles, Report
+from .dtypes import TO_CONFIG
+from .errors import ExitCode
+from .names import OUTPUT_HEAD_WEIGHT, TOKEN_EMBEDDING_TABLE
+from .results import Disk, DownloadPlan, How, Listing, Problem, ProblemCode, ReconKind, RepoFiles, Report, Severity
 from .units import gb
-
-_EMBEDDING = re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|tok_embeddings|embeddings\.word_embeddings)\.weight$")
-_HEAD = re.compile(r"(^|\.)(lm_head|output|embed_out)\.weight$")
 
 
 def find_problems(
@@ -42,10 +41,39 @@ def find_problems(
         problems += _code(repo.config, report, trust_remote_code)
     if report is not None:
         problems += _reconciliation(report, repo)
-    if unreadable is None or unreadable.code != "no_access":
+    if unreadable is None or unreadable.code != ProblemCode.NO_ACCESS:
         problems += _access(listing)
-    order = {"error": 0, "warning": 1, "info": 2}
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return sorted(problems, key=lambda p: order[p.severity])
+
+
+def disk_problem(disk: Disk) -> Problem:
+    return Problem(
+        ProblemCode.DISK_SPACE,
+        Severity.ERROR,
+        f"The download needs {disk.needed_bytes:,} bytes but {disk.path} has {disk.free_bytes:,} free: "
+        "free some space or pass --dir with a larger disk.",
+    )
+
+
+# ---------------------------------------------------------------- exit codes: the one policy
+
+
+def exit_code(problems: list[Problem], fits: bool | None, *, strict: bool = False) -> ExitCode:
+    """One repo: PROBLEMS when an error (or with --strict a warning) was found, else DOES_NOT_FIT when no
+    chosen GPU setup fits, else OK."""
+    failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
+    if any(p.severity in failing for p in problems):
+        return ExitCode.PROBLEMS
+    return ExitCode.DOES_NOT_FIT if fits is False else ExitCode.OK
+
+
+def batch_exit_code(codes: list[int]) -> int:
+    """Several repos: the first that could not be read at all (3-7), else PROBLEMS, else DOES_NOT_FIT, else OK."""
+    errors = [c for c in codes if c not in (ExitCode.OK, ExitCode.DOES_NOT_FIT, ExitCode.PROBLEMS)]
+    if errors:
+        return errors[0]
+    return max(codes, key=lambda c: (c == ExitCode.PROBLEMS, c == ExitCode.DOES_NOT_FIT), default=ExitCode.OK)
 
 
 # ---------------------------------------------------------------- files
@@ -55,14 +83,18 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
     out: list[Problem] = []
     if plan.weights_format == "none":
         out.append(
-            Problem("no_weights", "error", "No weight files from_pretrained can load (no safetensors or .bin weights).")
+            Problem(
+                ProblemCode.NO_WEIGHTS,
+                Severity.ERROR,
+                "No weight files from_pretrained can load (no safetensors or .bin weights).",
+            )
         )
     if plan.missing_shards:
         shown = ", ".join(plan.missing_shards[:3]) + (", ..." if len(plan.missing_shards) > 3 else "")
         out.append(
             Problem(
-                "missing_shards",
-                "error",
+                ProblemCode.MISSING_SHARDS,
+                Severity.ERROR,
                 f"The index names {len(plan.missing_shards)} shard(s) the repo does not have ({shown}): "
                 "from_pretrained would fail. The upload is incomplete; ask the repo's owner or pick another revision.",
             )
@@ -76,8 +108,8 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
         if stray:
             out.append(
                 Problem(
-                    "unindexed_shards",
-                    "warning",
+                    ProblemCode.UNINDEXED_SHARDS,
+                    Severity.WARNING,
                     f"{len(stray)} shard file(s) are not named by {SAFETENSORS_INDEX} (e.g. {stray[0]}): "
                     "from_pretrained ignores them, but an unfiltered download fetches them.",
                 )
@@ -85,8 +117,8 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
     if plan.weights_format == "pytorch":
         out.append(
             Problem(
-                "pickle_only",
-                "warning",
+                ProblemCode.PICKLE_ONLY,
+                Severity.WARNING,
                 "The weights exist only as pickle files (.bin): they cannot be checked before the download "
                 "(no headers), and unpickling untrusted files can run code. Prefer a safetensors copy of this model.",
             )
@@ -97,8 +129,8 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
         )
         out.append(
             Problem(
-                "duplicate_weights",
-                "warning",
+                ProblemCode.DUPLICATE_WEIGHTS,
+                Severity.WARNING,
                 f"Besides the {plan.weights_format} weights from_pretrained reads ({gb(plan.bytes, 1)}), "
                 f"the repo ships "
                 f"{kinds}: an unfiltered download fetches {gb(plan.unused_bytes, 1)} more. "
@@ -107,7 +139,11 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
         )
     if plan.unknown_sizes:
         out.append(
-            Problem("unknown_sizes", "info", f"The Hub gave no size for {plan.unknown_sizes} file(s) of the download.")
+            Problem(
+                ProblemCode.UNKNOWN_SIZES,
+                Severity.INFO,
+                f"The Hub gave no size for {plan.unknown_sizes} file(s) of the download.",
+            )
         )
     return out
 
@@ -117,14 +153,13 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
 
 def _config(config: Mapping[str, Any], repo: RepoFiles) -> list[Problem]:
     out: list[Problem] = []
-    hidden = _int(config, "hidden_size", "n_embd", "d_model")
-    heads = _int(config, "num_attention_heads", "n_head", "num_heads")
-    kv_heads = _int(config, "num_key_value_heads", "num_kv_heads")
-    if hidden and heads and not config.get("head_dim") and hidden % heads:
+    view = config_view(config)
+    hidden, heads, kv_heads, vocab = view.hidden, view.heads, view.kv_heads, view.vocab
+    if hidden and heads and not view.head_dim_declared and hidden % heads:
         out.append(
             Problem(
-                "head_dim",
-                "error",
+                ProblemCode.HEAD_DIM,
+                Severity.ERROR,
                 f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and the config has no "
                 "head_dim: the attention shapes are undefined. The config.json is inconsistent.",
             )
@@ -132,32 +167,30 @@ def _config(config: Mapping[str, Any], repo: RepoFiles) -> list[Problem]:
     if heads and kv_heads and heads % kv_heads:
         out.append(
             Problem(
-                "kv_heads",
-                "error",
+                ProblemCode.KV_HEADS,
+                Severity.ERROR,
                 f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}: "
                 "grouped-query attention cannot split the heads. The config.json is inconsistent.",
             )
         )
-    vocab = _int(config, "vocab_size")
     tensors = {name: e for t in repo.headers.values() for name, e in t.items()}
     for name, entry in tensors.items():
-        if vocab and _EMBEDDING.search(name) and len(entry.shape) == 2 and entry.shape[0] != vocab:
+        if vocab and TOKEN_EMBEDDING_TABLE.search(name) and len(entry.shape) == 2 and entry.shape[0] != vocab:
             out.append(
                 Problem(
-                    "vocab_size",
-                    "error",
+                    ProblemCode.VOCAB_SIZE,
+                    Severity.ERROR,
                     f"config.json says vocab_size {vocab:,} but '{name}' stores {entry.shape[0]:,} rows: "
                     "loading fails with a size mismatch. The config and the weights disagree.",
                 )
             )
             break
-    declared = config.get("dtype") or config.get("torch_dtype")
-    stored = TO_CONFIG.get(stored_float_dtype(repo) or "")
-    if isinstance(declared, str) and stored and FROM_CONFIG.get(declared) in LOAD_DTYPES and declared != stored:
+    declared, stored = TO_CONFIG.get(view.dtype or ""), TO_CONFIG.get(stored_float_dtype(repo) or "")
+    if declared and stored and declared != stored:
         out.append(
             Problem(
-                "dtype_mismatch",
-                "warning",
+                ProblemCode.DTYPE_MISMATCH,
+                Severity.WARNING,
                 f"config.json declares dtype {declared} but the weights are stored as {stored}: "
                 f"from_pretrained loads them as {declared} (dtype='auto'), so memory differs from the file sizes.",
             )
@@ -165,40 +198,32 @@ def _config(config: Mapping[str, Any], repo: RepoFiles) -> list[Problem]:
     return out
 
 
-def _int(config: Mapping[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        value = config.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
 def _code(config: Mapping[str, Any], report: Report | None, trust_remote_code: bool) -> list[Problem]:
     how = report.architecture.how if report is not None else None
-    if how == "remote code":
+    if how == How.REMOTE_CODE:
         return [
             Problem(
-                "remote_code",
-                "warning",
+                ProblemCode.REMOTE_CODE,
+                Severity.WARNING,
                 "The model class comes from the repo's own Python code, which runs on your machine when loaded "
                 "(trust_remote_code=True). Read it before you use it.",
             )
         ]
-    if how == "not built" and config.get("auto_map") and not trust_remote_code:
+    if how == How.NOT_BUILT and config.get("auto_map") and not trust_remote_code:
         return [
             Problem(
-                "remote_code",
-                "error",
+                ProblemCode.REMOTE_CODE,
+                Severity.ERROR,
                 f"model_type '{config.get('model_type')}' is not in the installed transformers; the model needs the "
                 "repo's own code (trust_remote_code=True). Review the code, then rerun with --trust-remote-code.",
             )
         ]
-    if how == "not built":
+    if how == How.NOT_BUILT:
         version = report.architecture.transformers_version if report is not None else None
         return [
             Problem(
-                "unsupported",
-                "error",
+                ProblemCode.UNSUPPORTED,
+                Severity.ERROR,
                 f"The installed transformers ({version}) cannot build model_type '{config.get('model_type')}' "
                 "and the repo ships no code for it: from_pretrained would fail. Upgrade transformers.",
             )
@@ -214,12 +239,12 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
     recon = report.reconciliation
     missing_shards = bool(repo is not None and repo.missing_shards)
     if recon.missing and not missing_shards:
-        heads = [n for n in recon.missing if _HEAD.search(n)]
+        heads = [n for n in recon.missing if OUTPUT_HEAD_WEIGHT.search(n)]
         if heads and report.parameters.tied == {}:
             out.append(
                 Problem(
-                    "head_missing",
-                    "error",
+                    ProblemCode.HEAD_MISSING,
+                    Severity.ERROR,
                     f"The output head is untied (tie_word_embeddings is false) but '{heads[0]}' is not stored: "
                     "from_pretrained would initialise it randomly. The config or the upload is wrong.",
                 )
@@ -229,8 +254,8 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
             more = "+" if len(recon.missing) >= 20 else ""
             out.append(
                 Problem(
-                    "missing_tensors",
-                    "error",
+                    ProblemCode.MISSING_TENSORS,
+                    Severity.ERROR,
                     f"{len(others)}{more} tensor(s) the architecture needs are not in the checkpoint "
                     f"(e.g. {others[0]}): from_pretrained would initialise them randomly. "
                     "The upload looks incomplete or the config does not match the weights.",
@@ -239,8 +264,8 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
     if recon.reshaped:
         out.append(
             Problem(
-                "reshaped_tensors",
-                "error",
+                ProblemCode.RESHAPED_TENSORS,
+                Severity.ERROR,
                 f"{len(recon.reshaped)} tensor(s) are stored with another shape than the config implies "
                 f"({recon.reshaped[0]}): loading fails with a size mismatch.",
             )
@@ -248,18 +273,18 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
     if recon.unexpected:
         out.append(
             Problem(
-                "unexpected_tensors",
-                "warning",
+                ProblemCode.UNEXPECTED_TENSORS,
+                Severity.WARNING,
                 f"{len(recon.unexpected)}{'+' if len(recon.unexpected) >= 20 else ''} stored tensor(s) are not part of "
                 f"the architecture (e.g. {recon.unexpected[0]}): from_pretrained skips them.",
             )
         )
     for item in recon.items:
-        if item.kind == "tied_head_stored":
+        if item.kind == ReconKind.TIED_HEAD_STORED:
             out.append(
                 Problem(
-                    "tied_head_stored",
-                    "warning",
+                    ProblemCode.TIED_HEAD_STORED,
+                    Severity.WARNING,
                     "The config ties the output head to the embeddings, yet the checkpoint stores a separate head: "
                     "transformers ignores it, so if it differs from the embeddings the loaded model is not the "
                     "trained one. Check tie_word_embeddings.",
@@ -270,8 +295,8 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
         if report.checkpoint.headers_read and declared != stored:
             out.append(
                 Problem(
-                    "index_total_size",
-                    "warning",
+                    ProblemCode.INDEX_TOTAL_SIZE,
+                    Severity.WARNING,
                     f"{SAFETENSORS_INDEX} declares total_size {declared:,} bytes but the headers add up to "
                     f"{stored:,}: the index and the shards come from different saves.",
                 )
@@ -284,5 +309,11 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
 
 def _access(listing: Listing) -> list[Problem]:
     if listing.gated:
-        return [Problem("gated", "info", f"The repo is gated ({listing.gated} approval); your token has access.")]
+        return [
+            Problem(
+                ProblemCode.GATED,
+                Severity.INFO,
+                f"The repo is gated ({listing.gated} approval); your token has access.",
+            )
+        ]
     return []

@@ -6,15 +6,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .config import config_view
 from .dtypes import FLOAT_SAFETENSORS, bulk_float
 from .hub import PICKLE_PATTERN
-from .parameters import layer_of
+from .names import INPUT_EMBEDDINGS, layer_of
 from .results import (
     BuiltArchitecture,
     Checkpoint,
     CheckpointFile,
+    How,
     Reconciliation,
     ReconItem,
+    ReconKind,
     RepoFiles,
     TensorEntry,
 )
@@ -73,15 +76,8 @@ def all_tensors(repo: RepoFiles) -> dict[str, TensorEntry]:
     return {name: entry for tensors in repo.headers.values() for name, entry in tensors.items()}
 
 
-def num_layers(config: Mapping[str, Any]) -> int | None:
-    for key in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
-        if isinstance(config.get(key), int):
-            return config[key]
-    return None
-
-
 Kinds = dict[str, tuple[str, int]]  # stored tensor -> (kind, parameters it stands for or adds)
-_NO_ARCHITECTURE = BuiltArchitecture("", "", "not built", {}, {}, {}, None)
+_NO_ARCHITECTURE = BuiltArchitecture("", "", How.NOT_BUILT, {}, {}, {}, None)
 
 
 def classify(repo: RepoFiles, built: BuiltArchitecture | None = None) -> Kinds:
@@ -90,7 +86,7 @@ def classify(repo: RepoFiles, built: BuiltArchitecture | None = None) -> Kinds:
     One pass serves reconcile, loaded_bytes and header_shapes: it is the slow part on 100k-tensor checkpoints.
     """
     quant = repo.config.get("quantization_config") or {}
-    layers = num_layers(repo.config)
+    layers = config_view(repo.config).layers
     architecture = built or _NO_ARCHITECTURE
     return {name: _classify(name, entry, architecture, layers, quant) for name, entry in all_tensors(repo).items()}
 
@@ -110,7 +106,7 @@ def reconcile(
     regular = 0
     for name, entry in tensors.items():
         kind, params = kinds[name]
-        if kind == "parameters":
+        if kind == ReconKind.PARAMETERS:
             regular += params
         else:
             groups.setdefault(kind, []).append((name, entry, params))
@@ -174,17 +170,17 @@ def _classify(
     """(kind, signed parameter contribution) of one stored tensor."""
     layer = layer_of(name)
     if layers is not None and layer is not None and layer >= layers:
-        return "unused_layers", 0
+        return ReconKind.UNUSED_LAYERS, 0
     if name in built.tied:
-        return "tied_head_stored", 0
+        return ReconKind.TIED_HEAD_STORED, 0
     if name in built.buffers or name.endswith(_BUFFER_SUFFIXES):
-        return "buffers_stored", 0
+        return ReconKind.BUFFERS_STORED, 0
     packed = packed_parameters(name, entry, quant)
     if packed is not None:
-        return "packed_weights", packed
+        return ReconKind.PACKED_WEIGHTS, packed
     if (quant or entry.dtype not in FLOAT_SAFETENSORS or name.endswith("_scales")) and _QUANT_STATE.search(name):
-        return "quantization_state", 0
-    return "parameters", entry.numel
+        return ReconKind.QUANTIZATION_STATE, 0
+    return ReconKind.PARAMETERS, entry.numel
 
 
 def _describe(
@@ -197,12 +193,12 @@ def _describe(
     n = len(members)
     elements = sum(e.numel for _, e, _ in members)
     example = members[0][0]
-    if kind == "tied_head_stored":
+    if kind == ReconKind.TIED_HEAD_STORED:
         return (
             f"The checkpoint stores the tied output head '{example}' ({elements:,} elements) as well as the "
             "embeddings; the model shares one tensor, so it is counted once."
         )
-    if kind == "buffers_stored":
+    if kind == ReconKind.BUFFERS_STORED:
         # `saved`: what save_pretrained writes, persistent buffers included (e.g. DeepSeek-V3's router
         # e_score_correction_bias, which the model loads from the checkpoint rather than computes)
         loaded = sum(name in (saved or {}) for name, _, _ in members)
@@ -217,7 +213,7 @@ def _describe(
             f"The checkpoint stores {n} non-parameter tensor(s) such as '{example}' ({elements:,} elements): "
             f"{what}, not parameters."
         )
-    if kind == "unused_layers":
+    if kind == ReconKind.UNUSED_LAYERS:
         layers = sorted({layer_of(name) for name, _, _ in members if layer_of(name) is not None})
         mtp = config.get("num_nextn_predict_layers")
         why = f" (multi-token prediction: num_nextn_predict_layers={mtp})" if mtp else ""
@@ -225,13 +221,13 @@ def _describe(
             f"The checkpoint stores {n} tensors ({elements:,} elements) for layer(s) "
             f"{', '.join(map(str, layers))} that the transformers class does not build{why}; not counted."
         )
-    if kind == "packed_weights":
+    if kind == ReconKind.PACKED_WEIGHTS:
         method = (config.get("quantization_config") or {}).get("quant_method", "quantized")
         return (
             f"{n} packed {method} tensor(s) such as '{example}' hold {elements:,} stored elements that stand for "
             f"{params:,} parameters (several low-bit values per element)."
         )
-    if kind == "quantization_state":
+    if kind == ReconKind.QUANTIZATION_STATE:
         return (
             f"{n} quantization-state tensor(s) such as '{example}' ({elements:,} elements: scales, zero points, "
             "indices) are not parameters."
@@ -246,11 +242,11 @@ def _name_diff(
     expected = built.checkpoint_tensors
     if not expected:
         return [], [], []
-    explained = {name for kind, members in groups.items() if kind != "packed_weights" for name, _, _ in members}
+    explained = {name for kind, members in groups.items() if kind != ReconKind.PACKED_WEIGHTS for name, _, _ in members}
     # a packed tensor stands in for the plain weight of the same module
-    covered = {_unpacked_name(name) for name, _, _ in groups.get("packed_weights", [])}
+    covered = {_unpacked_name(name) for name, _, _ in groups.get(ReconKind.PACKED_WEIGHTS, [])}
     stored = {name for name in tensors if name not in explained} | covered
-    packed_names = {name for name, _, _ in groups.get("packed_weights", [])}
+    packed_names = {name for name, _, _ in groups.get(ReconKind.PACKED_WEIGHTS, [])}
     missing = sorted(n for n in expected if n not in stored and n not in built.buffers)
     unexpected = sorted(n for n in stored - set(expected) - packed_names if n in tensors)
     # a packed tensor's shape is its packing's (bitsandbytes 4-bit keeps the name `.weight`: [ceil(n/2), 1] U8)
@@ -289,7 +285,7 @@ def loaded_bytes(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds | None 
     tensors = all_tensors(repo)
     for name, entry in tensors.items():
         kind, _ = kinds[name]
-        if kind in ("unused_layers", "buffers_stored", "tied_head_stored"):
+        if kind in (ReconKind.UNUSED_LAYERS, ReconKind.BUFFERS_STORED, ReconKind.TIED_HEAD_STORED):
             continue
         kept[name] = entry.nbytes
         if _BNB_QUANT_STATE.search(name):
@@ -310,14 +306,11 @@ def header_shapes(repo: RepoFiles, kinds: Kinds | None = None) -> dict[str, tupl
     shapes: dict[str, tuple[int, ...]] = {}
     for name, entry in all_tensors(repo).items():
         kind, params = kinds[name]
-        if kind == "parameters":
+        if kind == ReconKind.PARAMETERS:
             shapes[name] = entry.shape
-        elif kind == "packed_weights":
+        elif kind == ReconKind.PACKED_WEIGHTS:
             shapes[name] = (params,)
     return shapes
-
-
-_INPUT_EMBEDDINGS = re.compile(r"(embed|\bwte\b|\bwpe\b|word_embeddings)")
 
 
 def header_architecture(repo: RepoFiles, reason: str, kinds: Kinds | None = None) -> BuiltArchitecture:
@@ -333,14 +326,14 @@ def header_architecture(repo: RepoFiles, reason: str, kinds: Kinds | None = None
         layer = layer_of(name)
         if layer is not None:
             return 1, layer
-        return (0, 0) if _INPUT_EMBEDDINGS.search(name) else (2, 0)
+        return (0, 0) if INPUT_EMBEDDINGS.search(name) else (2, 0)
 
     ordered = {name: shapes[name] for name in sorted(shapes, key=place)}
     declared = config.get("architectures")
     return BuiltArchitecture(
         class_name=declared[0] if isinstance(declared, list) and declared and isinstance(declared[0], str) else "",
         model_type=str(config.get("model_type") or ""),
-        how="headers only",
+        how=How.HEADERS_ONLY,
         parameters=ordered,
         buffers={},
         tied={},

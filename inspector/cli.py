@@ -295,9 +295,9 @@ def check(
     from . import render
 
     _emit_many(results, as_json, render.check_renderable, render.check_table)
-    codes = [r.exit_code for r in results]
-    errors = [c for c in codes if c not in (ExitCode.OK, ExitCode.DOES_NOT_FIT, ExitCode.PROBLEMS)]
-    worst = errors[0] if errors else max(codes, key=lambda c: (c == ExitCode.PROBLEMS, c == ExitCode.DOES_NOT_FIT))
+    from .check import batch_exit_code
+
+    worst = batch_exit_code([r.exit_code for r in results])
     if worst:
         raise click.exceptions.Exit(worst)
 

@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from .config import config_view
+from .names import COMPONENTS, component_of, layer_of
 from .results import LayerGroup, Parameters
 
-COMPONENTS = ("embeddings", "attention", "mlp", "experts", "shared_experts", "router", "norms", "output_head", "other")
-
-_LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)\.")
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("output_head", re.compile(r"^(lm_head|embed_out|output)\.")),
-    ("embeddings", re.compile(r"(embed|(^|\.)wte\.|(^|\.)wpe\.|word_embeddings|position_embeddings)")),
-    ("norms", re.compile(r"(norm|(^|\.)ln_?\w*\.|layer_?norm)")),
-    ("router", re.compile(r"(\.(gate|router)\.(weight|bias|e_score_correction_bias)$|shared_expert_gate\.)")),
-    ("shared_experts", re.compile(r"shared_expert")),
-    ("experts", re.compile(r"(^|\.)experts[._]")),
-    ("attention", re.compile(r"(attn|attention)")),
-    ("mlp", re.compile(r"(mlp|feed_forward|ffn|dense_h_to_4h|dense_4h_to_h)")),
-)
-
-# config keys for the number of routed experts and how many each token uses, across families
-_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
-_TOP_K_KEYS = ("num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k")
-
-
-@functools.lru_cache(maxsize=1 << 18)
-def component_of(name: str) -> str:
-    for component, pattern in _RULES:
-        if pattern.search(name):
-            return component
-    return "other"
-
-
-@functools.lru_cache(maxsize=1 << 18)  # every stage asks of the same names (100k+ for big MoE checkpoints)
-def layer_of(name: str) -> int | None:
-    match = _LAYER.search(name)
-    return int(match.group(1)) if match else None
+__all__ = ["COMPONENTS", "component_of", "layer_of", "count_parameters", "moe_shape", "active_parameters"]
 
 
 def count_parameters(
@@ -84,8 +54,8 @@ def _lookup_only(shapes: Mapping[str, tuple[int, ...]], by_component: Mapping[st
 
 def moe_shape(config: Mapping[str, Any]) -> tuple[int, int] | None:
     """(routed experts, experts used per token), when the config describes a mixture of experts."""
-    experts = next((config[k] for k in _EXPERT_KEYS if isinstance(config.get(k), int)), None)
-    top_k = next((config[k] for k in _TOP_K_KEYS if isinstance(config.get(k), int)), None)
+    view = config_view(config)
+    experts, top_k = view.experts, view.top_k
     if experts and top_k and experts > 1:
         return experts, top_k
     return None

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .parameters import layer_of
-from .results import Fit, Gpu
+from .names import layer_of
+from .results import Fit, Gpu, Verdict
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,10 @@ def fit(pieces: Sequence[Block], gpu: Gpu, overhead_per_gpu: int) -> Fit:
     label = gpu.label
     capacity = gpu_devices(gpu, overhead_per_gpu, 1)[0].capacity_bytes
     if capacity <= 0 or any(b.bytes > capacity for b in pieces):
-        return Fit(gpu=label, verdict="does_not_fit", gpus_needed=None, headroom_bytes=None)
+        return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
     # as many devices as blocks: enough for any placement, so the count used is the count needed
     placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces))))
     needed = max(1, len(placement.loads))
     headroom = gpu.count * capacity - sum(b.bytes for b in pieces)
-    return Fit(gpu=label, verdict="fits" if needed <= gpu.count else "needs_more", gpus_needed=needed,
+    return Fit(gpu=label, verdict=Verdict.FITS if needed <= gpu.count else Verdict.NEEDS_MORE, gpus_needed=needed,
                headroom_bytes=headroom)  # fmt: skip

@@ -10,9 +10,80 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 SCHEMA_VERSION = 1
+
+
+# ---------------------------------------------------------------- closed vocabularies
+
+
+class Vocabulary(str, Enum):
+    """A closed set of names: equal to its plain string, printed and serialized (JSON) as it."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+    __hash__ = str.__hash__  # a dict keyed by the plain string finds the member, and the other way round
+
+
+class How(Vocabulary):
+    """How the architecture was obtained."""
+
+    NATIVE = "native"  # the installed transformers' class
+    REMOTE_CODE = "remote code"  # the repo's own code (--trust-remote-code)
+    NOT_BUILT = "not built"  # neither: parameters from the headers, no memory
+    HEADERS_ONLY = "headers only"  # --headers-only: never built, on purpose
+
+
+class Verdict(Vocabulary):
+    FITS = "fits"  # on the devices given
+    NEEDS_MORE = "needs_more"  # fits on more devices of that size (gpus_needed)
+    DOES_NOT_FIT = "does_not_fit"  # a block is larger than one device
+
+
+class Severity(Vocabulary):
+    ERROR = "error"  # do not download as is
+    WARNING = "warning"  # works, but look
+    INFO = "info"
+
+
+class ReconKind(Vocabulary):
+    """What a stored tensor that is not a plain parameter is."""
+
+    PARAMETERS = "parameters"  # a plain parameter (not itself a reconciliation item)
+    TIED_HEAD_STORED = "tied_head_stored"
+    BUFFERS_STORED = "buffers_stored"
+    QUANTIZATION_STATE = "quantization_state"
+    PACKED_WEIGHTS = "packed_weights"
+    UNUSED_LAYERS = "unused_layers"
+
+
+class ProblemCode(Vocabulary):
+    """`check`'s stable problem codes (the README lists them)."""
+
+    NO_ACCESS = "no_access"
+    BAD_FILES = "bad_files"
+    UNSUPPORTED = "unsupported"
+    DISK_SPACE = "disk_space"
+    NO_WEIGHTS = "no_weights"
+    MISSING_SHARDS = "missing_shards"
+    UNINDEXED_SHARDS = "unindexed_shards"
+    PICKLE_ONLY = "pickle_only"
+    DUPLICATE_WEIGHTS = "duplicate_weights"
+    UNKNOWN_SIZES = "unknown_sizes"
+    HEAD_DIM = "head_dim"
+    KV_HEADS = "kv_heads"
+    VOCAB_SIZE = "vocab_size"
+    DTYPE_MISMATCH = "dtype_mismatch"
+    REMOTE_CODE = "remote_code"
+    HEAD_MISSING = "head_missing"
+    MISSING_TENSORS = "missing_tensors"
+    RESHAPED_TENSORS = "reshaped_tensors"
+    UNEXPECTED_TENSORS = "unexpected_tensors"
+    TIED_HEAD_STORED = "tied_head_stored"
+    INDEX_TOTAL_SIZE = "index_total_size"
+    GATED = "gated"
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us
@@ -71,7 +142,7 @@ class BuiltArchitecture:
 
     class_name: str
     model_type: str
-    how: str  # "native" | "remote code" | "not built" | "headers only" (--headers-only: never built)
+    how: str  # a How (--headers-only: never built)
     parameters: dict[str, tuple[int, ...]]  # unique parameters (tied ones once) -> shape
     buffers: dict[str, tuple[int, ...]]  # buffers -> shape
     tied: dict[str, str]  # tied parameter -> the one it shares storage with
@@ -90,7 +161,7 @@ class BuiltArchitecture:
     @property
     def built(self) -> bool:
         """Whether a model was instantiated (else the parameters come from the safetensors headers)."""
-        return self.how in ("native", "remote code")
+        return self.how in (How.NATIVE, How.REMOTE_CODE)
 
 
 @dataclass(frozen=True)
@@ -122,7 +193,7 @@ class Gpu:
 @dataclass(frozen=True)
 class Fit:
     gpu: str  # e.g. "H100-80GB x2"
-    verdict: str  # "fits" | "needs_more" | "does_not_fit"
+    verdict: str  # a Verdict
     gpus_needed: int | None  # devices the model spreads over (None: no number of them is enough)
     headroom_bytes: int | None  # left over on the given devices (negative: missing)
 
@@ -231,7 +302,7 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class ReconItem:
-    kind: str  # tied_head_stored | buffers_stored | quantization_state | packed_weights | unused_layers | ...
+    kind: str  # a ReconKind
     tensors: int
     elements: int  # stored elements of those tensors
     parameters: int  # parameters they stand for (packed) or add (duplicate), signed contribution
@@ -279,6 +350,26 @@ class DownloadPlan:
     unused_bytes: int
     repo_bytes: int  # every file in the repo: what an unfiltered `hf download` fetches
     include: list[str]  # `hf download --include` patterns that select exactly `weights` + `companions`
+
+
+# ---------------------------------------------------------------- pipeline stages (api.analyze)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Stage 1: the architecture, and what each stored tensor is (checkpoint.Kinds)."""
+
+    built: BuiltArchitecture
+    kinds: dict[str, tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Stage 2: the parameters, the architecture's total when it was built (else None), notes on how."""
+
+    parameters: Parameters
+    architecture_total: int | None
+    notes: list[str]
 
 
 # ---------------------------------------------------------------- the whole answer
@@ -332,8 +423,8 @@ def report_to_dict(report: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Problem:
-    code: str  # stable identifier, e.g. "missing_shards" (README lists them)
-    severity: str  # "error": do not download as is | "warning": works, but look | "info"
+    code: str  # a ProblemCode: stable identifier, e.g. "missing_shards" (README lists them)
+    severity: str  # a Severity
     message: str
 
 

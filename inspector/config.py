@@ -1,0 +1,131 @@
+"""The config view: the sizes every stage reads from config.json, each alias resolved once, and validated.
+
+transformers maps legacy spellings onto one attribute per model class (`attribute_map`: gpt2's n_layer,
+n_embd, n_head; Falcon's n_head_kv and multi_query; T5's num_layers, d_model, num_heads); this view
+resolves them the same way, in one place, so that no stage spells the aliases out. It reads the raw JSON
+and so never needs transformers; the KV cache, which depends on the built class, reads the config as
+transformers resolved it (architecture.py).
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .dtypes import config_dtype
+from .errors import BadFilesError
+
+# Aliases in the order transformers' config classes prefer them (first present wins).
+LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+HIDDEN = ("hidden_size", "n_embd", "d_model")
+HEADS = ("num_attention_heads", "n_head", "num_heads")
+KV_HEADS = ("num_key_value_heads", "num_kv_heads", "n_head_kv")
+EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+TOP_K = ("num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k")
+
+# Upper bounds, far above any real model, so that a typo is an error rather than a page of nonsense:
+# 126 layers (Llama-3.1-405B), hidden 25,600 (PaLM-class), 128 heads, vocab 262,144 (Gemma 3), 2,048 experts
+# (switch-c-2048). Layer and expert counts are also bounded before any build (hub.COUNT_LIMITS).
+LIMITS = {"layers": 1024, "hidden": 1 << 20, "heads": 1 << 16, "head_dim": 1 << 16, "vocab": 1 << 24,
+          "experts": 16384, "top_k": 16384}  # fmt: skip
+# (what, keys, least value allowed): the size keys validate() checks wherever they appear at the top level
+_SIZES = (
+    ("layers", LAYERS, 1),
+    ("hidden", HIDDEN, 1),
+    ("heads", HEADS, 1),
+    ("heads", KV_HEADS, 1),
+    ("head_dim", ("head_dim",), 1),
+    ("vocab", ("vocab_size",), 1),
+    ("experts", EXPERTS, 0),  # 0: a dense member of a MoE family
+    ("top_k", TOP_K, 0),
+)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    layers: int | None
+    hidden: int | None
+    heads: int | None
+    kv_heads: int | None  # declared, else 1 with Falcon's multi_query, else `heads` (as transformers does)
+    kv_heads_declared: bool
+    head_dim: int | None  # declared, else hidden / heads when it divides
+    head_dim_declared: bool
+    vocab: int | None
+    experts: int | None  # routed experts (None: not a mixture of experts)
+    top_k: int | None  # experts each token uses
+    dtype: str | None  # "fp32" | "bf16" | "fp16" as declared (`dtype`, or `torch_dtype` before transformers 5)
+    sliding_window: int | None
+    layer_types: tuple[str, ...] | None
+
+
+def _count(value: Any, least: int = 1) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= least else None
+
+
+def _first(config: Mapping[str, Any], keys: tuple[str, ...], least: int = 1) -> int | None:
+    for key in keys:
+        found = _count(config.get(key), least)
+        if found is not None:
+            return found
+    return None
+
+
+def config_view(config: Mapping[str, Any]) -> ConfigView:
+    """The sizes of `config` with aliases resolved; a missing or unusable value is None (see validate)."""
+    heads = _first(config, HEADS)
+    hidden = _first(config, HIDDEN)
+    declared_kv = _first(config, KV_HEADS)
+    kv_heads = declared_kv if declared_kv is not None else 1 if config.get("multi_query") is True else heads
+    declared_head_dim = _first(config, ("head_dim",))
+    head_dim = declared_head_dim
+    if head_dim is None and hidden and heads and hidden % heads == 0:
+        head_dim = hidden // heads
+    types = config.get("layer_types")
+    return ConfigView(
+        layers=_first(config, LAYERS),
+        hidden=hidden,
+        heads=heads,
+        kv_heads=kv_heads,
+        kv_heads_declared=declared_kv is not None,
+        head_dim=head_dim,
+        head_dim_declared=bool(config.get("head_dim")),
+        vocab=_first(config, ("vocab_size",)),
+        experts=_first(config, EXPERTS, 0),
+        top_k=_first(config, TOP_K, 0),
+        dtype=config_dtype(dict(config)),
+        sliding_window=_first(config, ("sliding_window",)),
+        layer_types=tuple(types) if isinstance(types, list) and all(isinstance(t, str) for t in types) else None,
+    )
+
+
+def validate(config: Mapping[str, Any], what: str = "config.json") -> ConfigView:
+    """The view, after checking every size key present: an integer within bounds, else BadFilesError (exit 6).
+
+    transformers would fail on them later with a TypeError or a C++ frame from torch, or (negative, huge)
+    build something no checkpoint holds.
+    """
+    for kind, keys, least in _SIZES:
+        for key in keys:
+            value = config.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                wanted = "a positive integer" if least else "a non-negative integer"
+                raise BadFilesError(f"{what}: {key} must be {wanted}, got {_shown(value)}", "Fix the config.")
+            if value > LIMITS[kind]:
+                raise BadFilesError(
+                    f"{what}: {key} = {value:,} is beyond any real model (at most {LIMITS[kind]:,})"
+                    if value < 10**30
+                    else f"{what}: {key} is a {len(str(value)):,}-digit number, beyond any real model",
+                    "Fix the config.",
+                )
+    return config_view(config)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return reprlib.Repr(maxstring=40, maxother=40, maxlist=4).repr(value)
