@@ -49,13 +49,13 @@ def fetch(
     revision: str | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
-    warm_up: bool = True,
+    warm_up: bool = False,
 ) -> RepoFiles:
     """Metadata of a Hub repo id or a local folder; no weights are read.
 
-    As soon as the config is known and its architecture is not cached, torch and the model's class start
-    importing in the background (unless `warm_up` is false), overlapping the (slower) header reads instead
-    of following them.
+    `warm_up` (the CLI's choice; off for a library call, which starts no thread): as soon as the config is
+    known and its architecture is not cached, torch and the model's class start importing in a background
+    thread, overlapping the (slower) header reads instead of following them.
     """
     if looks_local(model):
         return read_local(model)
@@ -126,13 +126,14 @@ def inspect_model(
     memory: MemorySettings | None = None,
     gpus: Sequence[Gpu] = (),
     headers_only: bool = False,
+    warm_up: bool = False,
 ) -> Report:
     """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model.
 
     `headers_only`: never import torch or build the model; use the architecture cache when this config was
-    seen before, else count from the safetensors headers (see `analyze`).
+    seen before, else count from the safetensors headers (see `analyze`). `warm_up`: see `fetch`.
     """
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=not headers_only)
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up and not headers_only)
     return report_for(
         repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus, headers_only=headers_only
     )
@@ -424,20 +425,30 @@ def compare_models(
     endpoint: str | None = None,
     trust_remote_code: bool = False,
     memory: MemorySettings | None = None,
+    gpus: Sequence[Gpu] = (),
+    jobs: int = 1,
+    warm_up: bool = False,
 ) -> list[Comparison]:
-    """`compare BASE FINETUNE...`, or `compare FINETUNE` against the base its card or adapter config declares."""
+    """`compare BASE FINETUNE...`, or `compare FINETUNE` against the base its card or adapter config declares.
+
+    The memory figures are for `memory` and placed on `gpus`, as `inspect_model` does; `jobs` finetunes are
+    read at once (the first that cannot be read stops the comparison)."""
     from .compare import compare, summarize_adapter
 
+    def read(model: str, rev: str | None = revision) -> RepoFiles:
+        return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up)
+
     if len(models) == 1:
-        finetunes = [fetch(models[0], revision=revision, token=token, endpoint=endpoint)]
+        finetunes = [read(models[0])]
         base_id, base_from = declared_base(finetunes[0])
     else:
         base_id, base_from = models[0], "argument"
-        finetunes = [fetch(m, revision=revision, token=token, endpoint=endpoint) for m in models[1:]]
-    base = fetch(base_id, revision=base_revision, token=token, endpoint=endpoint)
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hfsize") as pool:
+            finetunes = list(pool.map(read, models[1:]))
+    base = read(base_id, base_revision)
     if base.adapter_config is not None:
         raise UnsupportedError(f"the base '{base_id}' is itself an adapter", "Pass the full model it adapts as BASE.")
-    options = {"trust_remote_code": trust_remote_code, "token": token, "memory": memory}
+    options = {"trust_remote_code": trust_remote_code, "token": token, "memory": memory, "gpus": gpus}
     base_report, base_built = _analyze_or_none(base, **options)
     results = []
     for finetune in finetunes:

@@ -150,6 +150,14 @@ def _each(names: list[str], one: Callable[[str], Any], failed: Callable[[str, An
         return run_many(names, one, failed, jobs=jobs, on_done=advance)
 
 
+def _hub_client() -> None:
+    """The CLI's own huggingface_hub client (retries, timeouts, traffic counts): installed by the command,
+    never by a library call, because it replaces the client of the whole process."""
+    from .transport import install
+
+    install()
+
+
 def _settings(context: int, batch: int = 1, kv_dtype: str | None = None, overhead: str = "1GiB") -> Any:
     from .memory import MemorySettings
 
@@ -198,6 +206,7 @@ def inspect(
     names = _models(models, from_file)
     settings = _settings(context, batch, kv_dtype, overhead)
     gpus = choose_gpus(gpu_specs)
+    _hub_client()
 
     def one(model: str) -> Any:
         return inspect_model(
@@ -208,6 +217,7 @@ def inspect(
             memory=settings,
             gpus=gpus,
             headers_only=headers_only,
+            warm_up=True,
         )
 
     results = _each(names, one, lambda m, e: inspect_failed(m, revision, e), jobs)
@@ -284,6 +294,7 @@ def check(
     names = _models(models, from_file)
     settings = _settings(context, batch, kv_dtype, overhead)
     gpus = [parse_gpu(s) for s in gpu_specs] or local_gpus()
+    _hub_client()
 
     def one(model: str) -> Any:
         return check_model(
@@ -317,18 +328,26 @@ def _emit_many(results: list[Any], as_json: bool, one: Callable[[Any], Any], tab
 
 
 @main.command()
-@click.argument("models", nargs=-1, required=True, metavar="[BASE] FINETUNE...")
+@click.argument("models", nargs=-1, metavar="[BASE] FINETUNE...")
+@_from_option
 @_model_options
+@_memory_options
+@_jobs_option
 @click.option("--base-revision", default=None, help="Branch, tag or commit of the base (--revision is the finetunes').")
-@click.option("--context", type=click.IntRange(min=1), default=2048, show_default=True, help="Tokens for the KV cache.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per finetune, one per line when several.")
 def compare(
     models: tuple[str, ...],
+    from_file: Any,
     revision: str | None,
     token: str | None,
     trust_remote_code: bool,
-    base_revision: str | None,
+    gpu_specs: tuple[str, ...],
     context: int,
+    batch: int,
+    kv_dtype: str | None,
+    overhead: str,
+    jobs: int,
+    base_revision: str | None,
     as_json: bool,
 ) -> None:
     """How FINETUNE differs from BASE: config, parameters, tensors, bytes, memory, and a one-line verdict.
@@ -336,13 +355,19 @@ def compare(
     \b
     hfsize compare BASE FINETUNE [FINETUNE...]   against the base you name
     hfsize compare FINETUNE                      against the base_model its model card (or adapter) declares
-    Adapters (PEFT repos with adapter_config.json) are sized on top of their base.
+    Adapters (PEFT repos with adapter_config.json) are sized on top of their base. The memory options set
+    the context, batch, KV dtype, overhead and GPUs the memory figures (and their differences) are for.
     """
     from .api import compare_models
+    from .gpus import choose_gpus
 
+    names = _models(models, from_file)
+    settings = _settings(context, batch, kv_dtype, overhead)
+    gpus = choose_gpus(gpu_specs)
+    _hub_client()
     results = compare_models(
-        models, revision=revision, base_revision=base_revision, token=token,
-        trust_remote_code=trust_remote_code, memory=_settings(context),
+        names, revision=revision, base_revision=base_revision, token=token,
+        trust_remote_code=trust_remote_code, memory=settings, gpus=gpus, jobs=jobs, warm_up=True,
     )  # fmt: skip
     from . import render
 

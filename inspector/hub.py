@@ -19,7 +19,6 @@ from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
 from .headers import parse_header, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
-from .transport import install as install_transport
 from .transport import timeout_seconds
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -124,7 +123,6 @@ def list_hub(
                 "Run hfsize once online to cache its metadata, or unset HF_HUB_OFFLINE.",
             )
         return cached
-    install_transport()
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(repo_id, revision, endpoint, "model info"):
         info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
@@ -176,7 +174,6 @@ def _fetch_hub(
 ) -> RepoFiles:
     from huggingface_hub import HfApi
 
-    install_transport()
     api = HfApi(endpoint=endpoint, token=token)
     commit, files = listing.commit, listing.files
     if ADAPTER_CONFIG in files and "config.json" not in files:
