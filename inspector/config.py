@@ -128,4 +128,6 @@ def validate(config: Mapping[str, Any], what: str = "config.json") -> ConfigView
 def _shown(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    return reprlib.Repr(maxstring=40, maxother=40, maxlist=4).repr(value)
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist = 40, 40, 4
+    return short.repr(value)
