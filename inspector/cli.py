@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -37,7 +38,44 @@ def main() -> None:
     """
 
 
+class ModelOptions(NamedTuple):
+    """--revision, --token, --trust-remote-code: keyword arguments of every API entry point."""
+
+    revision: str | None
+    token: str | None
+    trust_remote_code: bool
+
+
+class MemoryOptions(NamedTuple):
+    """--gpu, --context, --batch, --kv-dtype, --overhead."""
+
+    gpu_specs: tuple[str, ...]
+    context: int
+    batch: int
+    kv_dtype: str | None
+    overhead: str
+
+    def settings(self) -> Any:
+        from .memory import MemorySettings
+
+        return MemorySettings(
+            context=self.context, batch=self.batch, kv_dtype=self.kv_dtype, overhead_per_gpu=_size(self.overhead)
+        )
+
+
+def _grouped(f: Callable[..., Any], name: str, group: Any) -> Callable[..., Any]:
+    """`f` called with its options `group._fields` gathered into one `name=group(...)` argument."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        kwargs[name] = group(*(kwargs.pop(field) for field in group._fields))
+        return f(*args, **kwargs)
+
+    return command
+
+
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = _grouped(f, "model", ModelOptions)
     f = click.option(
         "-v", "--verbose", is_flag=True, expose_value=False, callback=_verbose, is_eager=True,
         help="Show each Hub request (method, path, status, bytes) and the totals on stderr.",
@@ -50,6 +88,10 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
     f = click.option("--revision", default=None, help="Branch, tag or commit (default: main).")(f)
     return f
+
+
+def _json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--json", "as_json", is_flag=True, help=f"JSON: {what}; one per line when several.")
 
 
 def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -89,6 +131,7 @@ def _size(value: str) -> int:
 
 
 def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = _grouped(f, "memory", MemoryOptions)
     f = click.option(
         "--overhead", default="1GiB", show_default=True, help="Runtime memory per GPU (CUDA context, slack)."
     )(f)
@@ -158,21 +201,13 @@ def _hub_client() -> None:
     install()
 
 
-def _settings(context: int, batch: int = 1, kv_dtype: str | None = None, overhead: str = "1GiB") -> Any:
-    from .memory import MemorySettings
-
-    return MemorySettings(context=context, batch=batch, kv_dtype=kv_dtype, overhead_per_gpu=_size(overhead))
-
-
 @main.command()
 @click.argument("models", nargs=-1, metavar="MODEL...")
 @_from_option
 @_model_options
 @_memory_options
 @_jobs_option
-@click.option(
-    "--json", "as_json", is_flag=True, help="JSON: the report (schema in the README); one per line if several."
-)
+@_json_option("the report (schema in the README)")
 @click.option(
     "--headers-only",
     is_flag=True,
@@ -182,14 +217,8 @@ def _settings(context: int, batch: int = 1, kv_dtype: str | None = None, overhea
 def inspect(
     models: tuple[str, ...],
     from_file: Any,
-    revision: str | None,
-    token: str | None,
-    trust_remote_code: bool,
-    gpu_specs: tuple[str, ...],
-    context: int,
-    batch: int,
-    kv_dtype: str | None,
-    overhead: str,
+    model: ModelOptions,
+    memory: MemoryOptions,
     jobs: int,
     as_json: bool,
     headers_only: bool,
@@ -204,23 +233,15 @@ def inspect(
     from .gpus import choose_gpus
 
     names = _models(models, from_file)
-    settings = _settings(context, batch, kv_dtype, overhead)
-    gpus = choose_gpus(gpu_specs)
+    settings, gpus = memory.settings(), choose_gpus(memory.gpu_specs)
     _hub_client()
 
-    def one(model: str) -> Any:
+    def one(name: str) -> Any:
         return inspect_model(
-            model,
-            revision=revision,
-            token=token,
-            trust_remote_code=trust_remote_code,
-            memory=settings,
-            gpus=gpus,
-            headers_only=headers_only,
-            warm_up=True,
+            name, **model._asdict(), memory=settings, gpus=gpus, headers_only=headers_only, warm_up=True
         )
 
-    results = _each(names, one, lambda m, e: inspect_failed(m, revision, e), jobs)
+    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs)
     if len(results) == 1:
         _emit(results[0], as_json)
         return
@@ -262,18 +283,12 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     help="Where the download would go, for the disk-space check (default: the Hugging Face cache).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
-@click.option("--json", "as_json", is_flag=True, help="JSON: one object per model, one per line when several.")
+@_json_option("one object per model")
 def check(
     models: tuple[str, ...],
     from_file: Any,
-    revision: str | None,
-    token: str | None,
-    trust_remote_code: bool,
-    gpu_specs: tuple[str, ...],
-    context: int,
-    batch: int,
-    kv_dtype: str | None,
-    overhead: str,
+    model: ModelOptions,
+    memory: MemoryOptions,
     jobs: int,
     precision: str,
     download_dir: str | None,
@@ -292,17 +307,16 @@ def check(
     from .gpus import local_gpus, parse_gpu
 
     names = _models(models, from_file)
-    settings = _settings(context, batch, kv_dtype, overhead)
-    gpus = [parse_gpu(s) for s in gpu_specs] or local_gpus()
+    settings, gpus = memory.settings(), [parse_gpu(s) for s in memory.gpu_specs] or local_gpus()
     _hub_client()
 
-    def one(model: str) -> Any:
+    def one(name: str) -> Any:
         return check_model(
-            model, revision=revision, token=token, trust_remote_code=trust_remote_code, memory=settings,
-            gpus=gpus, precision=precision, download_dir=download_dir, strict=strict,
+            name, **model._asdict(), memory=settings, gpus=gpus, precision=precision, download_dir=download_dir,
+            strict=strict,
         )  # fmt: skip
 
-    results = _each(names, one, lambda m, e: check_failed(m, revision, e), jobs)
+    results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs)
     from . import render
 
     _emit_many(results, as_json, render.check_renderable, render.check_table)
@@ -334,18 +348,12 @@ def _emit_many(results: list[Any], as_json: bool, one: Callable[[Any], Any], tab
 @_memory_options
 @_jobs_option
 @click.option("--base-revision", default=None, help="Branch, tag or commit of the base (--revision is the finetunes').")
-@click.option("--json", "as_json", is_flag=True, help="JSON: one object per finetune, one per line when several.")
+@_json_option("one object per finetune")
 def compare(
     models: tuple[str, ...],
     from_file: Any,
-    revision: str | None,
-    token: str | None,
-    trust_remote_code: bool,
-    gpu_specs: tuple[str, ...],
-    context: int,
-    batch: int,
-    kv_dtype: str | None,
-    overhead: str,
+    model: ModelOptions,
+    memory: MemoryOptions,
     jobs: int,
     base_revision: str | None,
     as_json: bool,
@@ -362,12 +370,10 @@ def compare(
     from .gpus import choose_gpus
 
     names = _models(models, from_file)
-    settings = _settings(context, batch, kv_dtype, overhead)
-    gpus = choose_gpus(gpu_specs)
     _hub_client()
     results = compare_models(
-        names, revision=revision, base_revision=base_revision, token=token,
-        trust_remote_code=trust_remote_code, memory=settings, gpus=gpus, jobs=jobs, warm_up=True,
+        names, **model._asdict(), base_revision=base_revision, memory=memory.settings(),
+        gpus=choose_gpus(memory.gpu_specs), jobs=jobs, warm_up=True,
     )  # fmt: skip
     from . import render
 

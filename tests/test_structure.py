@@ -254,3 +254,22 @@ def test_a_library_call_leaves_the_process_as_it_found_it(hub, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "CLIENT True" in run.stdout  # huggingface_hub's own client, not hfsize's
     assert "THREADS ['MainThread']" in run.stdout  # no warm-up thread left running
+
+
+# ---------------------------------------------------------------- compare takes the memory options
+
+
+def test_compare_sizes_an_adapter_at_the_given_context_and_batch(capsys, on_replica):
+    def serve(*options: str) -> int:
+        code, out, err = cli(
+            capsys, "compare", "mistralai/Mistral-7B-v0.1", "devadigapratham-MistralXGo-7B/MistralXGo-7B",
+            *options, "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        return json.loads(out)["adapter"]["serve_bytes"]["bf16"]
+
+    # Mistral-7B (config.json): 32 layers x 8 KV heads x head_dim 128, K and V, 2 bytes in bf16, per token;
+    # both contexts are under the 4,096-token sliding window
+    per_token = 32 * 8 * 128 * 2 * 2
+    assert serve("--context", "2048") - serve("--context", "1024") == 1024 * per_token
+    assert serve("--context", "1024", "--batch", "2") - serve("--context", "1024") == 1024 * per_token
