@@ -67,12 +67,15 @@ def test_attention_mamba_hybrid_raises_the_block_size():
     # state page 1,000,000 B; attention 4,096 B/token: block = 16 x cdiv(1e6, 16 x 4096) = 16 x 16 = 256 tokens
     layers = [CacheLayers("full", 4, LLAMA_LAYER), CacheLayers("state", 12, state_bytes=1_000_000)]
     page = 256 * LLAMA_LAYER  # 1,048,576 B >= the state, which is padded up to it
-    cap = kv_capacity(page * 4 * 100, layers, max_model_len=8192, max_num_batched_tokens=2048)
+    cap = kv_capacity(page * 4 * 100, layers, max_model_len=8192, max_num_batched_tokens=2048, mamba_cache_mode="none")
     assert (cap.block_size, cap.page_bytes, cap.num_blocks) == (256, page, 100)
     # groups of min(4, 12) = 4 layers: 1 attention + 3 state groups; tokens = 100 // 4 x 256
     assert cap.tokens == 6400
-    # a request: 8192 / 256 = 32 attention blocks + one state block per state group
+    # a request: 8192 / 256 = 32 attention blocks + one state block per state group ("none")
     assert cap.blocks_per_request == 35
+    # prefix caching ("align") keeps two state blocks per group: 32 + 3 x 2; "all" one per 256 tokens
+    assert kv_capacity(page * 400, layers, 8192, 2048).blocks_per_request == 38
+    assert kv_capacity(page * 400, layers, 8192, 2048, mamba_cache_mode="all").blocks_per_request == 32 + 3 * 32
 
 
 def test_tensor_parallel_splits_or_replicates_kv_heads():

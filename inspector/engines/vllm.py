@@ -23,12 +23,15 @@ What vLLM does (v1 engine; files of github.com/vllm-project/vllm, read at the co
    `group_size = min(layers per kind)`, `num_blocks = available // page_size // group_size` and the token count
    is `num_blocks // num_groups x block_size`. Attention + Mamba hybrids raise the attention block size until an
    attention page holds a Mamba state (`vllm/model_executor/models/config.py`
-   `HybridAttentionMambaModelConfig.verify_and_update_config`: `attn_block_size = 16 x cdiv(mamba_page,
-   16 x attn_page_per_token)`, the Mamba page padded to it).
+   `HybridAttentionMambaModelConfig.verify_and_update_config`, now `vllm/platforms/interface.py`
+   `_align_hybrid_block_size`: `attn_block_size = 16 x cdiv(mamba_page, 16 x attn_page_per_token)` outside
+   mamba_cache_mode "all", the Mamba page padded to it).
 3. Concurrency, `get_max_concurrency_for_kv_cache_config`: `num_blocks / blocks one request needs`, a request
    needing `cdiv(max_model_len, block_size)` blocks per full-attention group, `cdiv(min(window - 1 +
    max_num_batched_tokens, max_model_len), block_size) + 1` per sliding group (`SlidingWindowSpec.
-   max_memory_usage_bytes`) and one per Mamba group ("Maximum concurrency for N tokens per request: Mx").
+   max_memory_usage_bytes`) and per Mamba group one block (`mamba_cache_mode` "none"), two ("align", the mode of
+   prefix caching) or `cdiv(max_model_len, block_size)` ("all"), `MambaSpec.max_memory_usage_bytes`
+   ("Maximum concurrency for N tokens per request: Mx").
 4. Tensor parallelism (`vllm/model_executor/layers/linear.py` `QKVParallelLinear`, `vllm/config` `verify_with_
    parallel_config`): attention heads must divide by N; KV heads split N ways when there are at least N of them
    (and must divide), else each is replicated N / kv_heads times (one per GPU); MLA's latent is on every GPU.
@@ -63,8 +66,9 @@ KERNEL_BLOCK_ALIGNMENT = 16  # HybridAttentionMambaModelConfig: attention block 
 # TP for the NCCL / custom all-reduce buffers.
 NON_TORCH_BYTES = GIB // 4
 NON_TORCH_TP_EXTRA_BYTES = GIB // 4
-# "Estimated CUDA graph memory: X GiB total" in published v0.21+ logs: 0.07, 0.30, 0.61, 0.94, 1.58 GiB
-# (the vLLM start-up logs quoted in docs/validation-published.md); taken: their median.
+# "Estimated CUDA graph memory: X GiB total" in five vLLM start-up logs quoted in public GitHub files (found by
+# text search, models from a small TTS talker to Qwen3.5-9B on an L40S): 0.07, 0.30, 0.61, 0.94, 1.58 GiB;
+# taken: their median. It grows with the captured batch sizes and the layers; override it with yours.
 CUDA_GRAPH_BYTES = int(0.61 * GIB)
 SAMPLER_BYTES_PER_LOGIT = 8  # fp32 logits + one fp32 working copy per vocabulary entry and sampled row
 
@@ -121,6 +125,7 @@ class VllmSettings:
     max_num_batched_tokens: int | None = None  # None: `vllm serve`'s default for the GPU (default_batch_limits)
     max_num_seqs: int | None = None  # None: likewise
     enforce_eager: bool = False  # no CUDA graphs
+    mamba_cache_mode: str = "align"  # state blocks a request holds: "none" 1, "align" 2 (prefix caching), "all"
     profile_cudagraphs: bool = True  # vLLM >= 0.21 subtracts the CUDA graph estimate from the KV budget
     # Overrides for what vLLM measures (take them from your start-up log):
     activation_peak_bytes: int | None = None  # "torch peak memory increase"
@@ -251,8 +256,11 @@ def kv_capacity(
     max_model_len: int,
     max_num_batched_tokens: int,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    mamba_cache_mode: str = "align",
 ) -> KvCapacity:
     """Blocks, tokens and concurrency a KV budget of one GPU holds; `layers` are per-GPU figures."""
+    if mamba_cache_mode not in ("none", "align", "all"):
+        raise ValueError(f"mamba_cache_mode must be none, align or all, not {mamba_cache_mode!r}")
     layers = [g for g in layers if g.count > 0]
     if not layers:
         raise ValueError("no cache layers: nothing to size")
@@ -273,7 +281,9 @@ def kv_capacity(
 
     def blocks_for(group: CacheLayers) -> int:
         if group.kind == "state":
-            return 1  # mamba_cache_mode "none": one state block per sequence
+            if mamba_cache_mode == "all":
+                return cdiv(max_model_len, block_size)
+            return 2 if mamba_cache_mode == "align" else 1
         if group.kind == "sliding":
             assert group.window
             return cdiv(min(group.window - 1 + max_num_batched_tokens, max_model_len), block_size) + 1
@@ -367,7 +377,9 @@ def budget(model: VllmModel, gpu_total_bytes: int, gpu_name: str, settings: Vllm
             "Use more GPUs (--tp), a smaller precision, or a higher --gpu-memory-utilization.",
         )
     layers = per_gpu_layers(model.cache_layers, tp)
-    capacity = kv_capacity(kv_bytes, layers, settings.max_model_len, tokens, settings.block_size)
+    capacity = kv_capacity(
+        kv_bytes, layers, settings.max_model_len, tokens, settings.block_size, settings.mamba_cache_mode
+    )
     if capacity.max_concurrency < 1:
         assumptions.append(
             f"The KV cache holds {capacity.tokens:,} tokens, less than one request of {settings.max_model_len:,}: "
