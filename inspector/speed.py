@@ -126,7 +126,8 @@ def decode_on(
 ) -> SpeedEstimate:
     """Decode on `gpu` (catalog figures) for a model whose active weights and KV (whole-model bytes) are given.
 
-    tensor_parallel N splits weights and KV over N such GPUs (`layers` and `hidden_size` price the all-reduce).
+    tensor_parallel N splits weights and KV over N such GPUs (`layers` and `hidden_size` price the all-reduce);
+    with fewer KV heads than GPUs each GPU reads a replica (kv_bytes / kv_heads): pass that per-GPU figure x N.
     `offloaded_weight_bytes` of the active weights live in CPU RAM: with offload="cpu" the CPU computes them
     (llama.cpp) at `ram_bandwidth_bytes_per_s`; with offload="stream" they cross the GPU's host link each
     token (transformers / accelerate CPU offload). They are not part of the GPU's share.

@@ -21,6 +21,7 @@ from inspector.engines.vllm import (
     default_batch_limits,
     kv_capacity,
     per_gpu_layers,
+    torch_total_bytes,
 )
 from inspector.errors import ExitCode
 from inspector.gpus import parse_gpu
@@ -174,3 +175,9 @@ def test_engine_and_speed_modules_import_no_torch():
     code = "import sys, inspector.engines.vllm, inspector.speed; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_torch_total_from_the_catalog_matches_vllm_logs():
+    # vLLM PR #10511 logs total_gpu_memory 79.22 GiB on an H100 80GB; issue #10517 23.58 GiB on an RTX 3090
+    assert torch_total_bytes(parse_gpu("H100").memory_bytes) / GIB == pytest.approx(79.22, abs=0.01)
+    assert torch_total_bytes(parse_gpu("RTX-3090").memory_bytes) / GIB == pytest.approx(23.58, abs=0.01)

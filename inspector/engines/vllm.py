@@ -70,6 +70,10 @@ NON_TORCH_TP_EXTRA_BYTES = GIB // 4
 # text search, models from a small TTS talker to Qwen3.5-9B on an L40S): 0.07, 0.30, 0.61, 0.94, 1.58 GiB;
 # taken: their median. It grows with the captured batch sizes and the layers; override it with yours.
 CUDA_GRAPH_BYTES = int(0.61 * GIB)
+# vLLM's total is torch.cuda.mem_get_info()[1], below what nvidia-smi (and the catalog's memory_mib) reports:
+# 79.22 GiB logged on an H100 80GB (81,559 MiB = 79.65 GiB, vLLM PR #10511) and 23.58 GiB on an RTX 3090
+# (24,576 MiB = 24.00 GiB, vLLM issue #10517): 0.42-0.43 GiB less on both.
+CUDA_UNREPORTED_BYTES = int(0.42 * GIB)
 SAMPLER_BYTES_PER_LOGIT = 8  # fp32 logits + one fp32 working copy per vocabulary entry and sampled row
 
 
@@ -183,6 +187,11 @@ def default_batch_limits(gpu_memory_bytes: int, gpu_name: str) -> tuple[int, int
     if gpu_memory_bytes >= 70 * GIB and "a100" not in gpu_name.lower():
         return 8192, 1024
     return 2048, 256
+
+
+def torch_total_bytes(driver_total_bytes: int) -> int:
+    """What vLLM takes as a GPU's total (`torch.cuda.mem_get_info()[1]`) from nvidia-smi's total (the catalog's)."""
+    return driver_total_bytes - CUDA_UNREPORTED_BYTES
 
 
 def activation_peak_estimate(model: VllmModel, tokens: int, rows: int, tensor_parallel: int = 1) -> int:
@@ -320,7 +329,8 @@ def kv_capacity(
 def budget(model: VllmModel, gpu_total_bytes: int, gpu_name: str, settings: VllmSettings) -> VllmBudget:
     """The KV cache vLLM allocates on each GPU of a TP group of `settings.tensor_parallel` such GPUs.
 
-    `gpu_total_bytes` is one GPU's total memory as the driver reports it (`torch.cuda.mem_get_info()[1]`).
+    `gpu_total_bytes` is one GPU's total as torch sees it (`torch.cuda.mem_get_info()[1]`); from a catalog GPU,
+    `torch_total_bytes(gpu.memory_bytes)`. Under TP the KV bytes a token reads and the pages are per GPU.
     Raises VllmConfigError when the TP size does not fit the heads, or nothing is left for the KV cache.
     """
     tp = settings.tensor_parallel
