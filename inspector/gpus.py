@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import resources
 
 from .errors import ExitCode, HfsizeError
-from .results import Gpu
+from .results import Gpu, Interconnect
 
 MIB = 2**20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(GiB|GB|MiB|MB|TiB|TB)$", re.IGNORECASE)
@@ -23,14 +23,44 @@ class GpuSpecError(HfsizeError):
 
 
 @lru_cache(maxsize=1)
+def catalog_entries() -> tuple[dict, ...]:
+    """The entries of data/gpus.json in file order (one per card; see its `_about` for the fields)."""
+    data = json.loads(resources.files("inspector").joinpath("data/gpus.json").read_text())
+    return tuple(data["gpus"])
+
+
+@lru_cache(maxsize=1)
 def catalog() -> dict[str, dict]:
     """Catalog entries by lower-case name and alias."""
-    data = json.loads(resources.files("inspector").joinpath("data/gpus.json").read_text())
     table: dict[str, dict] = {}
-    for entry in data["gpus"]:
+    for entry in catalog_entries():
         for key in (entry["name"], *entry.get("aliases", [])):
             table[key.lower()] = entry
     return table
+
+
+def catalog_gpu(entry: dict, count: int = 1) -> Gpu:
+    """A catalog entry as a Gpu, datasheet figures included."""
+    memory = entry["memory_mib"] * MIB
+    link = entry.get("interconnect")
+    return Gpu(
+        name=entry["name"],
+        count=count,
+        memory_bytes=memory,
+        usable_bytes=int(memory * entry.get("usable_fraction", 1.0)),
+        source="catalog",
+        variant=entry.get("variant"),
+        bandwidth_bytes_per_s=entry.get("memory_bandwidth_bytes_per_s"),
+        tflops=dict(entry.get("tflops", {})),
+        interconnect=Interconnect(
+            kind=link["kind"],
+            link_bytes_per_s=link.get("link_bytes_per_s"),
+            pcie_gen=link.get("pcie_gen"),
+            pcie_lanes=link.get("pcie_lanes"),
+        )
+        if link
+        else None,
+    )
 
 
 def catalog_names() -> list[str]:
@@ -61,9 +91,7 @@ def parse_gpu(spec: str) -> Gpu:
             f"unknown GPU '{spec}'",
             f"Use a size like 24GiB or one of: {', '.join(catalog_names())}.",
         )
-    memory = entry["memory_mib"] * MIB
-    usable = int(memory * entry.get("usable_fraction", 1.0))
-    return Gpu(name=entry["name"], count=count, memory_bytes=memory, usable_bytes=usable, source="catalog")
+    return catalog_gpu(entry, count)
 
 
 DEFAULT_GPUS = ("T4", "RTX-4090", "A100-40GB", "H100-80GB")

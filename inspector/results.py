@@ -175,6 +175,34 @@ class KvLayer:
 # ---------------------------------------------------------------- memory and fit
 
 
+# One direction, after 128b/130b encoding: 8/16/32 GT/s x 128/130 / 8 bits (PCI-SIG base specifications 3.0/4.0/5.0)
+PCIE_BYTES_PER_S_PER_LANE = {3: 984_615_384, 4: 1_969_230_769, 5: 3_938_461_538}
+
+
+@dataclass(frozen=True)
+class Interconnect:
+    """How a device talks to its peers and to the host, from the catalog's datasheet figures."""
+
+    kind: str  # "nvlink" | "infinity_fabric" | "pcie" (peers only over PCIe) | "unified" (Apple: no host link)
+    link_bytes_per_s: int | None = None  # peer link per GPU as the vendor states it (NVLink: both directions summed)
+    pcie_gen: int | None = None
+    pcie_lanes: int | None = None
+
+    @property
+    def pcie_bytes_per_s(self) -> int | None:
+        """Host link, one direction."""
+        if self.pcie_gen is None or self.pcie_lanes is None:
+            return None
+        return PCIE_BYTES_PER_S_PER_LANE[self.pcie_gen] * self.pcie_lanes
+
+    @property
+    def peer_bytes_per_s(self) -> int | None:
+        """GPU-to-GPU, one direction: half the vendor's NVLink/Infinity Fabric figure, else the PCIe link."""
+        if self.link_bytes_per_s is not None:
+            return self.link_bytes_per_s // 2
+        return self.pcie_bytes_per_s
+
+
 @dataclass(frozen=True)
 class Gpu:
     name: str
@@ -183,6 +211,11 @@ class Gpu:
     usable_bytes: int  # per device, what a process may use (unified memory is capped by the OS)
     source: str  # "catalog" | "size" | "local"
     free_bytes: int | None = None  # local GPUs: free right now
+    # Datasheet figures (catalog GPUs only; None / empty for sizes and local GPUs), see inspector/data/gpus.json:
+    variant: str | None = None  # the exact card meant, e.g. "H100 SXM5 80GB" for "h100"
+    bandwidth_bytes_per_s: int | None = None  # peak memory bandwidth per device
+    tflops: dict[str, float] = field(default_factory=dict)  # peak dense TFLOPS per dtype (int8: TOPS)
+    interconnect: Interconnect | None = None
 
     @property
     def label(self) -> str:
