@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -128,17 +129,34 @@ def list_hub(
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(repo_id, revision, endpoint, "model info"):
         info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
-    listing = Listing(
-        model=repo_id,
-        revision=revision,
-        commit=info.sha,
-        location="hub",
-        files={s.rfilename: s.size for s in info.siblings or []},
-        gated=info.gated or None,
-        card_data=info.card_data.to_dict() if info.card_data else {},
-    )
+        listing = Listing(
+            model=repo_id,
+            revision=revision,
+            commit=info.sha,
+            location="hub",
+            files={s.rfilename: s.size for s in info.siblings or []},
+            gated=info.gated or None,
+            card_data=info.card_data.to_dict() if info.card_data else {},
+        )
+        _check_listing(listing)
     cache.store_listing(endpoint, listing)
     return listing
+
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _NotTheHubs(ValueError):
+    """A model_info reply that parsed but is not of the Hub's shape."""
+
+
+def _check_listing(listing: Listing) -> None:
+    # The commit becomes a folder name in the Hugging Face cache and file names become paths: check both.
+    if not isinstance(listing.commit, str) or not COMMIT.match(listing.commit):
+        raise _NotTheHubs(f"sha {reprlib.repr(listing.commit)} is not a commit")
+    for name, size in listing.files.items():
+        if not isinstance(name, str) or not (size is None or (isinstance(size, int) and size >= 0)):
+            raise _NotTheHubs(f"file {reprlib.repr(name)} of size {reprlib.repr(size)}")
 
 
 def fetch_hub(
@@ -255,6 +273,8 @@ def _sharded_headers(api: Any, repo_id: str, endpoint: str) -> dict[str, dict[st
         raise
     except HfHubHTTPError:
         return {}
+    except (ValueError, KeyError, TypeError, AttributeError):  # a body that is not the route's: not JSON, no headers
+        return {}
     return {name: _entries_from_hub(file_meta, name) for name, file_meta in meta.files_metadata.items()}
 
 
@@ -350,6 +370,27 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             f"could not reach {endpoint} to read {what} of '{repo_id}'",
             "Check your connection or HF_ENDPOINT, then retry.",
         ) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # after HFValidationError, a ValueError
+        # huggingface_hub parsed a 200 that is not the Hub's reply: a captive portal's page, broken bytes, JSON
+        # of another shape. Not transient: say what came back instead of a traceback.
+        raise NetworkError(
+            f"the reply of {endpoint} to {what} of '{repo_id}' is {_what_came_back(e)}, not what the Hub sends",
+            "A proxy or captive portal may be answering for the Hub: check your connection and HF_ENDPOINT.",
+        ) from None
+
+
+def _what_came_back(error: Exception) -> str:
+    from .transport import last_reply
+
+    reply = last_reply()
+    served = f"HTTP {reply.status}, {reply.content_type.split(';')[0].strip() or 'no Content-Type'}" if reply else ""
+    if isinstance(error, UnicodeDecodeError):
+        what = "bytes that are not UTF-8"
+    elif isinstance(error, json.JSONDecodeError):
+        what = "a body that is not JSON"
+    else:
+        what = f"JSON of an unexpected shape ({error if isinstance(error, _NotTheHubs) else type(error).__name__})"
+    return f"{what} ({served})" if served else what
 
 
 # ---------------------------------------------------------------- shared by both sources
