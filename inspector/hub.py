@@ -354,7 +354,7 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
                 f"the Hub refused access to {what} of '{repo_id}' (HTTP {status})", f"Check the token: {login}."
             ) from None
         raise NetworkError(
-            f"the Hub answered HTTP {status} for {what} of '{repo_id}'", "The Hub may be busy; retry in a minute."
+            f"the Hub answered HTTP {status} for {what} of '{repo_id}'", _retry_hint(e.response)
         ) from None
     except (httpx2.TimeoutException, TimeoutError):
         raise NetworkError(
@@ -377,6 +377,28 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             f"the reply of {endpoint} to {what} of '{repo_id}' is {_what_came_back(e)}, not what the Hub sends",
             "A proxy or captive portal may be answering for the Hub: check your connection and HF_ENDPOINT.",
         ) from None
+
+
+def _retry_hint(response: Any) -> str:
+    """When to retry: the wait the server asked for (Retry-After, seconds or a date), else a minute."""
+    from .transport import retry_after
+
+    asked = response.headers.get("retry-after") if response is not None else None
+    if not asked:
+        return "The Hub may be busy; retry in a minute."
+    seconds = retry_after(response.headers)
+    if seconds is None:  # the HTTP-date form
+        return f"The Hub asked to wait until {asked} before retrying (Retry-After: {asked})."
+    return f"The Hub asked to wait {_duration(seconds)} before retrying (Retry-After: {asked})."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} minutes"
+    hours = round(seconds / 3600, 1)
+    return f"{hours:g} hour" + ("" if hours == 1 else "s")
 
 
 def _what_came_back(error: Exception) -> str:
