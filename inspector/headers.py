@@ -96,7 +96,7 @@ def parse_header(header: dict[str, Any], filename: str) -> dict[str, TensorEntry
         if begin != position:
             problem = "overlaps the tensor before it" if begin < position else "leaves a gap before it"
             raise BadFilesError(
-                f"tensor {_quote(name)} in {_quote(filename)} {problem} (data_offsets start at {begin})", _HINT
+                f"tensor {quote(name)} in {quote(filename)} {problem} (data_offsets start at {begin})", _HINT
             )
         position = end
     return entries
@@ -132,7 +132,7 @@ class _Where:
         self.name, self.filename = name, filename
 
     def __str__(self) -> str:
-        return f"tensor {_quote(self.name)} in {_quote(self.filename)}"
+        return f"tensor {quote(self.name)} in {quote(self.filename)}"
 
 
 def _is_count(value: Any) -> bool:
@@ -151,7 +151,7 @@ def _fits_u64(shape: Any, bits: int) -> bool:
     return True
 
 
-def _quote(text: Any) -> str:
+def quote(text: Any) -> str:
     """'text' as in every message, or its escaped repr when it holds newlines or other control characters."""
     text = str(text)
     return f"'{text}'" if text.isprintable() else repr(text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
-from .headers import parse_header, read_local_header
+from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
 from .transport import install as install_transport
 from .transport import timeout_seconds
@@ -37,7 +37,20 @@ MAX_PARALLEL_HEADERS = 8
 
 def looks_local(model: str) -> bool:
     """A path that exists, or one written as a path (./x, /x, ~/x), is a local folder; else a repo id."""
-    return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        return True
+    try:
+        return bool(model.strip()) and local_path(model).exists()
+    except (OSError, ValueError):  # a name too long to be a path (ENAMETOOLONG), a NUL byte: not a folder
+        return False
+
+
+def local_path(model: str) -> Path:
+    """The folder `model` names, `~` expanded (left as written when the user is unknown)."""
+    try:
+        return Path(model).expanduser()
+    except RuntimeError:  # `~name` of a user this system does not know
+        return Path(model)
 
 
 def resolve_endpoint(endpoint: str | None) -> str:
@@ -52,7 +65,7 @@ def resolve_endpoint(endpoint: str | None) -> str:
 def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
     """config.json, the index and every safetensors header of a local folder (`listing`: its files, if known)."""
     files = (listing or list_local(model)).files
-    root = Path(model).expanduser()
+    root = local_path(model)
     config_path = root / "config.json"
     if ADAPTER_CONFIG in files and "config.json" not in files:
         return _local_adapter(model, root, files)
@@ -92,10 +105,14 @@ def _local_adapter(model: str, root: Path, files: dict[str, int | None]) -> Repo
 
 def list_local(model: str) -> Listing:
     """Every file of a local model folder with its size."""
-    root = Path(model).expanduser()
-    if not root.is_dir():
+    root = local_path(model)
+    try:
+        is_dir = root.is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
         raise NotFoundError(
-            f"'{model}' is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
+            f"{quote(model)} is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
         )
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
     return Listing(model=model, revision=None, commit=None, location="local", files=files)
@@ -339,7 +356,7 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
         ) from None
     except HFValidationError:
         raise NotFoundError(
-            f"'{repo_id}' is neither a local folder nor a valid Hub repo id",
+            f"{_shown(repo_id)} is neither a local folder nor a valid Hub repo id",
             "Pass a repo id like meta-llama/Llama-2-7b-hf or the path of a model folder.",
         ) from None
     except SafetensorsParsingError:
@@ -377,6 +394,11 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             f"the reply of {endpoint} to {what} of '{repo_id}' is {_what_came_back(e)}, not what the Hub sends",
             "A proxy or captive portal may be answering for the Hub: check your connection and HF_ENDPOINT.",
         ) from None
+
+
+def _shown(model: str) -> str:
+    """The id as the message quotes it: whole up to the Hub's 96 characters, else its start and its length."""
+    return quote(model) if len(model) <= 96 else f"{quote(model[:40])}... ({len(model):,} characters)"
 
 
 def _retry_hint(response: Any) -> str:

@@ -170,3 +170,20 @@ def test_usage_errors_are_one_line(capsys, args, named):
     assert code == ExitCode.USAGE == 2
     assert out == ""
     assert_one_line_error(err, named, "--help")
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["a" * 601, "org/" + "a" * 600, "a" * 97 + "/b", "foo/bar baz", "foo--x/bar", "org/name\x00", " ", "org/..",
+     "über/model", "~no-such-user-hfsize/model", "~no-such-user-hfsize"],
+    ids=["601-chars", "long-name", "long-org", "space", "double-dash", "nul", "blank", "dot-dot", "non-ascii",
+         "unknown-home", "unknown-home-bare"],
+)  # fmt: skip
+def test_every_invalid_repo_id_is_not_found_in_one_line(capsys, on_replica, model):
+    """Exit 3 and one line for every id that is no folder and no valid repo id (a 601-character one was OSError,
+    exit 1: the path was too long to stat; `~user` of an unknown user was RuntimeError)."""
+    for args in ([model], ["check", model]):
+        code, out, err = cli(capsys, *args)
+        assert code == ExitCode.NOT_FOUND, err
+        assert_one_line_error(err)
+        assert len(err) < 300 and "repo id" in err  # a long id is shortened, the hint kept
