@@ -124,15 +124,25 @@ def _from_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)  # fmt: skip
 
 
+# 16 MiB: some 300,000 ids, more than any real list; /dev/zero (or a log file by mistake) is refused, not read.
+MAX_FROM_BYTES = 16 * 2**20
+
+
 def _models(models: tuple[str, ...], from_file: Any) -> list[str]:
     listed = list(models)
     if from_file is not None:
         try:
-            lines = from_file.read().splitlines()
+            text = from_file.read(MAX_FROM_BYTES + 1)  # characters: at least as many bytes
         except UnicodeDecodeError:
             raise click.BadParameter(
                 f"'{from_file.name}' is not a text file with one model per line", param_hint="'--from'"
             ) from None
+        if len(text) > MAX_FROM_BYTES:
+            raise click.BadParameter(
+                f"'{from_file.name}' holds more than {MAX_FROM_BYTES:,} characters, more than any list of models",
+                param_hint="'--from'",
+            )
+        lines = text.splitlines()
         listed += [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
     if not listed:
         raise click.UsageError("No model given: pass MODEL... or --from FILE.")

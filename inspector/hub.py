@@ -74,11 +74,13 @@ def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
             f"folder '{model}' has no config.json", "Point hfsize at the folder that holds the model's config.json."
         )
     config = check_config(
-        _parse_json(config_path.read_bytes(), f"config.json in '{model}'"), f"config.json in '{model}'"
+        _parse_json(read_capped(config_path, f"config.json in '{model}'"), f"config.json in '{model}'"),
+        f"config.json in '{model}'",
     )
     index = None
     if (root / INDEX_FILE).is_file():
-        index = _parse_index(_parse_json((root / INDEX_FILE).read_bytes(), f"{INDEX_FILE} in '{model}'"), model)
+        what = f"{INDEX_FILE} in '{model}'"
+        index = _parse_index(_parse_json(read_capped(root / INDEX_FILE, what), what), model)
     wanted, missing = _safetensors_to_read(files, index)
     headers = {name: read_local_header(root / name) for name in wanted}
     return RepoFiles(
@@ -95,7 +97,8 @@ def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
 
 
 def _local_adapter(model: str, root: Path, files: dict[str, int | None]) -> RepoFiles:
-    adapter = _parse_json((root / ADAPTER_CONFIG).read_bytes(), f"{ADAPTER_CONFIG} in '{model}'")
+    what = f"{ADAPTER_CONFIG} in '{model}'"
+    adapter = _parse_json(read_capped(root / ADAPTER_CONFIG, what), what)
     headers = {ADAPTER_WEIGHTS: read_local_header(root / ADAPTER_WEIGHTS)} if ADAPTER_WEIGHTS in files else {}
     return RepoFiles(
         model=model, revision=None, commit=None, location="local", config={}, files=files, index=None,
@@ -221,12 +224,13 @@ def _fetch_hub(
             f"'{repo_id}' has no config.json", "hfsize needs a transformers model repo; check the repo id."
         )
     what = f"config.json of '{repo_id}'"
-    config = check_config(_parse_json(_download(api, repo_id, "config.json", commit, endpoint), what), what)
+    raw = _download(api, repo_id, "config.json", commit, endpoint, files.get("config.json"))
+    config = check_config(_parse_json(raw, what), what)
     if on_config is not None:
         on_config(config)
     index = None
     if INDEX_FILE in files:
-        raw = _download(api, repo_id, INDEX_FILE, commit, endpoint)
+        raw = _download(api, repo_id, INDEX_FILE, commit, endpoint, files.get(INDEX_FILE))
         index = _parse_index(_parse_json(raw, f"{INDEX_FILE} of '{repo_id}'"), repo_id)
     wanted, missing = _safetensors_to_read(files, index)
     headers: dict[str, dict[str, TensorEntry]] = {}
@@ -261,7 +265,7 @@ def _fetch_hub(
 def _hub_adapter(api: Any, listing: Listing, endpoint: str) -> RepoFiles:
     """A PEFT adapter repo: adapter_config.json and the adapter weights' header (no base model config)."""
     repo_id, commit = listing.model, listing.commit
-    raw = _download(api, repo_id, ADAPTER_CONFIG, commit, endpoint)
+    raw = _download(api, repo_id, ADAPTER_CONFIG, commit, endpoint, listing.files.get(ADAPTER_CONFIG))
     adapter = _parse_json(raw, f"{ADAPTER_CONFIG} of '{repo_id}'")
     headers = {}
     if ADAPTER_WEIGHTS in listing.files:
@@ -304,10 +308,41 @@ def _entries_from_hub(meta: Any, filename: str) -> dict[str, TensorEntry]:
     return parse_header(header, filename)
 
 
-def _download(api: Any, repo_id: str, filename: str, commit: str | None, endpoint: str) -> bytes:
+def _download(
+    api: Any, repo_id: str, filename: str, commit: str | None, endpoint: str, size: int | None = None
+) -> bytes:
+    what = f"{filename} of '{repo_id}'"
+    if size is not None and size > MAX_JSON_BYTES[filename]:  # the listing says so: not even downloaded
+        raise _too_large(what, size, MAX_JSON_BYTES[filename])
     with _hub_errors(repo_id, commit, endpoint, filename):
         path = api.hf_hub_download(repo_id, filename, revision=commit, etag_timeout=timeout_seconds())
-    return Path(path).read_bytes()
+    return read_capped(Path(path), what)
+
+
+# Larger than any real one: the biggest configs (21k-class id2label maps) are about 1 MB, the biggest index
+# (DeepSeek-V3, 91,991 tensors) about 9 MB. A larger file is refused before it is read (a 300 MB config took
+# 19 s to parse, and was accepted).
+MAX_JSON_BYTES = {"config.json": 16 * 2**20, ADAPTER_CONFIG: 16 * 2**20, INDEX_FILE: 64 * 2**20}
+
+
+def read_capped(path: Path, what: str) -> bytes:
+    """The bytes of a local JSON file, refused (BadFilesError) past its cap without reading past it."""
+    limit = MAX_JSON_BYTES[path.name]
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise BadFilesError(f"{what} cannot be read ({e.strerror})", "Check the file and its permissions.") from None
+    if len(raw) > limit:
+        raise _too_large(what, path.stat().st_size, limit)
+    return raw
+
+
+def _too_large(what: str, size: int, limit: int) -> BadFilesError:
+    return BadFilesError(
+        f"{what} is {size:,} bytes, larger than any real one (hfsize reads at most {limit:,} bytes)",
+        "Fix or re-upload the file.",
+    )
 
 
 @contextmanager

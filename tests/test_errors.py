@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -187,3 +192,68 @@ def test_every_invalid_repo_id_is_not_found_in_one_line(capsys, on_replica, mode
         assert code == ExitCode.NOT_FOUND, err
         assert_one_line_error(err)
         assert len(err) < 300 and "repo id" in err  # a long id is shortened, the hint kept
+
+
+# ---------------------------------------------------------------- what is read is capped (issue 14, item 6)
+
+
+def _bounded(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """`python -m inspector ARGS` with 1 GiB of address space beyond start-up and 60 s: a read that never ends
+    (or holds a whole endless file) fails the test instead of eating the machine."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HFSIZE_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "inspector", *args], capture_output=True, text=True, timeout=60, preexec_fn=limit,
+        env=env, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+
+
+def test_from_an_endless_file_is_a_usage_error(tmp_path: Path):
+    for command in (["--from", "/dev/zero"], ["check", "--from", "/dev/zero"]):
+        done = _bounded(command, tmp_path)
+        assert done.returncode == ExitCode.USAGE, done.stderr
+        assert_one_line_error(done.stderr, "'/dev/zero'", "--from")
+        assert done.stdout == ""
+
+
+def test_from_a_list_larger_than_any_real_one_is_a_usage_error(capsys, tmp_path: Path):
+    from inspector.cli import MAX_FROM_BYTES
+
+    listed = tmp_path / "models.txt"
+    line = b"org/model-with-a-rather-long-name-0000\n"
+    listed.write_bytes(line * (MAX_FROM_BYTES // len(line) + 1))  # just over the cap
+    code, out, err = cli(capsys, "--from", str(listed))
+    assert code == ExitCode.USAGE and out == ""
+    assert_one_line_error(err, str(listed), f"{MAX_FROM_BYTES:,}")
+
+
+def _sparse(path: Path, size: int, start: bytes = b"") -> None:
+    with open(path, "wb") as f:
+        f.write(start)
+        f.truncate(size)  # no disk used: a hole of zeros
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors.index.json"])
+def test_a_local_json_file_larger_than_any_real_one_is_bad_files(capsys, tmp_path: Path, name: str):
+    from inspector.hub import MAX_JSON_BYTES
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY_LLAMA))
+    _sparse(folder / name, 300_000_000, b'{"pad": "')  # the issue's 300 MB: read for 19 s and accepted
+    for args in ([str(folder)], ["check", str(folder), "--json"]):
+        code, out, err = cli(capsys, *args)
+        assert f"{MAX_JSON_BYTES[name]:,} bytes" in (err if code == ExitCode.BAD_FILES else out), (code, err)
+        assert code in (ExitCode.BAD_FILES, ExitCode.PROBLEMS)
+
+
+def test_a_hub_config_larger_than_any_real_one_is_not_downloaded(capsys, endpoint, make_repo):
+    settings = {"virtual_files": {"config.json": 300_000_000}}
+    hub = endpoint(make_repo("org/huge-config", settings=settings))
+    code, out, err = cli(capsys, "org/huge-config")
+    assert code == ExitCode.BAD_FILES
+    assert_one_line_error(err, "config.json", "'org/huge-config'", "300,000,000")
+    assert sum(r.body_bytes for r in hub.requests) < 100_000  # the listing, not the file
