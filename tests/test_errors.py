@@ -257,3 +257,38 @@ def test_a_hub_config_larger_than_any_real_one_is_not_downloaded(capsys, endpoin
     assert code == ExitCode.BAD_FILES
     assert_one_line_error(err, "config.json", "'org/huge-config'", "300,000,000")
     assert sum(r.body_bytes for r in hub.requests) < 100_000  # the listing, not the file
+
+
+# ---------------------------------------------------------------- a truncated local checkpoint (issue 14, item 7)
+
+
+def test_a_local_safetensors_file_shorter_than_its_header_says_is_bad_files(capsys, tmp_path: Path):
+    """A real checkpoint (transformers' save_pretrained of TINY_LLAMA) cut short of its last data offset: safetensors
+    itself refuses it, so check reports bad_files (exit 11) and inspect exits 6, naming the file and both sizes."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny"
+    LlamaForCausalLM(LlamaConfig(**TINY_LLAMA)).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    code, out, err = cli(capsys, "check", str(folder), "--json")
+    assert code == 0, out + err  # whole, it is a good checkpoint
+    whole = weights.stat().st_size
+    (length,) = struct.unpack("<Q", weights.read_bytes()[:8])
+    cut = 8 + length + 1000  # the header intact, most of the tensor data gone
+    weights.write_bytes(weights.read_bytes()[:cut])
+    with pytest.raises(SafetensorError):  # the independent truth: safetensors will not load it
+        with safe_open(str(weights), "pt") as f:
+            [f.get_tensor(k) for k in f.keys()]
+
+    code, out, err = cli(capsys, "check", str(folder), "--json")
+    assert code == ExitCode.PROBLEMS, out + err
+    problems = {p["code"]: p for p in json.loads(out)["problems"]}
+    assert problems["bad_files"]["severity"] == "error"
+    assert f"{cut:,}" in problems["bad_files"]["message"] and f"{whole:,}" in problems["bad_files"]["message"]
+    code, out, err = cli(capsys, str(folder))
+    assert code == ExitCode.BAD_FILES
+    assert_one_line_error(err, "model.safetensors", "truncated", f"{cut:,}", f"{whole:,}")
+
