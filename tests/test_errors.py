@@ -292,3 +292,17 @@ def test_a_local_safetensors_file_shorter_than_its_header_says_is_bad_files(caps
     assert code == ExitCode.BAD_FILES
     assert_one_line_error(err, "model.safetensors", "truncated", f"{cut:,}", f"{whole:,}")
 
+
+@pytest.mark.parametrize("size", ["0GB", "0.0001GB", "999MB", "0.5GiB", "0GBx2"])
+def test_a_gpu_size_below_1_gb_is_a_usage_error(capsys, on_replica, size):
+    """No GPU has less than 1 GB (10**9 bytes) of memory; a smaller --gpu size is a typo, not a column of 'no'."""
+    for args in (["org/model", "--gpu", size], ["check", "org/model", "--gpu", size]):
+        code, out, err = cli(capsys, *args)
+        assert code == ExitCode.USAGE and out == "", err
+        assert_one_line_error(err, f"'{size}'", "1 GB")
+
+
+def test_a_gpu_size_of_1_gb_is_accepted():
+    from inspector.gpus import parse_gpu
+
+    assert parse_gpu("1GB").memory_bytes == 10**9 and parse_gpu("1GiB").memory_bytes == 2**30
