@@ -261,7 +261,8 @@ CHECK_PRECISIONS = ("auto", *PRECISIONS, "as_stored")
 )  # fmt: skip
 @click.option(
     "--dir", "download_dir", default=None, metavar="PATH",
-    help="Where the download would go, for the disk-space check (default: the Hugging Face cache).",
+    type=click.Path(exists=True, file_okay=False),  # free space "at" a file or a missing path is another disk's
+    help="Existing folder the download would go to, for the disk-space check (default: the Hugging Face cache).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per model, one per line when several.")

@@ -306,3 +306,17 @@ def test_a_gpu_size_of_1_gb_is_accepted():
     from inspector.gpus import parse_gpu
 
     assert parse_gpu("1GB").memory_bytes == 10**9 and parse_gpu("1GiB").memory_bytes == 2**30
+
+
+@pytest.mark.parametrize("where", ["/nonexistent/hfsize-dir", "/etc/passwd"])
+def test_check_dir_that_is_not_a_folder_is_a_usage_error(capsys, on_replica, where):
+    """Free space "at" a path that is no folder was the free space of some other disk: refuse it instead."""
+    code, out, err = cli(capsys, "check", "mistralai/Mistral-7B-v0.1", "--dir", where)
+    assert code == ExitCode.USAGE and out == "", err
+    assert_one_line_error(err, "--dir", f"'{where}'")
+
+
+def test_check_dir_that_is_a_folder_is_the_one_reported(capsys, on_replica, tmp_path: Path):
+    code, out, err = cli(capsys, "check", "mistralai/Mistral-7B-v0.1", "--dir", str(tmp_path), "--json")
+    assert code in (0, ExitCode.PROBLEMS), err
+    assert json.loads(out)["disk"]["path"] == str(tmp_path)
