@@ -147,7 +147,7 @@ def list_hub(
         return cached
     install_transport()
     api = HfApi(endpoint=endpoint, token=token)
-    with _hub_errors(repo_id, revision, endpoint, "model info"):
+    with _hub_errors(repo_id, revision, endpoint, MODEL_INFO):
         info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
         listing = Listing(
             model=repo_id,
@@ -375,10 +375,7 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             "Check the branch, tag or commit; the repo's 'Files and versions' tab lists them.",
         ) from None
     except RepositoryNotFoundError:
-        raise NotFoundError(
-            f"model '{repo_id}' was not found on {endpoint}",
-            f"Check the repo id; if the repo is private, {login}.",
-        ) from None
+        raise _model_not_found(repo_id, endpoint, login) from None
     except LocalEntryNotFoundError:
         # raised by hf_hub_download when the Hub cannot be reached and the cache lacks the file
         raise NetworkError(
@@ -386,6 +383,8 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             "Check your connection or HF_ENDPOINT, then retry.",
         ) from None
     except EntryNotFoundError:
+        if what == MODEL_INFO:  # the repo itself, not a file of it
+            raise _model_not_found(repo_id, endpoint, login) from None
         raise NotFoundError(
             f"'{what}' is missing from '{repo_id}'", "The repo looks incomplete; check it on the Hub."
         ) from None
@@ -401,6 +400,8 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
         ) from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
+        if status == 404 and what == MODEL_INFO:  # a bare 404 (no X-Error-Code), as some mirrors answer
+            raise _model_not_found(repo_id, endpoint, login) from None
         if status in (401, 403):
             raise AccessError(
                 f"the Hub refused access to {what} of '{repo_id}' (HTTP {status})", f"Check the token: {login}."
@@ -429,6 +430,20 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             f"the reply of {endpoint} to {what} of '{repo_id}' is {_what_came_back(e)}, not what the Hub sends",
             "A proxy or captive portal may be answering for the Hub: check your connection and HF_ENDPOINT.",
         ) from None
+
+
+MODEL_INFO = "model info"
+
+
+def _model_not_found(repo_id: str, endpoint: str, login: str) -> NotFoundError:
+    if "/" not in repo_id:  # `hfsize gpt2`: neither a folder here nor a repo there
+        return NotFoundError(
+            f"{_shown(repo_id)} is neither a local folder nor a model on {endpoint}",
+            "Hub ids look like org/name (e.g. openai-community/gpt2); a folder must exist and hold config.json.",
+        )
+    return NotFoundError(
+        f"model {_shown(repo_id)} was not found on {endpoint}", f"Check the repo id; if the repo is private, {login}."
+    )
 
 
 def _shown(model: str) -> str:

@@ -320,3 +320,20 @@ def test_check_dir_that_is_a_folder_is_the_one_reported(capsys, on_replica, tmp_
     code, out, err = cli(capsys, "check", "mistralai/Mistral-7B-v0.1", "--dir", str(tmp_path), "--json")
     assert code in (0, ExitCode.PROBLEMS), err
     assert json.loads(out)["disk"]["path"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("word", ["gpt2", "frobnicate"])
+def test_a_bare_word_that_is_no_folder_and_no_repo_says_so(capsys, on_replica, word):
+    for args in ([word], ["check", word]):
+        code, out, err = cli(capsys, *args)
+        assert code == ExitCode.NOT_FOUND, err
+        assert_one_line_error(err, f"'{word}' is neither a local folder nor a model on", "org/name")
+        assert "missing" not in err and "incomplete" not in err
+
+
+def test_a_plain_404_on_model_info_is_not_found(capsys, endpoint, make_repo):
+    """Some mirrors answer a missing repo with a bare 404 (no X-Error-Code): the model was not found, not 'busy'."""
+    hub = endpoint(make_repo("org/tiny", files={"config.json": TINY_LLAMA}, settings={"fail": {"@model_info": 404}}))
+    code, out, err = cli(capsys, "org/tiny")
+    assert code == ExitCode.NOT_FOUND, err
+    assert_one_line_error(err, "model 'org/tiny' was not found on", hub.endpoint)
