@@ -203,14 +203,15 @@ def analyze(
     elif repo.headers:
         parameters = count_parameters(header_shapes(repo, kinds), config, source="checkpoint")
         architecture_total = None
-        hint = " Pass --trust-remote-code to build it with the repo's code." if config.get("auto_map") else ""
+        trust_hint = config.get("auto_map") and not trust_remote_code
+        hint = " Pass --trust-remote-code to build it with the repo's code." if trust_hint else ""
         notes.append(
             f"Not built: {built.reason}. Parameters are counted from the safetensors headers instead "
             f"(buffers, quantization state and unused layers left out).{hint}"
         )
     else:
         hint = (
-            "Pass --trust-remote-code if you trust the repo's code."
+            ("" if trust_remote_code else "Pass --trust-remote-code if you trust the repo's code.")
             if config.get("auto_map")
             else "Upgrade transformers, or use a repo with safetensors weights."
         )

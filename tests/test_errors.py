@@ -337,3 +337,33 @@ def test_a_plain_404_on_model_info_is_not_found(capsys, endpoint, make_repo):
     code, out, err = cli(capsys, "org/tiny")
     assert code == ExitCode.NOT_FOUND, err
     assert_one_line_error(err, "model 'org/tiny' was not found on", hub.endpoint)
+
+
+REMOTE_CONFIG = {
+    **TINY_LLAMA,
+    "model_type": "tiny-custom",
+    "architectures": ["TinyCustomForCausalLM"],
+    "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig", "AutoModelForCausalLM": "modeling_tiny.TinyModel"},
+}
+
+
+def test_trust_remote_code_on_a_folder_without_the_code_files_names_them(capsys, tmp_path: Path):
+    (tmp_path / "config.json").write_text(json.dumps(REMOTE_CONFIG))
+    (tmp_path / "configuration_tiny.py").write_text("")  # one of the two is there
+    code, out, err = cli(capsys, str(tmp_path), "--trust-remote-code")
+    assert code == ExitCode.UNSUPPORTED, err
+    assert_one_line_error(err, str(tmp_path), "modeling_tiny.py", "auto_map")
+    assert "Pass --trust-remote-code" not in err and "huggingface.co" not in err
+    assert "configuration_tiny.py" not in err  # present: not named as missing
+
+
+def test_trust_remote_code_on_a_folder_with_headers_says_why_it_counted_from_them(capsys, tmp_path: Path):
+    (tmp_path / "config.json").write_text(json.dumps(REMOTE_CONFIG))
+    header = build_header({"model.embed_tokens.weight": ("F16", [100, 64])})
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(100 * 64 * 2))
+    code, out, err = cli(capsys, str(tmp_path), "--trust-remote-code", "--json")
+    assert code == 0, err
+    notes = " ".join(json.loads(out)["notes"])
+    assert "modeling_tiny.py" in notes and "configuration_tiny.py" in notes
+    assert "Pass --trust-remote-code" not in notes and "huggingface.co" not in notes
