@@ -149,12 +149,24 @@ def _models(models: tuple[str, ...], from_file: Any) -> list[str]:
     return listed
 
 
-def _each(names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int) -> list[Any]:
-    """`one` for every model; a lone model that cannot be read exits like `hfsize MODEL`, several go on."""
+def _each(
+    names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int, as_json: bool = False
+) -> list[Any]:
+    """`one` for every model; a lone model that cannot be read exits like `hfsize MODEL`, several go on.
+
+    With --json a lone failure still prints the row a batch would (stdout), before run() writes its line (stderr).
+    """
     from .api import run_many
 
     if len(names) == 1:
-        return [one(names[0])]
+        try:
+            return [one(names[0])]
+        except HfsizeError as e:
+            if as_json:
+                from . import render
+
+                click.echo(render.to_json(failed(names[0], e)))
+            raise
     with _progress(len(names)) as advance:
         return run_many(names, one, failed, jobs=jobs, on_done=advance)
 
@@ -219,7 +231,7 @@ def inspect(
             headers_only=headers_only,
         )
 
-    results = _each(names, one, lambda m, e: inspect_failed(m, revision, e), jobs)
+    results = _each(names, one, lambda m, e: inspect_failed(m, revision, e), jobs, as_json)
     if len(results) == 1:
         _emit(results[0], as_json)
         return
@@ -304,7 +316,7 @@ def check(
             gpus=gpus, precision=precision, download_dir=download_dir, strict=strict,
         )  # fmt: skip
 
-    results = _each(names, one, lambda m, e: check_failed(m, revision, e), jobs)
+    results = _each(names, one, lambda m, e: check_failed(m, revision, e), jobs, as_json)
     from . import render
 
     _emit_many(results, as_json, render.check_renderable, render.check_table)

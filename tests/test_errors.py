@@ -367,3 +367,18 @@ def test_trust_remote_code_on_a_folder_with_headers_says_why_it_counted_from_the
     notes = " ".join(json.loads(out)["notes"])
     assert "modeling_tiny.py" in notes and "configuration_tiny.py" in notes
     assert "Pass --trust-remote-code" not in notes and "huggingface.co" not in notes
+
+
+@pytest.mark.parametrize("command", [[], ["check"]])
+def test_json_prints_the_failure_row_for_one_model_as_for_several(capsys, endpoint, make_repo, command):
+    endpoint(make_repo("org/present", files={"config.json": TINY_LLAMA}))
+    code, out, err = cli(capsys, *command, "org/absent", "org/present", "--json")
+    assert code == ExitCode.NOT_FOUND, err
+    batch_row = json.loads(out.splitlines()[0])
+    code, out, err = cli(capsys, *command, "org/absent", "--json")
+    assert code == ExitCode.NOT_FOUND
+    assert_one_line_error(err, "'org/absent'", "not found")  # stderr keeps its line
+    row = json.loads(out)  # and stdout has the row a batch has
+    assert row == batch_row
+    assert {"model": "org/absent", "revision": None, "exit_code": 3}.items() <= row.items()
+    assert row["error"] == err.strip().removeprefix("Error: ")

@@ -101,7 +101,9 @@ def _assert_clean_exit(
         assert err == "", err
         json.loads(out)  # --json output is one JSON document
         return
-    assert out == "", out
+    row = json.loads(out)  # --json: the failure row, as a batch prints it
+    said = " ".join(row["error"].split())[:60]  # stderr's line is the same text on one line (cut at 400 characters)
+    assert row["exit_code"] == code and err.startswith(f"Error: {said}"), (row, err)
     lines = err.splitlines()
     assert lines and lines[0].startswith("Error: "), err
     if multiline_build_error_ok and code == 7 and "failed: " in lines[0]:
@@ -699,5 +701,5 @@ def test_absurd_layer_counts_are_refused_before_the_build(scratch: Path) -> None
     # Llama-3.1-405B, the deepest real model, has 126 layers; hfsize builds at most 1,024
     folder = _folder(scratch, {"config.json": json.dumps({**TINY_LLAMA, "num_hidden_layers": 1025}).encode()})
     code, out, err = _cli(str(folder), "--json")
-    assert code == 6 and out == ""  # bad model files
+    assert code == 6 and json.loads(out)["exit_code"] == 6  # bad model files
     assert err.count("\n") == 1 and "num_hidden_layers = 1,025" in err
