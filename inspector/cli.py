@@ -399,6 +399,9 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Error: interrupted.", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as e:  # bare `hfsize`: the help, on stderr, exit 2, as click does
+        e.show()
+        return int(ExitCode.USAGE)
     except click.UsageError as e:
         # One line like every other failure, not click's three-line usage block.
         command = e.ctx.command_path if e.ctx is not None else "hfsize"

@@ -382,3 +382,15 @@ def test_json_prints_the_failure_row_for_one_model_as_for_several(capsys, endpoi
     assert row == batch_row
     assert {"model": "org/absent", "revision": None, "exit_code": 3}.items() <= row.items()
     assert row["error"] == err.strip().removeprefix("Error: ")
+
+
+def test_no_arguments_shows_the_help_as_click_does_for_a_group(capsys):
+    code, out, err = cli(capsys)
+    assert code == ExitCode.USAGE  # click's NoArgsIsHelpError: the help, on stderr, exit 2
+    assert out == "" and "Error:" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("Usage: hfsize") and "Commands:" in lines
+    for command in ("inspect", "check", "compare"):
+        assert any(line.split()[:1] == [command] for line in lines), command
+    code, help_out, _ = cli(capsys, "--help")
+    assert code == 0 and help_out == err  # the same help `hfsize --help` prints
