@@ -14,6 +14,7 @@ from .errors import ExitCode, HfsizeError
 from .precisions import PRECISIONS  # a tuple of names: --help imports nothing else of hfsize
 
 DEBUG_ENV = "HFSIZE_DEBUG"
+INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class _DefaultToInspect(click.Group):
@@ -23,6 +24,16 @@ class _DefaultToInspect(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
             args = ["inspect", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # past click's own handler, which writes an empty line first: run() says it once
+            raise _Interrupted() from None
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C during a command (a BaseException, like KeyboardInterrupt, so that nothing on the way catches it)."""
 
 
 @click.group(cls=_DefaultToInspect, context_settings={"help_option_names": ["-h", "--help"]})
@@ -396,9 +407,9 @@ def run(argv: list[str] | None = None) -> int:
         hint = f" {' '.join(e.hint.split())}" if e.hint else ""
         click.echo(f"Error: {_sentence(e.message)}{hint}", err=True)
         return int(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, _Interrupted):
         click.echo("Error: interrupted.", err=True)
-        return 130
+        return INTERRUPTED
     except click.exceptions.NoArgsIsHelpError as e:  # bare `hfsize`: the help, on stderr, exit 2, as click does
         e.show()
         return int(ExitCode.USAGE)
@@ -414,7 +425,7 @@ def run(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("Error: interrupted.", err=True)
-        return 130
+        return INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback unless asked
         if os.environ.get(DEBUG_ENV):
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import socket
 import struct
 import subprocess
@@ -394,3 +395,34 @@ def test_no_arguments_shows_the_help_as_click_does_for_a_group(capsys):
         assert any(line.split()[:1] == [command] for line in lines), command
     code, help_out, _ = cli(capsys, "--help")
     assert code == 0 and help_out == err  # the same help `hfsize --help` prints
+
+
+def test_ctrl_c_exits_130_in_one_line(tmp_path: Path):
+    """SIGINT while waiting on the Hub (a server that accepts and never answers): exit 130, one line, no traceback."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(30)
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.getsockname()[1]}", "HFSIZE_TIMEOUT": "60",
+           "HFSIZE_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}  # fmt: skip
+    env.pop("HFSIZE_DEBUG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "org/model"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    try:
+        connection, _ = server.accept()  # the request is on its way: hfsize is waiting for the answer
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        server.close()
+    assert process.returncode == 130, err
+    assert out == "" and err == "Error: interrupted.\n"
+
+
+def test_the_readme_documents_every_exit_code():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()}
+    assert documented == {int(c) for c in ExitCode} | {130}  # 130: interrupted (Ctrl-C)
