@@ -171,7 +171,7 @@ def analyze(
     _readable(repo)
     resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token, headers_only=headers_only)
     built, kinds = resolved.built, resolved.kinds
-    counted = count(repo, built, kinds)
+    counted = count(repo, built, kinds, trust_remote_code=trust_remote_code)
     reconciliation, reconcile_notes = reconcile(repo, built, counted.architecture_total, kinds)
     report = Report(
         model=repo.model,
@@ -236,7 +236,7 @@ def resolve_architecture(
     return Resolved(built, classify(repo, built if built.built else None))
 
 
-def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
+def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds, *, trust_remote_code: bool = False) -> Counted:
     """Parameters from the architecture when it was built, else from the headers (and a note saying so)."""
     config = repo.config
     if built.built:
@@ -254,8 +254,9 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
                 "architecture."
             ],
         )
+    auto_map_hint = bool(config.get("auto_map")) and not trust_remote_code
     if repo.headers:
-        hint = " Pass --trust-remote-code to build it with the repo's code." if config.get("auto_map") else ""
+        hint = " Pass --trust-remote-code to build it with the repo's code." if auto_map_hint else ""
         return Counted(
             count_parameters(header_shapes(repo, kinds), config, source="checkpoint"),
             None,
@@ -264,11 +265,10 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
                 f"(buffers, quantization state and unused layers left out).{hint}"
             ],
         )
-    hint = (
-        "Pass --trust-remote-code if you trust the repo's code."
-        if config.get("auto_map")
-        else "Upgrade transformers, or use a repo with safetensors weights."
-    )
+    if config.get("auto_map"):
+        hint = "" if trust_remote_code else "Pass --trust-remote-code if you trust the repo's code."
+    else:
+        hint = "Upgrade transformers, or use a repo with safetensors weights."
     raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
 
 
