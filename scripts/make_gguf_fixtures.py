@@ -14,6 +14,10 @@ header, GGML_QUANT_SIZES sizes the tensors, and its shard logic writes the split
   - the file's size is the header plus every tensor's bytes, each padded to the 32-byte alignment as gguf-py and
     ggml's gguf writer pad them. TheBloke's 2023 files used an older quantizer, so these sizes are not the Hub's.
 Each head goes to fixtures/hub/<repo>/headers/<file>.gz with its size in the repo's _replica.json `sizes`.
+
+It also copies four real vocab files verbatim (gzipped) to fixtures/gguf/vocab/ for the parser tests, and writes
+fixtures/gguf/gemma4-metadata.gguf: every key of the real `ggml-vocab-gemma-4.gguf` (per-layer
+`gemma4.attention.head_count_kv`, sliding-window pattern, ...) except the tokenizer arrays, rewritten by GGUFWriter.
 """
 
 from __future__ import annotations
@@ -143,7 +147,33 @@ def store(repo: Path, files: list[tuple[Path, bytes, int]], version: int = 3) ->
     settings_path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
+VOCABS = ("llama-spm", "bert-bge", "phi-3", "deepseek-coder")
+
+
+def copy_vocabs(models: Path) -> None:
+    out = ROOT.parent / "gguf" / "vocab"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in VOCABS:
+        raw = (models / f"ggml-vocab-{name}.gguf").read_bytes()
+        (out / f"ggml-vocab-{name}.gguf.gz").write_bytes(gzip.compress(raw, 9, mtime=0))
+    reader = GGUFReader(models / "ggml-vocab-gemma-4.gguf")
+    w = GGUFWriter(ROOT.parent / "gguf" / "gemma4-metadata.gguf", reader.fields["general.architecture"].contents())
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = f.types[0]
+        if vtype == GGUFValueType.ARRAY and len(f.data) > 1024:
+            continue  # the tokenizer's tokens, scores, token types and merges
+        sub = f.types[-1] if vtype == GGUFValueType.ARRAY else None
+        w.add_key_value(key, f.contents(), vtype, sub_type=sub)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+
+
 def main(models: Path) -> None:
+    copy_vocabs(models)
     vocab = GGUFReader(models / "ggml-vocab-llama-spm.gguf")
     tmp = Path("/tmp/hfsize-gguf-fixtures")
     tmp.mkdir(exist_ok=True)
