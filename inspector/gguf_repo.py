@@ -171,6 +171,26 @@ def _split_problems(group: GGUFGroup, headers: Sequence[GGUFHeader]) -> list[str
 # ---------------------------------------------------------------- reading a repo, a folder or a file
 
 
+def probe_gguf(
+    model: str, *, revision: str | None = None, token: str | bool | None = None, endpoint: str | None = None
+) -> tuple[Listing | None, bool]:
+    """The listing of a repo or folder (None for a file) and whether it is GGUF: .gguf weights, no config.json.
+
+    Listing errors are the ones fetching the repo would raise; the listing is passed on so it is read once.
+    """
+    from .hub import list_hub, list_local, looks_local
+
+    path = Path(model).expanduser()
+    if looks_local(model):
+        if not path.is_dir():
+            return None, path.is_file() and is_gguf(model)
+        listing = list_local(model)
+    else:
+        listing = list_hub(model, revision=revision, token=token, endpoint=endpoint)
+    files = listing.files
+    return listing, "config.json" not in files and "adapter_config.json" not in files and any(map(is_gguf, files))
+
+
 def inspect_gguf(
     model: str,
     *,
