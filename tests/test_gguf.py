@@ -38,7 +38,7 @@ from inspector.gguf import (
     read_local_gguf,
 )
 from inspector.gguf_repo import group_files, inspect_gguf, quant_label
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, cli, report
 from tests.hub_replica import HubReplica
 
 GGUF_FIXTURES = FIXTURES.parent / "gguf"
@@ -426,3 +426,34 @@ def test_local_file_and_folder(tmp_path):
         assert row.parameters == 13_015_864_320 and row.file_type == "Q8_0" and row.bytes == path.stat().st_size
     (tmp_path / "empty").mkdir()
     assert inspect_gguf(str(tmp_path / "empty")) is None
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_cli_table_and_json(on_replica, capsys):
+    code, out, err = cli(capsys, "TheBloke/Llama-2-13B-chat-GGUF")
+    assert code == 0, err
+    assert "GGUF files" in out and "Q4_K_M" in out and "13,015,864,320" in out
+    assert "7.87 GB" in out  # 7,865,956,224 bytes, the replica's declared size of the Q4_K_M file
+    data = report(capsys, "TheBloke/Llama-2-13B-chat-GGUF")
+    assert data["gguf"]["recommended"] is None
+    assert data["gguf"]["hub_parameters"] == 13_015_864_320  # the replica's model-info `gguf.total`
+    files = data["gguf"]["files"]
+    assert [f["file_type"] for f in files] == ["Q2_K", "Q4_K_M", "Q8_0"]  # smallest first
+    q4 = files[1]
+    assert q4["bytes"] == 7_865_956_224 and q4["parts"] == ["llama-2-13b-chat.Q4_K_M.gguf"]
+    # Q4_K_M per llama-quant.cpp: Q6_K for output.weight and for attn_v / ffn_down in 20 of 40 layers
+    # (use_more_bits: layers 0-4, 35-39, and every third from 7), Q4_K for the other matrices
+    n_q6 = 5120 * 32000 + 20 * (5120 * 5120 + 13824 * 5120)
+    assert q4["elements_by_type"]["Q6_K"] == n_q6
+    assert q4["bytes_by_type"]["Q6_K"] == n_q6 // 256 * 210
+    assert q4["elements_by_type"]["F32"] == 81 * 5120  # 40 x 2 norms + output_norm
+
+
+def test_cli_bad_gguf_is_exit_6_one_line(tmp_path, capsys):
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2**40, 1))
+    code, out, err = cli(capsys, str(path))
+    assert code == 6 and out == ""
+    assert err.count("\n") == 1 and err.startswith("Error: ") and "broken.gguf" in err and "Traceback" not in err
