@@ -17,7 +17,7 @@ from typing import Any
 
 from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
-from .gguf import HeaderRead
+from .gguf import HeaderRead, grow_read
 from .headers import parse_header, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
 from .transport import install as install_transport
@@ -467,8 +467,6 @@ def read_gguf_header(
     """
     from huggingface_hub import get_session, hf_hub_url
     from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
-
-    from .gguf import grow_read
 
     endpoint = resolve_endpoint(endpoint)
     install_transport()
