@@ -457,3 +457,70 @@ def test_cli_bad_gguf_is_exit_6_one_line(tmp_path, capsys):
     code, out, err = cli(capsys, str(path))
     assert code == 6 and out == ""
     assert err.count("\n") == 1 and err.startswith("Error: ") and "broken.gguf" in err and "Traceback" not in err
+
+
+def test_token_and_revision_are_honoured(tmp_path):
+    """Header reads go through huggingface_hub with the caller's token, at the listing's commit."""
+    import json
+    import shutil
+
+    from inspector.errors import AccessError
+
+    repo = tmp_path / "hub" / "someone" / "Gated-GGUF"
+    shutil.copytree(LLAMA2_7B / "headers", repo / "headers")
+    settings = json.loads((LLAMA2_7B / "_replica.json").read_text())
+    settings.update(gated="manual", authorized_tokens=["hf_granted"], sha="a" * 40, revisions={"v1": "b" * 40})
+    (repo / "_replica.json").write_text(json.dumps(settings))
+    with HubReplica(tmp_path / "hub") as hub:
+        with pytest.raises(AccessError):
+            inspect_gguf("someone/Gated-GGUF", endpoint=hub.endpoint, token="hf_other")
+        hub.reset_requests()
+        report = inspect_gguf("someone/Gated-GGUF", revision="v1", endpoint=hub.endpoint, token="hf_granted")
+        (read,) = hub.requests_matching("/resolve/")
+    assert report.commit == "b" * 40 and f"/resolve/{'b' * 40}/" in read.path
+    assert report.gguf.files[0].parameters == 6_738_415_616
+
+
+def test_a_server_ignoring_range_is_read_only_as_far_as_asked():
+    """A 200 answer with the whole (here 2.5 GB) body: the read stops after the bytes it asked for."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from inspector.hub import read_gguf_header
+
+    head = gzip.decompress((LLAMA2_7B / "headers" / "llama-2-7b-chat.Q2_K.gguf.gz").read_bytes())
+    size = 2_532_863_680
+    sent = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            written = 0
+            try:
+                self.wfile.write(head)
+                written = len(head)
+                while written < size:
+                    self.wfile.write(bytes(2**16))
+                    written += 2**16
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            sent.append(written)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        read = read_gguf_header(
+            "TheBloke/Llama-2-7B-Chat-GGUF", "llama-2-7b-chat.Q2_K.gguf", commit="main", size=size,
+            token=False, endpoint=f"http://127.0.0.1:{server.server_address[1]}",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert read.header.data_offset == 741_056 and read.requests == 1
+    assert sent and sent[0] < 64 * 2**20  # the socket buffers, not the 2.5 GB body
