@@ -524,3 +524,11 @@ def test_a_server_ignoring_range_is_read_only_as_far_as_asked():
         server.server_close()
     assert read.header.data_offset == 741_056 and read.requests == 1
     assert sent and sent[0] < 64 * 2**20  # the socket buffers, not the 2.5 GB body
+
+
+def test_per_layer_facts_of_a_file():
+    (row,) = inspect_gguf(str(GGUF_FIXTURES / "gemma4-metadata.gguf")).gguf.files
+    assert row.architecture == "gemma4" and row.block_count == 30 and row.head_count == 16
+    assert row.head_count_kv == [8, 8, 8, 8, 8, 2] * 5  # the real file's per-layer list
+    assert (row.key_length, row.value_length, row.sliding_window, row.context_length) == (512, 512, 1024, 262_144)
+    assert row.parameters == 0 and row.bits_per_weight is None and row.file_type == "F16"  # vocab only: no tensors
