@@ -28,6 +28,7 @@ from .results import (
     Disk,
     Failure,
     Fit,
+    GGUFReport,
     Gpu,
     How,
     Listing,
@@ -50,6 +51,7 @@ def fetch(
     token: str | bool | None = None,
     endpoint: str | None = None,
     warm_up: bool = False,
+    listing: Listing | None = None,
 ) -> RepoFiles:
     """Metadata of a Hub repo id or a local folder; no weights are read.
 
@@ -58,9 +60,9 @@ def fetch(
     thread, overlapping the (slower) header reads instead of following them.
     """
     if looks_local(model):
-        return read_local(model)
+        return read_local(model, listing)
     on_config = _warm_up if warm_up else None
-    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config)
+    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config, listing=listing)
 
 
 def _warm_up(config: dict[str, Any]) -> None:
@@ -127,13 +129,23 @@ def inspect_model(
     gpus: Sequence[Gpu] = (),
     headers_only: bool = False,
     warm_up: bool = False,
-) -> Report:
-    """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model.
+) -> Report | GGUFReport:
+    """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model
+    (for a GGUF repo, folder or file: a GGUFReport of its files).
 
     `headers_only`: never import torch or build the model; use the architecture cache when this config was
     seen before, else count from the safetensors headers (see `analyze`). `warm_up`: see `fetch`.
     """
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up and not headers_only)
+    # ---- GGUF repos (issue 16): the one hook. A repo, folder or file whose weights are .gguf files and that has
+    # no config.json gets the GGUF report (gguf_repo.py); the listing is read once either way.
+    from .gguf_repo import inspect_gguf, probe_gguf
+
+    listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
+    if is_gguf:
+        return inspect_gguf(model, revision=revision, token=token, endpoint=endpoint, listing=listing)
+    # ---- end of the GGUF hook
+    warm = warm_up and not headers_only
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing)
     return report_for(
         repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus, headers_only=headers_only
     )

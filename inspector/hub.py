@@ -18,6 +18,7 @@ from typing import Any
 
 from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
+from .gguf import HeaderRead, grow_read
 from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
 from .transport import timeout_seconds
@@ -155,6 +156,7 @@ def list_hub(
             files={s.rfilename: s.size for s in info.siblings or []},
             gated=info.gated or None,
             card_data=info.card_data.to_dict() if info.card_data else {},
+            gguf=getattr(info, "gguf", None) or None,
         )
         _check_listing(listing)
     cache.store_listing(endpoint, listing)
@@ -573,3 +575,45 @@ def _parse_index(index: dict[str, Any], model: str) -> dict[str, Any]:
     if not isinstance(index.get("metadata", {}), dict):  # mergekit and others write odd metadata; it is optional
         index = {**index, "metadata": {}}
     return index
+
+
+# ---------------------------------------------------------------- GGUF headers (issue 16)
+
+
+def read_gguf_header(
+    repo_id: str,
+    filename: str,
+    *,
+    commit: str | None,
+    size: int | None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+) -> HeaderRead:
+    """The header of one GGUF file on the Hub, with HTTP Range reads through huggingface_hub's client.
+
+    The same client, endpoint, token and revision as every other read; the read grows as gguf.grow_read
+    asks (1 MiB first, then the estimated rest): a Llama-3 header (~7.9 MB) takes at most 3 requests.
+    A server that ignores Range is read only as far as asked, never to the end of a multi-GB file.
+    """
+    from huggingface_hub import get_session, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+
+    endpoint = resolve_endpoint(endpoint)
+    url = hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint)
+    headers = build_hf_headers(token=token)
+
+    def read(start: int, stop: int) -> bytes:
+        with _hub_errors(repo_id, commit, endpoint, filename):
+            with get_session().stream(
+                "GET", url, headers={**headers, "range": f"bytes={start}-{stop - 1}"}, timeout=timeout_seconds()
+            ) as response:
+                hf_raise_for_status(response)
+                skip = start if response.status_code == 200 else 0  # Range ignored: the body starts at byte 0
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) >= skip + stop - start:
+                        break
+        return bytes(body[skip : skip + stop - start])
+
+    return grow_read(read, size, filename)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import mimetypes
@@ -245,6 +246,8 @@ class Repo:
             if headers_dir.is_dir():
                 for p in sorted(headers_dir.rglob("*.json")):
                     found[p.relative_to(headers_dir).as_posix()[: -len(".json")]] = ("header", p)
+                for p in sorted(headers_dir.rglob("*.gz")):  # a file's first bytes (a GGUF head), gzipped
+                    found[p.relative_to(headers_dir).as_posix()[: -len(".gz")]] = ("head", p)
             for p in sorted(self.directory.rglob("*")):
                 rel = p.relative_to(self.directory).as_posix()
                 if p.is_file() and rel not in NOT_SERVED and not rel.startswith(HEADERS_DIR + "/"):
@@ -545,6 +548,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if card_data is not None:
             info["cardData"] = card_data
+        if repo.settings.get("gguf") is not None:  # the Hub's summary of a GGUF repo (total parameters, ...)
+            info["gguf"] = repo.settings["gguf"]
         if repo.settings.get("safetensors_info", True):
             safetensors = repo.safetensors_info()
             if safetensors is not None:
@@ -670,9 +675,11 @@ class HubReplica:
     root/<org>/<name>/ is a model repo (so is root/_derived/<org>/<name>/, served as <org>/<name>, and a stand-in
     declared in root/_stand_ins.json, served under the id it stands in for). Real files
     are served as-is (README.md, SOURCE.md and _replica.json are notes, never served); headers/<file>.json serves
-    a virtual safetensors <file> (that header, then zero data); a real file wins over a virtual one of the same
-    name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,
-    virtual_files {path: size}, revisions {name: sha}, card_data, tags, safetensors_info (false drops
+    a virtual safetensors <file> (that header, then zero data); headers/<file>.gz serves <file> as those bytes
+    gunzipped (a GGUF head), then zeros up to its size in _replica.json `sizes`; a real file wins over a virtual
+    one of the same name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,
+    virtual_files {path: size}, sizes {path: size} (of headers/*.gz files), gguf (model_info's `gguf` block),
+    revisions {name: sha}, card_data, tags, safetensors_info (false drops
     model_info's computed `safetensors` block), and fail {key: status} where key is a file path or one of
     "@model_info", "@tree", "@safetensors-metadata" (a status fails every request; {"status": 503, "times": 2,
     "retry_after": 1} fails the first two, with that Retry-After header; {"body": "<html>", "content_type":
@@ -768,6 +775,11 @@ class HubReplica:
             return cached
         if kind == "zeros":
             entry = _virtual_entry(repo_id, path, source)
+        elif kind == "head":
+            # The file's real size comes from _replica.json `sizes` (default: the head's own length).
+            prefix = gzip.decompress(source.read_bytes())
+            sizes = self._repo_sizes(source)
+            entry = _virtual_entry(repo_id, path, max(len(prefix), int(sizes.get(path, 0))), prefix)
         elif kind == "header":
             header = json.loads(source.read_text())
             if not isinstance(header, dict):
@@ -779,6 +791,15 @@ class HubReplica:
         with self._lock:
             self._cache[key] = entry
         return entry
+
+    @staticmethod
+    def _repo_sizes(head: Path) -> dict[str, int]:
+        """`sizes` {path: bytes} of the _replica.json of the repo whose headers/ folder holds `head`."""
+        for folder in head.parents:
+            if folder.name == HEADERS_DIR:
+                settings = folder.parent / SETTINGS_FILE
+                return json.loads(settings.read_text()).get("sizes", {}) if settings.is_file() else {}
+        return {}
 
 
 def main(argv: list[str] | None = None) -> None:
