@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import state
 from .gpus import fit
 from .parameters import layer_of
 from .precisions import PRECISIONS
@@ -81,9 +82,9 @@ def parameter_bytes(name: str, numel: int, precision: str, built: BuiltArchitect
 
 
 def kv_bytes_per_layer(layer: KvLayer, settings: MemorySettings, kv_dtype: str) -> int:
-    """What DynamicCache holds for one layer after `context` tokens: a sliding layer keeps window - 1."""
-    tokens = min(settings.context, layer.window - 1) if layer.window else settings.context
-    return settings.batch * tokens * layer.elements_per_token * DTYPE_BYTES[kv_dtype]
+    """What DynamicCache holds for one layer after `context` tokens: keys/values (a sliding or chunked layer
+    keeps window - 1 tokens) plus the constant conv/recurrent state of linear-attention, SSM and conv layers."""
+    return state.layer_bytes(layer, settings.context, settings.batch, kv_dtype)
 
 
 def _blocks(sizes: Mapping[str, int], order: Sequence[str], kv_per_layer: Sequence[int], extra_first: int) -> list[int]:
@@ -180,6 +181,8 @@ def estimate(
         training=training,
         notes=notes,
         **lines,
+        kv_cache=[] if headers_only else state.breakdown(built.kv_layers, settings.context, settings.batch, kv_dtype),
+        kv_not_counted=built.kv_not_counted or None,
     )
 
 
@@ -233,26 +236,66 @@ def _notes(
             "The installed transformers keeps MoE experts as fused 3-D tensors, which bitsandbytes does not "
             "quantize: 8-bit and 4-bit loading barely shrinks this model."
         )
-    if not built.kv_layers:
-        notes.append("No KV cache counted: transformers builds no standard cache for this architecture.")
-    else:
-        sliding = [layer.window for layer in built.kv_layers if layer.window]
-        per_1k = kv_total * 1024 // max(settings.context, 1)
-        text = (
-            f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
-            f"({kv_dtype} for 8/4-bit, change with --kv-dtype) "
-            f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens)"
-        )
-        if sliding:
-            text += f"; {len(sliding)} sliding-window layers keep at most {max(sliding) - 1:,} tokens"
-        if isinstance(config.get("kv_lora_rank"), int):
-            text += "; MLA caches the compressed latent (kv_lora_rank + qk_rope_head_dim per token)"
-        notes.append(text + ".")
+    notes.append(_kv_note(built, kv_dtype, settings, kv_total))
     notes.append(
         f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
         "change it with --overhead. Activations beyond the KV cache are not counted."
     )
     return notes
+
+
+_KIND_WORDS = {
+    state.Kind.FULL: "full attention",
+    state.Kind.SLIDING: "sliding window",
+    state.Kind.CHUNKED: "chunked attention",
+    state.Kind.MLA: "MLA latent (kv_lora_rank + qk_rope_head_dim per token)",
+    state.Kind.INDEXED: "sparse attention (keys, values and indexer keys)",
+    state.Kind.LINEAR: "linear attention (conv + recurrent state)",
+    state.Kind.MAMBA: "Mamba (conv + SSM state)",
+    state.Kind.SHORT_CONV: "short convolution (conv state)",
+    state.Kind.RECURRENT: "recurrent (conv + RG-LRU state)",
+    state.Kind.SHARED: "shared KV (reads another layer's cache)",
+    state.Kind.NONE: "no cache",
+}
+
+
+def _kind_words(kind: str) -> str:
+    words = []
+    for part in kind.split("+"):
+        try:
+            words.append(_KIND_WORDS[state.Kind(part)])
+        except ValueError:
+            words.append(part)
+    return " + ".join(words)
+
+
+def _kv_note(built: BuiltArchitecture, kv_dtype: str, settings: MemorySettings, kv_total: int) -> str:
+    """The KV note: the kinds of cache layers, what each keeps per token and per sequence, and the total."""
+    if built.kv_not_counted:
+        return f"KV cache not counted: {built.kv_not_counted}. The KV figures are 0, not the real cache."
+    if not built.kv_layers or not any(layer.elements_per_token or layer.constant_elements for layer in built.kv_layers):
+        return "No KV cache counted: transformers builds no standard cache for this architecture."
+    parts = []
+    for row in state.breakdown(built.kv_layers, settings.context, 1, kv_dtype):
+        if not row.bytes_per_token and not row.constant_bytes:
+            parts.append(f"{row.layers} {_kind_words(row.kind)}")
+            continue
+        text = f"{row.layers} {_kind_words(row.kind)}"
+        if row.bytes_per_token:
+            text += f", {row.bytes_per_token:,} bytes per token"
+        if row.window:
+            text += f" for at most {row.window - 1:,} tokens"
+        if row.constant_bytes:
+            text += f", {row.constant_bytes:,} bytes per sequence whatever the context"
+        parts.append(text)
+    per_1k = kv_total * 1024 // max(settings.context, 1)
+    return (
+        f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
+        f"({kv_dtype} for 8/4-bit, change with --kv-dtype; states the modeling code keeps in fp32 stay fp32) "
+        f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens at this context): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _has_fused_experts(built: BuiltArchitecture) -> bool:
