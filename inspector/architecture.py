@@ -184,7 +184,6 @@ _RECURRENT_STATES = (
     (Kind.MAMBA, ("num_heads", "head_dim", "ssm_state_size"), False),  # Mamba 2 (SSD): heads x d_head x d_state
     (Kind.MAMBA, ("intermediate_size", "ssm_state_size"), False),  # Mamba 1: d_inner x d_state
     (Kind.LINEAR, ("num_heads", "head_dim", "head_dim"), True),  # Kimi delta attention, its state cast to fp32
-    (Kind.RECURRENT, ("lru_width",), False),  # RG-LRU (RecurrentGemma)
 )
 
 
@@ -210,6 +209,9 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
     custom = _own_cache_class(model)
     if custom:
         return (), f"{type(model).__name__} keeps its own cache class ({custom}), which hfsize does not model"
+    outside = _state_outside_cache(model)
+    if outside:
+        return (), outside
     per_layer = list(getattr(text, "per_layer_config", None) or [])
     sharing = list(getattr(text, "kv_sharing_modes", None) or [])
     blocks = _decoder_layers(model, len(cache.layers))
@@ -269,6 +271,21 @@ def _own_cache_class(model: Any) -> str:
     return ""
 
 
+def _state_outside_cache(model: Any) -> str:
+    """Why a model's per-sequence state is not in a transformers cache object, if it is not."""
+    import inspect
+
+    if model is None:
+        return ""
+    name = type(model).__name__
+    params = inspect.signature(type(model).forward).parameters
+    if "past_key_values" not in params and "cache" not in params:
+        return f"{name} passes its recurrent state in its own outputs, not in a transformers cache"
+    if any(hasattr(m, "recurrent_states") for m in model.modules()):
+        return f"{name} keeps its recurrent state inside its modules, not in the cache it returns"
+    return ""
+
+
 def _decoder_layers(model: Any, count: int) -> list[Any] | None:
     """The model's list of decoder layers: the ModuleList with one entry per cache layer."""
     import torch
@@ -307,7 +324,7 @@ def _mixer_state(layer: Any) -> tuple[str, int, int] | None:
     for module in layer.modules():
         if isinstance(module, torch.nn.Conv1d) and module.groups == module.in_channels:
             conv += module.in_channels * module.kernel_size[0]
-        is_mixer = hasattr(module, "conv_kernel_size") or hasattr(module, "conv1d_width")
+        is_mixer = hasattr(module, "conv_kernel_size")
         if not is_mixer or matched:
             continue
         for state_kind, names, in_fp32 in _RECURRENT_STATES:

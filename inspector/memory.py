@@ -253,7 +253,6 @@ _KIND_WORDS = {
     state.Kind.LINEAR: "linear attention (conv + recurrent state)",
     state.Kind.MAMBA: "Mamba (conv + SSM state)",
     state.Kind.SHORT_CONV: "short convolution (conv state)",
-    state.Kind.RECURRENT: "recurrent (conv + RG-LRU state)",
     state.Kind.SHARED: "shared KV (reads another layer's cache)",
     state.Kind.NONE: "no cache",
 }

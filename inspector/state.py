@@ -26,7 +26,6 @@ class Kind(str, Enum):
     LINEAR = "linear_attention"  # gated delta rule / delta attention: conv state + a heads x d_k x d_v matrix
     MAMBA = "mamba"  # selective SSM (Mamba 1 and 2): conv state + SSM state
     SHORT_CONV = "short_conv"  # LFM2-style gated short convolution: conv state only
-    RECURRENT = "recurrent"  # other constant recurrent state (RG-LRU)
     SHARED = "shared_kv"  # reads another layer's keys and values: holds nothing itself
     NONE = "none"  # no token mixing that caches anything (MLP/MoE-only layers)
 

@@ -34,6 +34,10 @@ SMALL = {
     "num_experts": 4,
     "n_routed_experts": 4,
     "num_experts_per_tok": 2,
+    "num_experts_per_token": 2,
+    "num_expert_group": 1,
+    "linear_num_heads": 4,
+    "linear_head_dim": 16,
     "moe_intermediate_size": 32,
     "shared_expert_intermediate_size": 32,
     "kv_lora_rank": 16,
@@ -44,8 +48,25 @@ SMALL = {
     "n_group": 1,
     "topk_group": 1,
 }
-NO_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")
+NO_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")  # real ids fall outside the small vocabulary
 MAX_LAYERS = 6
+# Sizes that must agree with each other or with the layer pattern, per model type: where a config derives its
+# layer kinds from periods or offsets (no settable layer_types), a few layers that still hold every kind.
+FAMILY: dict[str, dict[str, Any]] = {
+    "jamba": {"num_hidden_layers": 4, "attn_layer_period": 4, "attn_layer_offset": 2, "expert_layer_period": 2,
+              "expert_layer_offset": 1},
+    "mamba2": {"num_heads": 8, "head_dim": 16, "n_groups": 1, "state_size": 16, "expand": 2},
+    "granitemoehybrid": {"mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_state": 16, "mamba_expand": 2,
+                         "num_hidden_layers": 2, "layer_types": ["linear_attention", "full_attention"]},
+    "bamba": {"mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_state": 16, "attn_layer_indices": [1],
+              "num_hidden_layers": 2},
+    "falcon_h1": {"mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_ssm": 128, "mamba_d_state": 16},
+    "zamba2": {"mamba_headdim": 16, "mamba_d_state": 16, "n_mamba_heads": 8, "attention_hidden_size": 128,
+               "attention_head_dim": 32, "kv_channels": 16, "num_query_groups": 4, "num_hidden_layers": 3,
+               "layers_block_type": ["linear_attention", "hybrid", "linear_attention"]},
+    "recurrent_gemma": {"lru_width": 64, "attention_window_size": 8, "num_hidden_layers": 3},
+    "rwkv": {"attention_hidden_size": 64},
+}  # fmt: skip
 
 
 def layer_pattern(cfg: Any) -> list[str] | None:
@@ -55,6 +76,54 @@ def layer_pattern(cfg: Any) -> list[str] | None:
     return None
 
 
+def _num_layers(data: dict[str, Any]) -> int | None:
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(data.get(key), int):
+            return data[key]
+    return None
+
+
+def _shrink_text(text: Any, data: dict[str, Any], model_type: str) -> dict[str, Any]:
+    small = {k: v for k, v in SMALL.items() if k in data}
+    for k in NO_IDS:
+        if isinstance(data.get(k), int):
+            small[k] = NO_IDS.index(k)
+        elif isinstance(data.get(k), list):
+            small[k] = [2]
+    if "kv_lora_rank" in data:  # MLA: as many KV heads as heads; head_dim is the rotary part
+        small["head_dim"] = small.get("qk_rope_head_dim", 8)
+        small["num_key_value_heads"] = small.get("num_attention_heads", 4)
+        if "qk_head_dim" in data:
+            small["qk_head_dim"] = small["qk_rope_head_dim"] + small["qk_nope_head_dim"]
+    if "rotary_dim" in data:
+        small["rotary_dim"] = 8
+    layers = _num_layers(data)
+    pattern = layer_pattern(text)
+    per_layer = {k: v for k, v in data.items() if isinstance(v, list) and layers and len(v) == layers}
+    if layers and (pattern or per_layer):
+        columns = [pattern or [None] * layers] + list(per_layer.values())
+        rows = [tuple(str(c[i]) for c in columns) for i in range(layers)]
+        picked: list[int] = []
+        for i, row in enumerate(rows):
+            if row not in {rows[j] for j in picked}:
+                picked.append(i)
+        picked = sorted(set(picked) | set(range(min(2, layers))))[:MAX_LAYERS]
+        for k, v in per_layer.items():
+            small[k] = [v[i] for i in picked]
+        if pattern and "layer_types" in data:
+            small["layer_types"] = [pattern[i] for i in picked]
+        small["num_hidden_layers" if "num_hidden_layers" in data else "n_layer"] = len(picked)
+        if isinstance(data.get("per_layer_config"), dict):
+            remap = {str(i): n for n, i in enumerate(picked)}
+            small["per_layer_config"] = {
+                remap[str(k)]: v for k, v in data["per_layer_config"].items() if str(k) in remap
+            }
+    elif layers:
+        small["num_hidden_layers" if "num_hidden_layers" in data else "n_layer"] = min(layers, 2)
+    small.update({k: v for k, v in FAMILY.get(model_type, {}).items()})
+    return small
+
+
 def shrunk_config(model_type: str, overrides: dict[str, Any] | None = None) -> Any:
     """The model type's default config with small sizes, few layers keeping one of each layer type."""
     from transformers import CONFIG_MAPPING
@@ -62,32 +131,13 @@ def shrunk_config(model_type: str, overrides: dict[str, Any] | None = None) -> A
     cls = CONFIG_MAPPING[model_type]
     default = cls()
     text = default.get_text_config(decoder=True)
-    keys = set(text.to_dict())
-    small = {k: v for k, v in SMALL.items() if k in keys}
-    for k in NO_IDS:
-        if k in keys:
-            small[k] = None
-    pattern = layer_pattern(text)
-    layers = getattr(text, "num_hidden_layers", None)
-    if pattern:
-        picked = []
-        for i, kind in enumerate(pattern):
-            if kind not in {pattern[j] for j in picked}:
-                picked.append(i)
-        # keep the pattern's first layers too, so period-based configs still see their first period
-        picked = sorted(set(picked) | set(range(min(2, len(pattern)))))[:MAX_LAYERS]
-        small["layer_types"] = [pattern[i] for i in picked]
-        small["num_hidden_layers"] = len(picked)
-    elif isinstance(layers, int):
-        small["num_hidden_layers"] = min(layers, 2)
-    small.update(overrides or {})
-    if text is default:
-        return cls(**{**default.to_dict(), **small})
-    # composite config: shrink the text part only
     data = default.to_dict()
-    for name in ("text_config", "language_config", "llm_config"):
+    if text is default:
+        return cls(**{**data, **_shrink_text(text, data, model_type), **(overrides or {})})
+    for name in ("text_config", "language_config", "llm_config", "decoder"):
         if isinstance(data.get(name), dict):
-            data[name] = {**data[name], **small}
+            inner = data[name]
+            data[name] = {**inner, **_shrink_text(text, inner, model_type), **(overrides or {})}
     return cls(**data)
 
 
