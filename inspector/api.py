@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import cache
+from . import cache, quantization
 from .check import find_problems
 from .checkpoint import classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
 from .download import download_command, plan_download
 from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
-from .memory import MemorySettings, estimate
+from .memory import DTYPE_BYTES, MemorySettings, estimate, load_dtype
 from .parameters import count_parameters, moe_shape
 from .results import (
     Architecture,
@@ -245,6 +245,11 @@ def analyze(
     if built.how == "not built":
         return report, built
     stored = loaded_bytes(repo, built, kinds) if config.get("quantization_config") and repo.headers else None
+    scheme = quantization.scheme(config.get("quantization_config"))
+    if scheme is not None:
+        if stored is None:  # no headers read (--headers-only without them, pickle-only, weights absent)
+            stored = quantization.stored_bytes(built, config, DTYPE_BYTES[load_dtype(config, repo)])
+        report = replace(report, notes=[*report.notes, quantization.note(scheme, bool(repo.headers))])
     mem = estimate(built, config, repo, gpus, memory or MemorySettings(), stored)
     return replace(report, memory=mem), built
 

@@ -120,6 +120,7 @@ def build(
     buffers = {name: tuple(buf.shape) for name, buf in model.named_buffers()}
     keep_fp32, keep_fp32_strict = _fp32_parameters(model, parameters)
     kv_layers, kv_not_counted = _kv_layers(cfg, model)
+    positions = _max_positions(cfg)
     return BuiltArchitecture(
         class_name=type(model).__name__,
         model_type=cfg.model_type,
@@ -135,6 +136,9 @@ def build(
         buffer_bytes=sum(b.numel() * b.element_size() for _, b in model.named_buffers()),
         kv_layers=kv_layers,
         kv_not_counted=kv_not_counted,
+        unquantized_linear=_unquantized_linear(model),
+        max_positions=positions[0] if positions else None,
+        max_positions_from=positions[1] if positions else "",
     )
 
 
@@ -159,6 +163,33 @@ def _bnb_quantizable(model: Any, parameters: dict[str, tuple[int, ...]]) -> dict
                 # Conv1D stores [in, out] and is transposed when quantized: its rows are shape[1]
                 rows[weight] = parameters[weight][1] if isinstance(module, Conv1D) else parameters[weight][0]
     return rows
+
+
+def _max_positions(cfg: Any) -> tuple[int, str] | None:
+    """Positions the model was trained or rope-scaled for, from the config as transformers resolved it."""
+    from .state import context_limit
+
+    try:
+        return context_limit(cfg.get_text_config(decoder=True).to_dict())
+    except Exception:  # noqa: BLE001 - a config without the usual keys states no limit
+        return None
+
+
+def _unquantized_linear(model: Any) -> dict[str, int]:
+    """Weights of nn.Linear subclasses, which bitsandbytes loading leaves as they are (type(m) is not nn.Linear)."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    out: dict[str, int] = {}
+    for module in model.modules():
+        if (
+            isinstance(module, torch.nn.Linear)
+            and type(module) is not torch.nn.Linear
+            and not isinstance(module, Conv1D)
+        ):
+            name = type(module).__name__
+            out[name] = out.get(name, 0) + module.weight.numel()
+    return out
 
 
 def _fp32_parameters(model: Any, parameters: dict[str, tuple[int, ...]]) -> tuple[frozenset[str], frozenset[str]]:

@@ -46,10 +46,27 @@ def find_problems(
         problems += _code(repo.config, report, trust_remote_code)
     if report is not None:
         problems += _reconciliation(report, repo)
+        problems += _context(report)
     if unreadable is None or unreadable.code != "no_access":
         problems += _access(listing)
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(problems, key=lambda p: order[p.severity])
+
+
+def _context(report: Report) -> list[Problem]:
+    """--context beyond the positions the model was trained (or rope-scaled) for."""
+    memory = getattr(report, "memory", None)
+    limit = getattr(memory, "max_positions", None)
+    if memory is None or not limit or memory.context <= limit:
+        return []
+    return [
+        Problem(
+            "context_length",
+            "warning",
+            f"--context {memory.context:,} is beyond the {limit:,} positions the model was trained for: outputs "
+            "past that length degrade; lower --context or pick a long-context variant",
+        )
+    ]
 
 
 # ---------------------------------------------------------------- files

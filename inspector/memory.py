@@ -183,6 +183,7 @@ def estimate(
         **lines,
         kv_cache=[] if headers_only else state.breakdown(built.kv_layers, settings.context, settings.batch, kv_dtype),
         kv_not_counted=built.kv_not_counted or None,
+        max_positions=built.max_positions,
     )
 
 
@@ -231,16 +232,41 @@ def _notes(
         f"output head, norms{', fused experts' if _has_fused_experts(built) else ''}) stays in {base}, "
         "as transformers loads it."
     ]
+    notes += _unquantized_notes(built)
     if _has_fused_experts(built):
         notes.append(
             "The installed transformers keeps MoE experts as fused 3-D tensors, which bitsandbytes does not "
             "quantize: 8-bit and 4-bit loading barely shrinks this model."
         )
     notes.append(_kv_note(built, kv_dtype, settings, kv_total))
+    if built.max_positions and settings.context > built.max_positions:
+        notes.append(
+            f"Warning: --context {settings.context:,} is beyond the {built.max_positions:,} positions this model was "
+            f"trained for ({built.max_positions_from}); the KV figure holds, but outputs past that length degrade."
+        )
     notes.append(
         f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
         "change it with --overhead. Activations beyond the KV cache are not counted."
     )
+    return notes
+
+
+def _unquantized_notes(built: BuiltArchitecture) -> list[str]:
+    """Why 8/4-bit loading leaves weights as they are: Linear subclasses, keep-in-fp32 modules."""
+    notes = []
+    if built.unquantized_linear:
+        classes = ", ".join(f"{name} ({n:,} parameters)" for name, n in sorted(built.unquantized_linear.items()))
+        notes.append(
+            f"Not quantized by 8-bit/4-bit loading: {classes}. transformers converts only modules whose type is "
+            "exactly nn.Linear, and these are subclasses, so they load in the model's dtype (PEFT still wraps them "
+            "as Linear layers for LoRA)."
+        )
+    kept = sorted({name.rsplit(".", 2)[-2] for name in built.keep_fp32 | built.keep_fp32_strict if "." in name})
+    if kept:
+        notes.append(
+            "Kept in fp32 when loading in 16-bit and left unquantized in 8/4-bit: the model's _keep_in_fp32_modules "
+            f"({', '.join(kept)})."
+        )
     return notes
 
 

@@ -87,6 +87,11 @@ class BuiltArchitecture:
     buffer_bytes: int = 0  # bytes of the buffers as built (their own dtypes)
     kv_layers: tuple[KvLayer, ...] = ()  # the layers transformers' DynamicCache keeps keys/values for
     kv_not_counted: str = ""  # why the cache is not counted (a cache layout hfsize does not model); "" if counted
+    # Linear subclasses (FalconLinear, ...) that bitsandbytes leaves unquantized (transformers converts only
+    # modules whose type is exactly nn.Linear): class name -> weight parameters they hold
+    unquantized_linear: dict[str, int] = field(default_factory=dict)
+    max_positions: int | None = None  # positions trained or rope-scaled for, as transformers resolved the config
+    max_positions_from: str = ""  # the key (or rope_scaling product) it comes from
 
     @property
     def built(self) -> bool:
@@ -186,6 +191,7 @@ class Memory:
     # The KV cache and recurrent state per layer kind at `context` x `batch` in kv_dtype (additive to schema v1)
     kv_cache: list[KvKind] = field(default_factory=list)
     kv_not_counted: str | None = None  # why the cache is not counted: the KV figures are then 0, not the truth
+    max_positions: int | None = None  # positions the model was trained (or rope-scaled) for; None: not stated
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ this module only turns them into bytes and groups them by kind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
+from typing import Any
 
 from .results import KvKind, KvLayer
 
@@ -67,3 +68,28 @@ def breakdown(layers: Sequence[KvLayer], context: int, batch: int, dtype: str) -
             )
         )
     return rows
+
+
+_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+
+
+def context_limit(config: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(positions, where it comes from) the model was trained or rope-scaled for; None when the config says none.
+
+    A rope_scaling factor over original_max_position_embeddings (YaRN, linear, dynamic, longrope) extends it.
+    """
+    text = config.get("text_config") if isinstance(config.get("text_config"), Mapping) else config
+    found = next(((k, v) for k in _POSITION_KEYS if isinstance(v := text.get(k), int) and v > 0), None)
+    if found is None:
+        return None
+    key, limit = found
+    how = key
+    scaling = text.get("rope_scaling") or text.get("rope_parameters") or {}
+    if isinstance(scaling, Mapping):
+        factor = scaling.get("factor")
+        original = scaling.get("original_max_position_embeddings") or text.get("original_max_position_embeddings")
+        if isinstance(factor, (int, float)) and isinstance(original, int) and factor > 1:
+            scaled = int(original * factor)
+            if scaled > limit:
+                limit, how = scaled, f"rope_scaling: {original:,} x factor {factor:g}"
+    return limit, how
