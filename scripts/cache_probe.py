@@ -189,6 +189,7 @@ def measure(cfg: Any, tokens: int, batch: int = 1) -> dict[str, Any]:
     rows = cache_tensors(cache) if cache is not None else []
     return {
         "class": type(model).__name__,
+        "config_model_type": model.config.model_type,  # the text config's, when AutoModelForCausalLM took it
         "cache_class": type(cache).__name__ if cache is not None else None,
         "parameters": parameters,
         "cache_bytes": sum(r[3] for r in rows),
@@ -196,12 +197,18 @@ def measure(cfg: Any, tokens: int, batch: int = 1) -> dict[str, Any]:
     }
 
 
-def predict(cfg: Any, tokens: int, batch: int = 1, class_name: str | None = None) -> Any:
-    """hfsize's report for the same config at --context tokens, through the library as a user calls it."""
+def predict(cfg: Any, tokens: int, batch: int = 1, class_name: str | None = None, model_type: str | None = None) -> Any:
+    """hfsize's report for the same config at --context tokens, through the library as a user calls it.
+
+    `model_type`: the config the built model holds, when AutoModelForCausalLM built the text model of a
+    composite config (Llama 4, Qwen3.5): hfsize is then given that text config, as the model was.
+    """
     from inspector.api import report_for
     from inspector.hub import read_local
     from inspector.memory import MemorySettings
 
+    if model_type and model_type != cfg.model_type:
+        cfg = cfg.get_text_config(decoder=True)
     data = cfg.to_dict()
     data["dtype"] = data["torch_dtype"] = "float32"
     if class_name:

@@ -40,7 +40,15 @@ def one(model_type: str, tokens: int) -> dict:
         measured = measure(cfg, tokens)
     except Exception as exc:  # noqa: BLE001
         return {**row, "verdict": "skipped", "reason": f"forward pass failed: {_short(exc)}"}
-    report = predict(cfg, tokens, class_name=measured["class"])
+    try:
+        report = predict(cfg, tokens, class_name=measured["class"], model_type=measured["config_model_type"])
+    except Exception as exc:  # noqa: BLE001 - hfsize refusing the config is a row of the table, not a crash
+        return {
+            **row,
+            "verdict": "WRONG",
+            "reason": f"hfsize failed: {_short(exc)}",
+            "measured": measured["cache_bytes"],
+        }
     memory = report.memory
     kinds = getattr(memory, "kv_cache", None) or []
     predicted = memory.fp32.kv_cache_bytes
@@ -141,7 +149,7 @@ def main() -> None:
     parser.add_argument("types", nargs="*")
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=90)
+    parser.add_argument("--timeout", type=float, default=150)
     parser.add_argument("--out", default=None)
     parser.add_argument("--json", default=None, help="also write the rows as JSON lines here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
