@@ -248,8 +248,8 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
         types, _ = get_layer_types_and_kwargs(text)
     except Exception:  # noqa: BLE001 - models without a standard cache (encoders, state-space layers)
         return (), ""
-    if getattr(text, "is_decoder", True) is False and hasattr(text, "add_cross_attention"):
-        return (), ""  # BERT-style configs (is_decoder false) run as encoders: no cache
+    if getattr(text, "is_decoder", True) is False and _reads_is_decoder(model):
+        return (), ""  # BERT-style models with is_decoder false run as encoders: no cache
     unmodeled = _NOT_MODELED.get(str(getattr(text, "model_type", "")))
     if unmodeled:
         return (), unmodeled
@@ -318,6 +318,19 @@ def _own_cache_class(model: Any) -> str:
         if isinstance(value, type) and value.__module__ == module.__name__ and name.endswith("Cache"):
             return name
     return ""
+
+
+def _reads_is_decoder(model: Any) -> bool:
+    """Whether the model's modeling code switches its cache on config.is_decoder (BERT and its kin)."""
+    import inspect
+    import sys
+
+    if model is None:
+        return False
+    try:
+        return "if self.config.is_decoder" in inspect.getsource(sys.modules[type(model).__module__])
+    except (OSError, TypeError, KeyError):
+        return False
 
 
 def _takes_cache(model: Any) -> bool:

@@ -55,9 +55,12 @@ def find_problems(
 
 def _context(report: Report) -> list[Problem]:
     """--context beyond the positions the model was trained (or rope-scaled) for."""
+    from .memory import MemorySettings
+
     memory = getattr(report, "memory", None)
     limit = getattr(memory, "max_positions", None)
-    if memory is None or not limit or memory.context <= limit:
+    # the default context is no one's request: a model with a shorter window is not a problem of the repo
+    if memory is None or not limit or memory.context <= limit or memory.context == MemorySettings().context:
         return []
     return [
         Problem(
