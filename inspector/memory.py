@@ -7,9 +7,10 @@ docs/quantization-rules.md:
   - int8: 1 byte per weight + one fp32 scale (SCB) per output row;
   - 4-bit (nf4 = fp4 in bytes): ceil(n/2) packed + one fp32 absmax per 64 weights + a 16-entry fp32
     quant map; double quant: uint8 absmax + one fp32 absmax per 256 blocks + 256-entry fp32 code + offset;
-  - KV cache: 2 x kv_heads x head_dim per token and layer; sliding layers keep min(context, window - 1)
-    (DynamicSlidingWindowLayer); MLA (DeepSeek) keeps the latent, kv_lora_rank + qk_rope_head_dim per token
-    and layer. Sizes are read from the config as transformers resolved it (architecture.py).
+  - KV cache and state per layer kind (state.py): 2 x kv_heads x head_dim per token and layer; sliding and
+    chunked layers keep min(context, window - 1) (DynamicSlidingWindowLayer); MLA (DeepSeek) keeps the latent,
+    kv_lora_rank + qk_rope_head_dim; linear attention, Mamba and short-conv layers a constant conv + recurrent
+    state. Sizes are read from the config and modules as transformers resolved them (architecture.py).
 """
 
 from __future__ import annotations

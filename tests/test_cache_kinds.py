@@ -20,6 +20,17 @@ from tests.helpers import FIXTURES, report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def transformers_logging_outside_capture():
+    """transformers binds its log handler to sys.stderr on first use: if that first use is a forward pass inside
+    a test's capsys, later tests log into the closed capture ("I/O operation on closed file"). Bind it now."""
+    from transformers.utils import logging
+
+    logging.get_logger("transformers")
+
+
 TOKENS = 24  # > every window (8) and chunk (8) below, so their layers are capped
 SMALL = {"hidden_size": 64, "intermediate_size": 128, "vocab_size": 256, "num_attention_heads": 4,
          "num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}  # fmt: skip
