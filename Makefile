@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint format bench clean
+.PHONY: install test lint format bench sweep clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ format: install
 
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# Every causal-LM model type of the installed transformers: hfsize's cache figure vs transformers' own cache
+# (about 5 minutes on 2 cores); rewrites the committed table.
+sweep: install
+	$(BIN)/python scripts/sweep_cache.py --out docs/cache-sweep.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import cache
+from . import cache, quantization
 from .check import disk_problem, find_problems
 from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
@@ -17,7 +17,7 @@ from .config import validate as validate_config
 from .download import download_command, plan_download
 from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
-from .memory import MemorySettings, estimate
+from .memory import DTYPE_BYTES, MemorySettings, estimate, load_dtype
 from .parameters import count_parameters, moe_shape
 from .results import (
     Architecture,
@@ -203,7 +203,8 @@ def analyze(
     )
     if built.how == How.NOT_BUILT:
         return report, built
-    return replace(report, memory=estimate_memory(repo, resolved, gpus, memory or MemorySettings())), built
+    mem = estimate_memory(repo, resolved, gpus, memory or MemorySettings())
+    return replace(report, notes=[*report.notes, *_quantization_notes(repo)], memory=mem), built
 
 
 def _readable(repo: RepoFiles) -> None:
@@ -296,11 +297,19 @@ def _moe_notes(config: dict[str, Any], parameters: Parameters) -> list[str]:
 
 
 def estimate_memory(repo: RepoFiles, resolved: Resolved, gpus: Sequence[Gpu], settings: MemorySettings) -> Memory:
-    """Memory per scheme and its placement on `gpus`; pre-quantized checkpoints also as stored."""
-    built = resolved.built
-    quantized = repo.config.get("quantization_config") and repo.headers
-    stored = loaded_bytes(repo, built, resolved.kinds) if quantized else None
-    return estimate(built, repo.config, repo, gpus, settings, stored)
+    """Memory per scheme and its placement on `gpus`; pre-quantized checkpoints also as stored (from the headers,
+    else from the config's quantization_config alone: quantization.py)."""
+    built, config = resolved.built, repo.config
+    stored = loaded_bytes(repo, built, resolved.kinds) if config.get("quantization_config") and repo.headers else None
+    if stored is None and quantization.scheme(config.get("quantization_config")) is not None:
+        # no headers read (--headers-only without them, pickle-only, weights absent)
+        stored = quantization.stored_bytes(built, config, DTYPE_BYTES[load_dtype(config, repo)])
+    return estimate(built, config, repo, gpus, settings, stored)
+
+
+def _quantization_notes(repo: RepoFiles) -> list[str]:
+    scheme = quantization.scheme(repo.config.get("quantization_config"))
+    return [] if scheme is None else [quantization.note(scheme, bool(repo.headers))]
 
 
 def check_model(

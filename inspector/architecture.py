@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .results import BuiltArchitecture, How, KvLayer
+from .state import Kind
 
 # model_types that older configs carry and the installed transformers knows under another name.
 # The original tiiuae/falcon-7b config says "RefinedWebModel" with an auto_map to repo code;
@@ -16,6 +17,10 @@ LEGACY_MODEL_TYPES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon"}
 # Their sizes use the repo code's key names, which the installed FalconConfig silently ignores (it would
 # fall back to falcon-7b's defaults: right for falcon-7b by coincidence, wrong for falcon-40b).
 LEGACY_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
+# What the repo code of each legacy model_type hard-codes and the native config needs spelled out: the 40B code
+# ("RefinedWeb", tiiuae/falcon-40b's modelling_RW.py) always builds the new decoder layout (grouped KV heads,
+# n_head_kv of them, and two layer norms per layer, ln_attn and ln_mlp); FalconConfig defaults to the 7B one.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"RefinedWeb": {"new_decoder_architecture": True}}
 
 # Class-name suffix -> the Auto mapping that picks the native class for a model_type.
 _TASK_MAPPINGS = (
@@ -120,6 +125,8 @@ def build(
             tied[name] = owner
     buffers = {name: tuple(buf.shape) for name, buf in model.named_buffers()}
     keep_fp32, keep_fp32_strict = _fp32_parameters(model, parameters)
+    kv_layers, kv_not_counted = _kv_layers(cfg, model)
+    positions = _max_positions(cfg)
     return BuiltArchitecture(
         class_name=type(model).__name__,
         model_type=cfg.model_type,
@@ -133,7 +140,11 @@ def build(
         keep_fp32=keep_fp32,
         keep_fp32_strict=keep_fp32_strict,
         buffer_bytes=sum(b.numel() * b.element_size() for _, b in model.named_buffers()),
-        kv_layers=_kv_layers(cfg),
+        kv_layers=kv_layers,
+        kv_not_counted=kv_not_counted,
+        unquantized_linear=_unquantized_linear(model),
+        max_positions=positions[0] if positions else None,
+        max_positions_from=positions[1] if positions else "",
     )
 
 
@@ -175,6 +186,33 @@ def _bnb_quantizable(model: Any, parameters: dict[str, tuple[int, ...]]) -> dict
     return rows
 
 
+def _max_positions(cfg: Any) -> tuple[int, str] | None:
+    """Positions the model was trained or rope-scaled for, from the config as transformers resolved it."""
+    from .state import context_limit
+
+    try:
+        return context_limit(cfg.get_text_config(decoder=True).to_dict())
+    except Exception:  # noqa: BLE001 - a config without the usual keys states no limit
+        return None
+
+
+def _unquantized_linear(model: Any) -> dict[str, int]:
+    """Weights of nn.Linear subclasses, which bitsandbytes loading leaves as they are (type(m) is not nn.Linear)."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    out: dict[str, int] = {}
+    for module in model.modules():
+        if (
+            isinstance(module, torch.nn.Linear)
+            and type(module) is not torch.nn.Linear
+            and not isinstance(module, Conv1D)
+        ):
+            name = type(module).__name__
+            out[name] = out.get(name, 0) + module.weight.numel()
+    return out
+
+
 def _fp32_parameters(model: Any, parameters: dict[str, tuple[int, ...]]) -> tuple[frozenset[str], frozenset[str]]:
     import re
 
@@ -185,33 +223,219 @@ def _fp32_parameters(model: Any, parameters: dict[str, tuple[int, ...]]) -> tupl
     return matching(model._keep_in_fp32_modules), matching(model._keep_in_fp32_modules_strict)
 
 
-def _kv_layers(cfg: Any) -> tuple[KvLayer, ...]:
-    """The layers transformers' DynamicCache keeps keys/values for: each one's size per token and window.
+# Cache layer types (transformers' get_layer_types_and_kwargs) whose class hfsize models, by what they hold.
+_ATTENTION_TYPES = {"full_attention": Kind.FULL, "sliding_attention": Kind.SLIDING, "chunked_attention": Kind.CHUNKED}
+_STATE_TYPES = {"linear_attention", "conv"}  # LinearAttentionLayer: conv + recurrent state only
+_HYBRID_TYPES = {"hybrid": Kind.FULL, "hybrid_sliding": Kind.SLIDING}  # both a state and keys/values
 
-    Sizes come from the config as transformers resolved it (defaults filled in, attribute aliases such as
-    gpt2's n_head applied), never from the raw JSON.
+# The recurrent state of a token mixer, by the attributes its module computes it from (modeling_*.py), first
+# match wins; the state is a tensor of the product of these per sequence. A mixer with a depthwise convolution
+# and none of these keeps the convolution's state only (LFM2's short convolution).
+_RECURRENT_STATES = (
+    (Kind.LINEAR, ("num_v_heads", "head_k_dim", "head_v_dim"), False),  # gated delta net: heads x d_k x d_v
+    (Kind.MAMBA, ("num_heads", "head_dim", "ssm_state_size"), False),  # Mamba 2 (SSD): heads x d_head x d_state
+    (Kind.MAMBA, ("intermediate_size", "ssm_state_size"), False),  # Mamba 1: d_inner x d_state
+    (Kind.LINEAR, ("num_heads", "head_dim", "head_dim"), True),  # Kimi delta attention, its state cast to fp32
+)
+
+
+# Model types whose cache the sweep (docs/cache-sweep.md) found laid out in a way the kinds above do not describe:
+# hfsize says so rather than print a figure it knows is wrong.
+_NOT_MODELED = {
+    "cpmant": "CPM-Ant prepends prompt_length prompt tokens to every layer's cache",
+    "xlm": "XLM keeps its own dict cache, not a transformers cache object",
+    "hy_v4": "some layers share another layer's sparse-attention indexer keys, and keys and values differ in width",
+    "mimo_v2_flash": "its sliding-window layers have their own number of KV heads",
+    "inkling_text": "its attention heads and short convolutions are sized per projection",
+    "inkling2_text": "its attention heads and short convolutions are sized per projection",
+    "inkling2_loop_text": "its attention heads and short convolutions are sized per projection",
+}
+
+
+def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
+    """Per layer, what transformers' DynamicCache keeps for it, and why not where hfsize cannot tell.
+
+    The layer types are transformers' own (get_layer_types_and_kwargs: layer_types, per-layer sliding_window
+    and attention_chunk_size, KV sharing, MLP-only layers), the sizes come from the config as transformers
+    resolved it (defaults filled in, aliases such as gpt2's n_head applied), and the constant state of linear
+    attention, SSM and convolution layers from the token-mixer modules of the built model.
     """
     try:
         from transformers import DynamicCache
+        from transformers.cache_utils import get_layer_types_and_kwargs
 
         cache = DynamicCache(config=cfg)
+        text = cfg.get_text_config(decoder=True)
+        types, _ = get_layer_types_and_kwargs(text)
     except Exception:  # noqa: BLE001 - models without a standard cache (encoders, state-space layers)
-        return ()
-    elements = _kv_elements_per_token(cfg.get_text_config(decoder=True))
-    if elements is None:
-        return ()
+        return (), ""
+    if getattr(text, "is_decoder", True) is False and _reads_is_decoder(model):
+        return (), ""  # BERT-style models with is_decoder false run as encoders: no cache
+    unmodeled = _NOT_MODELED.get(str(getattr(text, "model_type", "")))
+    if unmodeled:
+        return (), unmodeled
+    if model is not None and not _takes_cache(model):
+        return (), ""  # the forward pass takes no cache at all (GPT-1)
+    custom = _own_cache_class(model)
+    if custom:
+        return (), f"{type(model).__name__} keeps its own cache class ({custom}), which hfsize does not model"
+    outside = _state_outside_cache(model)
+    if outside:
+        return (), outside
+    per_layer = list(getattr(text, "per_layer_config", None) or [])
+    sharing = list(getattr(text, "kv_sharing_modes", None) or [])
+    blocks = _decoder_layers(model, len(cache.layers))
     layers = []
-    for layer in cache.layers:
-        window = getattr(layer, "sliding_window", None)
-        layers.append(KvLayer(elements, window if _positive_int(window) else None))
-    return tuple(layers)
+    for i, (cache_layer, layer_type) in enumerate(zip(cache.layers, types, strict=False)):
+        layer_cfg = per_layer[i] if i < len(per_layer) else text
+        window = getattr(cache_layer, "sliding_window", None)
+        window = window if _positive_int(window) else None
+        if layer_type == "dummy":
+            shared = i < len(sharing) and sharing[i] == "reuse"
+            layers.append(KvLayer(0, None, Kind.SHARED.value if shared else Kind.NONE.value))
+            continue
+        attention = _ATTENTION_TYPES.get(layer_type) or _HYBRID_TYPES.get(layer_type)
+        elements = 0
+        kind = ""
+        if attention is not None or layer_type == "indexed_attention":
+            per_token = _kv_elements_per_token(layer_cfg)
+            if per_token is None:
+                return (), f"the attention sizes of layer {i} are not in the config"
+            elements = per_token
+            kind = (attention or Kind.INDEXED).value
+            if attention is Kind.FULL and _is_mla(layer_cfg):
+                kind = Kind.MLA.value
+            if layer_type == "indexed_attention":
+                index_dim = getattr(layer_cfg, "index_head_dim", None)
+                if not _positive_int(index_dim):
+                    return (), f"layer {i}'s sparse-attention indexer has no index_head_dim"
+                elements += index_dim
+        elif layer_type not in _STATE_TYPES:
+            name = type(cache_layer).__name__
+            return (), f"layer {i} uses the cache layer type '{layer_type}' ({name}), which hfsize does not model"
+        constant = fp32 = 0
+        if layer_type in _STATE_TYPES or layer_type in _HYBRID_TYPES:
+            state = _mixer_state(blocks[i] if blocks else None)
+            if state is None:
+                return (), f"the recurrent or convolution state of layer {i} is not known to hfsize"
+            state_kind, constant, fp32 = state
+            kind = f"{state_kind}+{kind}" if kind else state_kind
+        layers.append(KvLayer(elements, window, kind, constant, fp32))
+    return tuple(layers), ""
+
+
+def _is_mla(cfg: Any) -> bool:
+    return _positive_int(getattr(cfg, "kv_lora_rank", None)) and _positive_int(getattr(cfg, "qk_rope_head_dim", None))
+
+
+def _own_cache_class(model: Any) -> str:
+    """A cache class the model's own modeling module defines (MiniMaxCache, xLSTMCache), if any."""
+    import sys
+
+    if model is None:
+        return ""
+    module = sys.modules.get(type(model).__module__)
+    for name, value in vars(module or object()).items():
+        if isinstance(value, type) and value.__module__ == module.__name__ and name.endswith("Cache"):
+            return name
+    return ""
+
+
+def _reads_is_decoder(model: Any) -> bool:
+    """Whether the model's modeling code switches its cache on config.is_decoder (BERT and its kin)."""
+    import inspect
+    import sys
+
+    if model is None:
+        return False
+    try:
+        return "if self.config.is_decoder" in inspect.getsource(sys.modules[type(model).__module__])
+    except (OSError, TypeError, KeyError):
+        return False
+
+
+def _takes_cache(model: Any) -> bool:
+    import inspect
+
+    params = inspect.signature(type(model).forward).parameters
+    return any(p in params for p in ("past_key_values", "cache", "state", "cache_params"))
+
+
+def _state_outside_cache(model: Any) -> str:
+    """Why a model's per-sequence state is not in a transformers cache object, if it is not."""
+    import inspect
+
+    if model is None:
+        return ""
+    name = type(model).__name__
+    params = inspect.signature(type(model).forward).parameters
+    if "state" in params and "past_key_values" not in params and "cache" not in params:
+        return f"{name} passes its recurrent state in its own outputs, not in a transformers cache"
+    if any(hasattr(m, "recurrent_states") for m in model.modules()):
+        return f"{name} keeps its recurrent state inside its modules, not in the cache it returns"
+    return ""
+
+
+def _decoder_layers(model: Any, count: int) -> list[Any] | None:
+    """The model's list of decoder layers: the ModuleList with one entry per cache layer."""
+    import torch
+
+    if model is None:
+        return None
+    for name, module in model.named_modules():
+        if (
+            isinstance(module, torch.nn.ModuleList)
+            and len(module) == count
+            and name.split(".")[-1]
+            in (
+                "layers",
+                "h",
+                "blocks",
+                "block",
+            )
+        ):
+            return list(module)
+    return None
+
+
+def _mixer_state(layer: Any) -> tuple[str, int, int] | None:
+    """(kind, elements in the model's dtype, elements in fp32) of a layer's constant state per sequence.
+
+    The convolution state is kernel_size inputs of every depthwise Conv1d (LinearAttentionLayer keeps
+    conv_states of [batch, channels, kernel_size]); the recurrent state comes from _RECURRENT_STATES.
+    """
+    import torch
+
+    if layer is None:
+        return None
+    conv = 0
+    kind, recurrent, fp32 = Kind.SHORT_CONV.value, 0, 0
+    matched = False
+    for module in layer.modules():
+        if isinstance(module, torch.nn.Conv1d) and module.groups == module.in_channels:
+            conv += module.in_channels * module.kernel_size[0]
+        is_mixer = hasattr(module, "conv_kernel_size")
+        if not is_mixer or matched:
+            continue
+        for state_kind, names, in_fp32 in _RECURRENT_STATES:
+            values = [getattr(module, n, None) for n in names]
+            if all(_positive_int(v) for v in values):
+                size = 1
+                for v in values:
+                    size *= v
+                kind, matched = state_kind.value, True
+                recurrent, fp32 = (0, size) if in_fp32 else (size, 0)
+                break
+    if not conv and not matched:
+        return None
+    return kind, conv + recurrent, fp32
 
 
 def _kv_elements_per_token(cfg: Any) -> int | None:
     """Keys + values cached per token and layer, as the attention modules of transformers compute them."""
-    rank, rope = getattr(cfg, "kv_lora_rank", None), getattr(cfg, "qk_rope_head_dim", None)
-    if _positive_int(rank) and _positive_int(rope):
-        return rank + rope  # MLA (DeepSeek-V2/V3): the compressed latent and the shared rotary key, one "head"
+    if _is_mla(cfg):
+        # MLA (DeepSeek-V2/V3): the compressed latent and the shared rotary key, one "head"
+        return cfg.kv_lora_rank + cfg.qk_rope_head_dim
     heads = getattr(cfg, "num_attention_heads", None)
     if not _positive_int(heads):
         return None
@@ -220,8 +444,8 @@ def _kv_elements_per_token(cfg: Any) -> int | None:
     else:
         keys = ("num_key_value_heads", "num_kv_heads")
         kv_heads = next((v for k in keys if _positive_int(v := getattr(cfg, k, None))), heads)
-    head_dim = getattr(cfg, "head_dim", None)
-    if not _positive_int(head_dim):
+    head_dim = next((v for k in ("head_dim", "dim_head") if _positive_int(v := getattr(cfg, k, None))), None)
+    if head_dim is None:
         hidden = getattr(cfg, "hidden_size", None)
         if not _positive_int(hidden):
             return None
@@ -254,6 +478,8 @@ def _native_config(config: dict[str, Any], model_type: str) -> Any:
         for old, new in LEGACY_KEYS.items():
             if old in clean:
                 clean.setdefault(new, clean.pop(old))
+        for key, value in LEGACY_DEFAULTS.get(config["model_type"], {}).items():
+            clean.setdefault(key, value)
     clean["model_type"] = model_type
     return CONFIG_MAPPING[model_type].from_dict(clean)
 

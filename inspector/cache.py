@@ -25,7 +25,7 @@ from typing import Any
 
 from .results import BuiltArchitecture, KvLayer, Listing, RepoFiles, TensorEntry
 
-FORMAT = 2  # bump when BuiltArchitecture changes shape
+FORMAT = 3  # bump when BuiltArchitecture changes shape (3: KvLayer kinds and constant state)
 
 
 def cache_dir() -> Path:

@@ -41,10 +41,30 @@ def find_problems(
         problems += _code(repo.config, report, trust_remote_code)
     if report is not None:
         problems += _reconciliation(report, repo)
+        problems += _context(report)
     if unreadable is None or unreadable.code != ProblemCode.NO_ACCESS:
         problems += _access(listing)
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return sorted(problems, key=lambda p: order[p.severity])
+
+
+def _context(report: Report) -> list[Problem]:
+    """--context beyond the positions the model was trained (or rope-scaled) for."""
+    from .memory import MemorySettings
+
+    memory = getattr(report, "memory", None)
+    limit = getattr(memory, "max_positions", None)
+    # the default context is no one's request: a model with a shorter window is not a problem of the repo
+    if memory is None or not limit or memory.context <= limit or memory.context == MemorySettings().context:
+        return []
+    return [
+        Problem(
+            ProblemCode.CONTEXT_LENGTH,
+            Severity.WARNING,
+            f"--context {memory.context:,} is beyond the {limit:,} positions the model was trained for: outputs "
+            "past that length degrade; lower --context or pick a long-context variant",
+        )
+    ]
 
 
 def disk_problem(disk: Disk) -> Problem:

@@ -1,9 +1,10 @@
 """Memory per scheme (weights, KV cache, overhead) and its placement on GPUs; pure arithmetic.
 
 The byte rule of each precision scheme is in schemes.py, the placement rule in placement.py; this stage
-combines them with the KV cache: 2 x kv_heads x head_dim per token and layer; sliding layers keep
-min(context, window - 1) (DynamicSlidingWindowLayer); MLA (DeepSeek) keeps the latent, kv_lora_rank +
-qk_rope_head_dim per token and layer. Sizes are read from the config as transformers resolved it
+combines them with the KV cache and state per layer kind (state.py): 2 x kv_heads x head_dim per token and
+layer; sliding and chunked layers keep min(context, window - 1) (DynamicSlidingWindowLayer); MLA (DeepSeek)
+keeps the latent, kv_lora_rank + qk_rope_head_dim; linear attention, Mamba and short-conv layers a constant
+conv + recurrent state. Sizes are read from the config and modules as transformers resolved them
 (architecture.py).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import placement
+from . import placement, state
 from .dtypes import BYTES, KV_DTYPES, bulk_float, config_dtype
 from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training
 from .schemes import LOAD_SCHEMES, Scheme
@@ -46,9 +47,9 @@ def load_dtype(config: Mapping[str, Any], repo: RepoFiles | None = None) -> str:
 
 
 def kv_bytes_per_layer(layer: KvLayer, settings: MemorySettings, kv_dtype: str) -> int:
-    """What DynamicCache holds for one layer after `context` tokens: a sliding layer keeps window - 1."""
-    tokens = min(settings.context, layer.window - 1) if layer.window else settings.context
-    return settings.batch * tokens * layer.elements_per_token * DTYPE_BYTES[kv_dtype]
+    """What DynamicCache holds for one layer after `context` tokens: keys/values (a sliding or chunked layer
+    keeps window - 1 tokens) plus the constant conv/recurrent state of linear-attention, SSM and conv layers."""
+    return state.layer_bytes(layer, settings.context, settings.batch, kv_dtype)
 
 
 def estimate(
@@ -121,6 +122,9 @@ def estimate(
         by_scheme=by_scheme,
         training=training,
         notes=notes,
+        kv_cache=[] if headers_only else state.breakdown(built.kv_layers, settings.context, settings.batch, kv_dtype),
+        kv_not_counted=built.kv_not_counted or None,
+        max_positions=built.max_positions,
     )
 
 
@@ -170,31 +174,95 @@ def _notes(
         f"output head, norms{', fused experts' if _has_fused_experts(built) else ''}) stays in {base}, "
         "as transformers loads it."
     ]
+    notes += _unquantized_notes(built)
     if _has_fused_experts(built):
         notes.append(
             "The installed transformers keeps MoE experts as fused 3-D tensors, which bitsandbytes does not "
             "quantize: 8-bit and 4-bit loading barely shrinks this model."
         )
-    if not built.kv_layers:
-        notes.append("No KV cache counted: transformers builds no standard cache for this architecture.")
-    else:
-        sliding = [layer.window for layer in built.kv_layers if layer.window]
-        per_1k = kv_total * 1024 // max(settings.context, 1)
-        text = (
-            f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
-            f"({kv_dtype} for 8/4-bit, change with --kv-dtype) "
-            f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens)"
+    notes.append(_kv_note(built, kv_dtype, settings, kv_total))
+    if built.max_positions and settings.context > built.max_positions:
+        notes.append(
+            f"Warning: --context {settings.context:,} is beyond the {built.max_positions:,} positions this model was "
+            f"trained for ({built.max_positions_from}); the KV figure holds, but outputs past that length degrade."
         )
-        if sliding:
-            text += f"; {len(sliding)} sliding-window layers keep at most {max(sliding) - 1:,} tokens"
-        if isinstance(config.get("kv_lora_rank"), int):
-            text += "; MLA caches the compressed latent (kv_lora_rank + qk_rope_head_dim per token)"
-        notes.append(text + ".")
     notes.append(
         f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
         "change it with --overhead. Activations beyond the KV cache are not counted."
     )
     return notes
+
+
+def _unquantized_notes(built: BuiltArchitecture) -> list[str]:
+    """Why 8/4-bit loading leaves weights as they are: Linear subclasses, keep-in-fp32 modules."""
+    notes = []
+    if built.unquantized_linear:
+        classes = ", ".join(f"{name} ({n:,} parameters)" for name, n in sorted(built.unquantized_linear.items()))
+        notes.append(
+            f"Not quantized by 8-bit/4-bit loading: {classes}. transformers converts only modules whose type is "
+            "exactly nn.Linear, and these are subclasses, so they load in the model's dtype (PEFT still wraps them "
+            "as Linear layers for LoRA)."
+        )
+    kept = sorted({name.rsplit(".", 2)[-2] for name in built.keep_fp32 | built.keep_fp32_strict if "." in name})
+    if kept:
+        notes.append(
+            "Kept in fp32 when loading in 16-bit and left unquantized in 8/4-bit: the model's _keep_in_fp32_modules "
+            f"({', '.join(kept)})."
+        )
+    return notes
+
+
+_KIND_WORDS = {
+    state.Kind.FULL: "full attention",
+    state.Kind.SLIDING: "sliding window",
+    state.Kind.CHUNKED: "chunked attention",
+    state.Kind.MLA: "MLA latent (kv_lora_rank + qk_rope_head_dim per token)",
+    state.Kind.INDEXED: "sparse attention (keys, values and indexer keys)",
+    state.Kind.LINEAR: "linear attention (conv + recurrent state)",
+    state.Kind.MAMBA: "Mamba (conv + SSM state)",
+    state.Kind.SHORT_CONV: "short convolution (conv state)",
+    state.Kind.SHARED: "shared KV (reads another layer's cache)",
+    state.Kind.NONE: "no cache",
+}
+
+
+def _kind_words(kind: str) -> str:
+    words = []
+    for part in kind.split("+"):
+        try:
+            words.append(_KIND_WORDS[state.Kind(part)])
+        except ValueError:
+            words.append(part)
+    return " + ".join(words)
+
+
+def _kv_note(built: BuiltArchitecture, kv_dtype: str, settings: MemorySettings, kv_total: int) -> str:
+    """The KV note: the kinds of cache layers, what each keeps per token and per sequence, and the total."""
+    if built.kv_not_counted:
+        return f"KV cache not counted: {built.kv_not_counted}. The KV figures are 0, not the real cache."
+    if not built.kv_layers or not any(layer.elements_per_token or layer.constant_elements for layer in built.kv_layers):
+        return "No KV cache counted: transformers builds no standard cache for this architecture."
+    parts = []
+    for row in state.breakdown(built.kv_layers, settings.context, 1, kv_dtype):
+        if not row.bytes_per_token and not row.constant_bytes:
+            parts.append(f"{row.layers} {_kind_words(row.kind)}")
+            continue
+        text = f"{row.layers} {_kind_words(row.kind)}"
+        if row.bytes_per_token:
+            text += f", {row.bytes_per_token:,} bytes per token"
+        if row.window:
+            text += f" for at most {row.window - 1:,} tokens"
+        if row.constant_bytes:
+            text += f", {row.constant_bytes:,} bytes per sequence whatever the context"
+        parts.append(text)
+    per_1k = kv_total * 1024 // max(settings.context, 1)
+    return (
+        f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
+        f"({kv_dtype} for 8/4-bit, change with --kv-dtype; states the modeling code keeps in fp32 stay fp32) "
+        f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens at this context): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _has_fused_experts(built: BuiltArchitecture) -> bool:

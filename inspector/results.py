@@ -84,6 +84,7 @@ class ProblemCode(Vocabulary):
     TIED_HEAD_STORED = "tied_head_stored"
     INDEX_TOTAL_SIZE = "index_total_size"
     GATED = "gated"
+    CONTEXT_LENGTH = "context_length"
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us
@@ -158,6 +159,12 @@ class BuiltArchitecture:
     keep_fp32_strict: frozenset[str] = frozenset()  # ... in fp16 and bf16 (_keep_in_fp32_modules_strict)
     buffer_bytes: int = 0  # bytes of the buffers as built (their own dtypes)
     kv_layers: tuple[KvLayer, ...] = ()  # the layers transformers' DynamicCache keeps keys/values for
+    kv_not_counted: str = ""  # why the cache is not counted (a cache layout hfsize does not model); "" if counted
+    # Linear subclasses (FalconLinear, ...) that bitsandbytes leaves unquantized (transformers converts only
+    # modules whose type is exactly nn.Linear): class name -> weight parameters they hold
+    unquantized_linear: dict[str, int] = field(default_factory=dict)
+    max_positions: int | None = None  # positions trained or rope-scaled for, as transformers resolved the config
+    max_positions_from: str = ""  # the key (or rope_scaling product) it comes from
 
     @property
     def built(self) -> bool:
@@ -171,6 +178,21 @@ class KvLayer:
 
     elements_per_token: int  # keys + values (or MLA's latent) held per token and sequence
     window: int | None = None  # sliding window in tokens; None: full attention
+    kind: str = "full_attention"  # a state.Kind value; "mamba+full_attention" for a layer with both
+    constant_elements: int = 0  # per sequence whatever the context (conv and recurrent state), model dtype
+    constant_fp32_elements: int = 0  # ... kept in fp32 by the modeling code whatever the model's dtype
+
+
+@dataclass(frozen=True)
+class KvKind:
+    """The layers of one cache kind (and window), summed: what memory.kv_cache lists."""
+
+    kind: str
+    layers: int
+    window: int | None  # tokens a sliding/chunked layer keeps at most, plus one; None: no window
+    bytes_per_token: int  # per sequence, while the context is within the window
+    constant_bytes: int  # per sequence, whatever the context
+    bytes: int  # at the report's context and batch
 
 
 # ---------------------------------------------------------------- memory and fit
@@ -266,6 +288,10 @@ class Memory:
     by_scheme: dict[str, PrecisionMemory | None]
     training: Training | None
     notes: list[str]
+    # The KV cache and recurrent state per layer kind at `context` x `batch` in kv_dtype (additive to schema v1)
+    kv_cache: list[KvKind] = field(default_factory=list)
+    kv_not_counted: str | None = None  # why the cache is not counted: the KV figures are then 0, not the truth
+    max_positions: int | None = None  # positions the model was trained (or rope-scaled) for; None: not stated
 
     def __getitem__(self, scheme: str) -> PrecisionMemory | None:
         """`memory["nf4"]`: the figures of one scheme (None when not computed); KeyError for an unknown name."""
