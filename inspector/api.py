@@ -19,6 +19,7 @@ from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundE
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import MemorySettings, estimate
 from .parameters import count_parameters, moe_shape
+from .plan import PlanSettings
 from .results import (
     Architecture,
     BuiltArchitecture,
@@ -33,6 +34,7 @@ from .results import (
     Listing,
     Memory,
     Parameters,
+    PlanResult,
     Problem,
     ProblemCode,
     RepoFiles,
@@ -285,10 +287,51 @@ def _moe_notes(config: dict[str, Any], parameters: Parameters) -> list[str]:
 
 def estimate_memory(repo: RepoFiles, resolved: Resolved, gpus: Sequence[Gpu], settings: MemorySettings) -> Memory:
     """Memory per scheme and its placement on `gpus`; pre-quantized checkpoints also as stored."""
+    from .plan import add_max_context
+
     built = resolved.built
     quantized = repo.config.get("quantization_config") and repo.headers
     stored = loaded_bytes(repo, built, resolved.kinds) if quantized else None
-    return estimate(built, repo.config, repo, gpus, settings, stored)
+    memory = estimate(built, repo.config, repo, gpus, settings, stored)
+    return add_max_context(memory, built, repo.config, stored, settings.kv_dtype)
+
+
+def plan_model(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    trust_remote_code: bool = False,
+    gpus: Sequence[Gpu] = (),
+    settings: PlanSettings | None = None,
+    warm_up: bool = False,
+) -> PlanResult:
+    """How `model` runs on `gpus` (and CPU RAM): the recommended precision, devices, offload, longest context,
+    concurrency and tokens/s, then the alternatives (plan.py)."""
+    from .plan import plan
+
+    settings = settings or PlanSettings()
+    memory = MemorySettings(
+        context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
+        overhead_per_gpu=settings.overhead_per_gpu,
+    )  # fmt: skip
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up)
+    _readable(repo)
+    resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token)
+    built = resolved.built
+    counted = count(repo, built, resolved.kinds)
+    if not built.built:
+        raise UnsupportedError(
+            f"cannot plan '{repo.model}': {built.reason}", "Pass --trust-remote-code if you trust it."
+        )
+    quantized = repo.config.get("quantization_config") and repo.headers
+    stored = loaded_bytes(repo, built, resolved.kinds) if quantized else None
+    estimated = estimate(built, repo.config, repo, gpus, memory, stored)
+    return plan(
+        repo.model, repo.revision, repo.commit, built, repo.config, counted.parameters, estimated, gpus, settings,
+        stored,
+    )  # fmt: skip
 
 
 def check_model(

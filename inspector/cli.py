@@ -380,6 +380,144 @@ def compare(
     _emit_many(results, as_json, render.comparison_renderable, render.comparison_table)
 
 
+ENGINE_NAMES = ("transformers", "vllm")  # inspector.engines.ENGINES (kept here: --help imports no engine module)
+
+
+def _ram(value: str | None) -> int | None:
+    """--ram SIZE, 0 for none; default: this machine's RAM available for offload (absent where unknown)."""
+    if value is None:
+        from .hardware import ram_bytes
+
+        return ram_bytes()
+    size = 0 if value.strip() == "0" else _parse_size_or_none(value)
+    if size is None:
+        raise click.BadParameter(f"'{value}' is not a size like 64GB or 128GiB", param_hint="'--ram'")
+    return size or None
+
+
+def _parse_size_or_none(value: str) -> int | None:
+    from .gpus import parse_size
+
+    return parse_size(value)
+
+
+@main.command()
+@click.argument("models", nargs=-1, metavar="MODEL...")
+@_from_option
+@_model_options
+@_memory_options
+@_jobs_option
+@click.option(
+    "--ram",
+    default=None,
+    metavar="SIZE",
+    help="CPU RAM layers may be offloaded to (default: this machine's available RAM; 0: none).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_NAMES),
+    default="transformers",
+    show_default=True,
+    help="What runs the model: transformers (device_map) or vLLM (paged KV cache).",
+)
+@click.option(
+    "--tp", type=click.IntRange(min=1), default=None, help="vLLM tensor parallel size (default: the GPU count)."
+)
+@click.option(
+    "--gpu-memory-utilization",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.9,
+    show_default=True,
+    help="vLLM's share of each GPU.",
+)
+@click.option(
+    "--max-num-batched-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="vLLM's profiling batch (default: vllm serve's for the GPU).",
+)
+@click.option(
+    "--activation-peak",
+    default=None,
+    metavar="SIZE",
+    help="vLLM: the 'torch peak memory increase' of your log, instead of hfsize's estimate.",
+)
+@click.option(
+    "--non-torch",
+    default=None,
+    metavar="SIZE",
+    help="vLLM: the 'non-torch forward increase memory' of your log (default 0.25 GiB, +0.25 under TP).",
+)
+@click.option(
+    "--cuda-graphs",
+    default=None,
+    metavar="SIZE",
+    help="vLLM: the 'Estimated CUDA graph memory' of your log (default 0.61 GiB).",
+)
+@click.option("--enforce-eager", is_flag=True, help="vLLM without CUDA graphs.")
+@_json_option("{plan, alternatives} per model")
+def plan(
+    models: tuple[str, ...],
+    from_file: Any,
+    model: ModelOptions,
+    memory: MemoryOptions,
+    jobs: int,
+    ram: str | None,
+    engine: str,
+    tp: int | None,
+    gpu_memory_utilization: float,
+    max_num_batched_tokens: int | None,
+    activation_peak: str | None,
+    non_torch: str | None,
+    cuda_graphs: str | None,
+    enforce_eager: bool,
+    as_json: bool,
+) -> None:
+    """How MODEL runs here: precision, devices, layers offloaded to CPU RAM, longest context, concurrency, tokens/s.
+
+    \b
+    hfsize plan meta-llama/Llama-2-70b-hf --gpu RTX-4090 --ram 64GB
+    hfsize plan meta-llama/Llama-2-70b-hf --gpu H100x2 --engine vllm --tp 2
+    GPUs: the --gpu ones, else the local GPUs. The recommended way comes first, then the alternatives.
+    """
+    from .api import inspect_failed, plan_model
+    from .gpus import local_gpus, parse_gpu
+    from .plan import PlanSettings
+
+    names = _models(models, from_file)
+    gpus = [parse_gpu(s) for s in memory.gpu_specs] or local_gpus()
+    base = memory.settings()
+    settings = PlanSettings(
+        engine=engine, context=base.context, batch=base.batch, kv_dtype=base.kv_dtype,
+        overhead_per_gpu=base.overhead_per_gpu, ram_bytes=_ram(ram), tensor_parallel=tp,
+        gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+        activation_peak_bytes=_size_option(activation_peak, "--activation-peak"),
+        non_torch_bytes=_size_option(non_torch, "--non-torch"),
+        cuda_graph_bytes=_size_option(cuda_graphs, "--cuda-graphs"), enforce_eager=enforce_eager,
+    )  # fmt: skip
+    _hub_client()
+
+    def one(name: str) -> Any:
+        return plan_model(name, **model._asdict(), gpus=gpus, settings=settings, warm_up=True)
+
+    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs)
+    from . import render
+
+    _emit_many(results, as_json, render.plan_renderable, render.plan_table)
+    failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
+    if failures:
+        raise click.exceptions.Exit(failures[0])
+
+
+def _size_option(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    size = 0 if value.strip() == "0" else _parse_size_or_none(value)
+    if size is None:
+        raise click.BadParameter(f"'{value}' is not a size like 512MiB or 1GiB", param_hint=f"'{name}'")
+    return size
+
+
 def _emit(report: Any, as_json: bool) -> None:
     from rich.console import Console
 
