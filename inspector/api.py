@@ -309,14 +309,25 @@ def plan_model(
 ) -> PlanResult:
     """How `model` runs on `gpus` (and CPU RAM): the recommended precision, devices, offload, longest context,
     concurrency and tokens/s, then the alternatives (plan.py)."""
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up)
+    return plan_for(repo, gpus, settings or PlanSettings(), trust_remote_code=trust_remote_code, token=token)
+
+
+def plan_for(
+    repo: RepoFiles,
+    gpus: Sequence[Gpu],
+    settings: PlanSettings,
+    *,
+    trust_remote_code: bool = False,
+    token: str | bool | None = None,
+) -> PlanResult:
+    """The plan stage on fetched metadata (the architecture from the cache when it was built before)."""
     from .plan import plan
 
-    settings = settings or PlanSettings()
     memory = MemorySettings(
         context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
         overhead_per_gpu=settings.overhead_per_gpu,
     )  # fmt: skip
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up)
     _readable(repo)
     resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token)
     built = resolved.built
@@ -346,6 +357,9 @@ def check_model(
     precision: str = "auto",
     download_dir: str | None = None,
     strict: bool = False,
+    min_context: int | None = None,
+    min_tokens_per_s: float | None = None,
+    plan_settings: PlanSettings | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
 
@@ -377,6 +391,10 @@ def check_model(
     disk = None if local else _disk(listing, plan, download_dir)
     if disk is not None and not disk.fits:
         problems.insert(0, disk_problem(disk))
+    if (min_context or min_tokens_per_s) and repo is not None and report is not None and gpus:
+        settings = plan_settings or PlanSettings()
+        result = plan_for(repo, gpus, settings, trust_remote_code=trust_remote_code, token=token)
+        problems += plan_problems(result, min_context, min_tokens_per_s)
     chosen, memory_bytes, verdicts = _fit(report, precision)
     fits = None if not verdicts else any(v.verdict == Verdict.FITS for v in verdicts.values())
     exit_code = check_exit_code(problems, fits, strict=strict)
@@ -396,6 +414,34 @@ def check_model(
         disk=disk,
         exit_code=int(exit_code),
     )
+
+
+def plan_problems(result: PlanResult, min_context: int | None, min_tokens_per_s: float | None) -> list[Problem]:
+    """`check --min-context / --min-tokens-per-s` against the recommended plan (errors: exit 11)."""
+    run = result.plan
+    problems = []
+    if min_context:
+        longest = run.max_context if run is not None else None
+        if longest is None or longest < min_context:
+            got = (
+                "nothing runs"
+                if run is None
+                else f"the longest context is {longest or 0:,} tokens ({run.precision} on {run.gpus})"
+            )
+            problems.append(Problem(ProblemCode.CONTEXT_TOO_SHORT, Severity.ERROR,
+                                    f"--min-context {min_context:,}: {got}; see `hfsize plan`."))  # fmt: skip
+    if min_tokens_per_s:
+        speed = run.decode_tokens_per_s if run is not None else None
+        if speed is None or speed.expected_low < min_tokens_per_s:
+            got = (
+                "no decode speed (nothing runs, or a GPU without catalog bandwidth)"
+                if speed is None
+                else f"decoding is expected at {speed.expected_low:,.1f}-{speed.expected_high:,.1f} tokens/s "
+                f"(bound {speed.bound:,.1f}; {run.precision} on {run.gpus})"
+            )
+            problems.append(Problem(ProblemCode.TOO_SLOW, Severity.ERROR,
+                                    f"--min-tokens-per-s {min_tokens_per_s:g}: {got}; see `hfsize plan`."))  # fmt: skip
+    return problems
 
 
 def check_failed(model: str, revision: str | None, error: HfsizeError) -> CheckResult:

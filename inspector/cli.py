@@ -283,6 +283,19 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     help="Where the download would go, for the disk-space check (default: the Hugging Face cache).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
+@click.option(
+    "--min-context",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fail (exit 11, context_too_short) unless the plan runs this many tokens (see `hfsize plan`).",
+)
+@click.option(
+    "--min-tokens-per-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Fail (exit 11, too_slow) unless the plan's expected decode speed reaches this.",
+)
+@click.option("--ram", default=None, metavar="SIZE", help="CPU RAM the plan may offload to (with the gates above).")
 @_json_option("one object per model")
 def check(
     models: tuple[str, ...],
@@ -293,12 +306,16 @@ def check(
     precision: str,
     download_dir: str | None,
     strict: bool,
+    min_context: int | None,
+    min_tokens_per_s: float | None,
+    ram: str | None,
     as_json: bool,
 ) -> None:
     """Should you download MODEL? What it fetches, duplicates, integrity, access and fit, without the weights.
 
     \b
-    Exit codes: 0 all good, 10 does not fit the GPUs, 11 problems found (errors; warnings too with --strict),
+    Exit codes: 0 all good, 10 does not fit the GPUs, 11 problems found (errors; warnings too with --strict;
+    a plan short of --min-context / --min-tokens-per-s),
     3-7 the repo could not be read (see the README). Scripts can gate on it:
       hfsize check org/model --gpu A100-80GB && hf download org/model
     GPUs: the --gpu ones, else the local GPUs; with neither, the fit is not judged.
@@ -310,10 +327,20 @@ def check(
     settings, gpus = memory.settings(), [parse_gpu(s) for s in memory.gpu_specs] or local_gpus()
     _hub_client()
 
+    gates = {}
+    if min_context or min_tokens_per_s:
+        from .plan import PlanSettings
+
+        plan_settings = PlanSettings(
+            context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
+            overhead_per_gpu=settings.overhead_per_gpu, ram_bytes=_ram(ram),
+        )  # fmt: skip
+        gates = {"min_context": min_context, "min_tokens_per_s": min_tokens_per_s, "plan_settings": plan_settings}
+
     def one(name: str) -> Any:
         return check_model(
             name, **model._asdict(), memory=settings, gpus=gpus, precision=precision, download_dir=download_dir,
-            strict=strict,
+            strict=strict, **gates,
         )  # fmt: skip
 
     results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs)

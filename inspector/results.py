@@ -84,6 +84,8 @@ class ProblemCode(Vocabulary):
     TIED_HEAD_STORED = "tied_head_stored"
     INDEX_TOTAL_SIZE = "index_total_size"
     GATED = "gated"
+    CONTEXT_TOO_SHORT = "context_too_short"  # check --min-context: the plan's longest context is shorter
+    TOO_SLOW = "too_slow"  # check --min-tokens-per-s: the plan's expected decode speed is lower
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us

@@ -223,3 +223,20 @@ def test_plan_vllm_matches_published_logs(capsys, on_replica, row_id, gpu):
     if "num_blocks" in measured:
         assert low <= run["kv_tokens"] / 16 / measured["num_blocks"] <= high
         assert low <= run["max_concurrency"] / measured["max_concurrency"] <= high
+
+
+# ---------------------------------------------------------------- `hfsize check` gating on a plan
+
+
+def test_check_gates_on_the_plan(capsys, on_replica):
+    args = ("check", "meta-llama/Llama-2-13b-hf", "--gpu", "RTX-4090", "--precision", "int8", "--ram", "0", "--json")
+    code, out, err = cli(capsys, *args, "--min-context", "2048")
+    assert code == 0, err  # int8 (13.5 GB) leaves room for the model's whole 4,096 tokens on 24 GB
+    # the model's own limit is 4,096 tokens (max_position_embeddings, no rope scaling): 8,192 cannot run
+    code, out, err = cli(capsys, *args, "--min-context", "8192")
+    assert code == 11, err
+    assert [p["code"] for p in json.loads(out)["problems"]].count("context_too_short") == 1
+    # an RTX 4090 reads 1,008 GB/s; any 13B build reads at least 6.5 GB (4-bit) per token: < 155 tokens/s
+    code, out, err = cli(capsys, *args, "--min-tokens-per-s", "1000")
+    assert code == 11
+    assert "too_slow" in [p["code"] for p in json.loads(out)["problems"]]
