@@ -240,3 +240,14 @@ def test_check_gates_on_the_plan(capsys, on_replica):
     code, out, err = cli(capsys, *args, "--min-tokens-per-s", "1000")
     assert code == 11
     assert "too_slow" in [p["code"] for p in json.loads(out)["problems"]]
+
+
+def test_readme_documents_every_plan_and_check_option():
+    from inspector.cli import main
+
+    readme = (FIXTURES.parent.parent / "README.md").read_text()
+    for command in ("plan", "check"):
+        for param in main.commands[command].params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert opt in readme, (command, opt)
