@@ -410,6 +410,18 @@ def _vllm_plan(
             "(torch.cuda.mem_get_info, as published vLLM logs show)."
         )
     vllm.check_tensor_parallel(model, tp)  # heads that do not divide: a usage error, for every precision alike
+    weights_per_gpu = vllm.cdiv(model.weights_bytes - replicated, tp) + replicated
+
+    def not_running(why: str) -> RunPlan:
+        return RunPlan(
+            engine="vllm", precision=name, gpus=gpu.label, tensor_parallel=tp, runs=False,
+            weights_bytes_per_gpu=weights_per_gpu, kv_cache_bytes_per_gpu=0, kv_tokens=0, max_concurrency=0.0,
+            max_context=None, context_limited_by_model=False, offload=None, decode_tokens_per_s=None,
+            prefill_tokens_per_s=None, assumptions=notes, why_not=why,
+        )  # fmt: skip
+
+    if not model.cache_layers:
+        return not_running("hfsize finds no attention KV cache layers to page for this architecture")
     if tp < gpu.count:
         notes.append(f"Tensor parallel {tp}: vLLM uses {tp} of the {gpu.count} GPUs (--tp).")
     if name in BNB_SCHEMES:
@@ -417,13 +429,9 @@ def _vllm_plan(
     try:
         result = vllm.budget(model, total, gpu.name, vllm_settings(settings.context))
     except vllm.VllmConfigError as e:
-        return RunPlan(
-            engine="vllm", precision=name, gpus=gpu.label, tensor_parallel=tp, runs=False,
-            weights_bytes_per_gpu=vllm.cdiv(model.weights_bytes - replicated, tp) + replicated,
-            kv_cache_bytes_per_gpu=0, kv_tokens=0, max_concurrency=0.0, max_context=None,
-            context_limited_by_model=False, offload=None, decode_tokens_per_s=None, prefill_tokens_per_s=None,
-            assumptions=notes, why_not=e.message,
-        )  # fmt: skip
+        return not_running(e.message)
+    except ValueError as e:  # cache layers vLLM cannot page with one page size
+        return not_running(str(e))
     notes += result.assumptions
     layers = vllm.per_gpu_layers(model.cache_layers, tp)
 
@@ -433,10 +441,13 @@ def _vllm_plan(
 
     longest = longest_context(one_request, ctx.limit)
     ok = result.max_concurrency >= 1
-    kv_per_token_gpu = sum(g.bytes_per_token * g.count for g in layers if g.kind != "state")
     decode = prefill = None
-    if ok:
-        kv_read = kv_per_token_gpu * min(settings.context, CONTEXT_CEILING) * tp
+    if ok:  # one sequence at --context reads its KV (a sliding layer: its window), per GPU x TP ranks
+        kv_read = tp * sum(
+            g.bytes_per_token * g.count * min(settings.context, g.window or settings.context)
+            for g in layers
+            if g.kind != "state"
+        )
         decode, prefill, speed_notes = _speeds(
             gpu, ctx.read_bytes(sizes, None), kv_read, ctx, settings, tensor_parallel=tp, streamed=0,
             compute_dtype=ctx.base,
@@ -630,6 +641,8 @@ def plan(
     best = ranked[0] if ranked and ranked[0].runs else None
     limit = ctx.limit
     notes = []
+    if chosen.name == "transformers" and not settings.ram_bytes:
+        notes.append("No CPU RAM for offload (--ram, or this machine's could not be read): GPUs only.")
     if limit is not None and settings.context > limit:
         notes.append(f"--context {settings.context:,} is beyond the model's own limit of {limit:,} tokens.")
     return PlanResult(

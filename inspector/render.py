@@ -576,7 +576,9 @@ def how_it_runs(memory: Any) -> Text:
     lines = memory.computed()
     if not lines:
         return text
-    order = [memory.load_dtype, *[k for k in lines if k != memory.load_dtype and k != "fp32"]]
+    # a pre-quantized checkpoint loads as stored; otherwise its own dtype first, then int8 and the 4-bit schemes
+    first = ["as_stored"] if "as_stored" in lines else []
+    order = [*first, memory.load_dtype, *[k for k in lines if k not in (memory.load_dtype, "fp32", "as_stored")]]
     for label in next(iter(lines.values())).fits:
         chosen = next((k for k in order if k in lines and lines[k].fits[label].verdict == "fits"), None)
         if chosen is None:
