@@ -328,7 +328,10 @@ def _transformers_plan(
     if name in BNB_SCHEMES:
         notes.append("transformers keeps 10% of max_memory free for bitsandbytes' buffers (adjust_max_memory).")
     read_gpu = ctx.read_bytes(sizes, set().union(*arranged.gpu_blocks.values()) if arranged.gpu_blocks else set())
-    read_cpu = ctx.read_bytes(ctx.sizes[ctx.base] if name in BNB_SCHEMES else sizes, set(arranged.cpu_blocks))
+    # accelerate's hook brings an offloaded layer's every weight to the GPU (all experts of a MoE layer)
+    read_cpu = ctx.read_bytes(
+        ctx.sizes[ctx.base] if name in BNB_SCHEMES else sizes, set(arranged.cpu_blocks), active_only=False
+    )
     kv_total = sum(kv_per_layer(ctx.built, settings.context, 1, kv_dtype))
     decode = prefill = None
     if ok:
@@ -551,8 +554,9 @@ class _Context:
     active_ratio: float  # active / total parameters (MoE), 1 for dense models
     active_matmul_parameters: int  # what a token multiplies by: active, less the input embedding lookup
 
-    def read_bytes(self, sizes: Mapping[str, int], blocks: set[str] | None) -> int:
-        """Weight bytes one decoded token reads of `blocks` (None: all): not the input table, MoE by ratio."""
+    def read_bytes(self, sizes: Mapping[str, int], blocks: set[str] | None, active_only: bool = True) -> int:
+        """Weight bytes one decoded token reads of `blocks` (None: all): not the input table; MoE by the active
+        ratio unless `active_only` is off (weights moved whole)."""
         total = 0
         owner = block_names(list(sizes)) if blocks is not None else {}
         for name, size in sizes.items():
@@ -561,7 +565,7 @@ class _Context:
             if blocks is not None and owner[name] not in blocks:
                 continue
             total += size
-        return int(total * self.active_ratio)
+        return int(total * self.active_ratio) if active_only else total
 
 
 def block_names(order: Sequence[str]) -> dict[str, str]:
@@ -622,6 +626,7 @@ def plan(
         f"KV cache in {settings.kv_dtype or base} ({kv_from}), batch {settings.batch}, "
         f"context {settings.context:,}; {settings.overhead_per_gpu / GIB:.2f} GiB overhead per GPU (--overhead)."
     ]
+    prequantized = bool(config.get("quantization_config"))
     if chosen.name == "transformers":
         names = [n for n in _candidates(sizes, base) if n in sizes]
         make = _transformers_plan
@@ -631,6 +636,14 @@ def plan(
         make = _vllm_plan
     else:  # a registered engine without planning rules yet (llama.cpp arrives with GGUF files)
         raise PlanError(f"engine '{chosen.name}' has no planning rules yet", "Use --engine transformers or vllm.")
+    notes = []
+    if prequantized:  # loads as its files hold it: bitsandbytes cannot requantize it, 16-bit is not what it stores
+        names = [n for n in names if n == "as_stored"]
+        if not names:
+            notes.append(
+                "A pre-quantized checkpoint is planned as stored, which needs its safetensors headers: "
+                "this repo has none to read."
+            )
     plans = [
         make(name, gpu, ctx, settings, kv_dtype_of(name, base, settings.kv_dtype), general)
         for gpu in gpus
@@ -640,7 +653,6 @@ def plan(
     ranked = sorted(plans, key=lambda p: _rank(p, quality))
     best = ranked[0] if ranked and ranked[0].runs else None
     limit = ctx.limit
-    notes = []
     if chosen.name == "transformers" and not settings.ram_bytes:
         notes.append("No CPU RAM for offload (--ram, or this machine's could not be read): GPUs only.")
     if limit is not None and settings.context > limit:

@@ -484,13 +484,15 @@ def plan_renderable(result: Any) -> Group:
     parts: list[Any] = [title, Text("")]
     run = result.plan
     if run is None:
-        parts.append(Text.from_markup("[red]Nothing runs[/red] on the GPUs given; the ways tried follow."))
+        tried = "; the ways tried follow." if result.alternatives else "."
+        parts.append(Text.from_markup(f"[red]Nothing runs[/red] on the GPUs given{tried}"))
     else:
         parts.append(_plan_block(run))
     if result.alternatives:
         parts += [Text(""), Text("Alternatives", style="bold"), _alternatives(result.alternatives)]
     notes = Text()
-    shown = [*result.notes, *(run.assumptions if run is not None else result.alternatives[0].assumptions)]
+    first = run if run is not None else (result.alternatives[0] if result.alternatives else None)
+    shown = [*result.notes, *(first.assumptions if first is not None else [])]
     if shown:
         notes.append("Assumptions", style="bold")
         for note in dict.fromkeys(shown):

@@ -251,3 +251,12 @@ def test_readme_documents_every_plan_and_check_option():
             for opt in param.opts:
                 if opt.startswith("--"):
                     assert opt in readme, (command, opt)
+
+
+def test_plan_of_a_pre_quantized_checkpoint_is_as_stored(capsys, on_replica):
+    # a bitsandbytes int8 checkpoint (Llama-3.1-8B): it loads as its files hold it, never requantized or in 16-bit
+    code, out, err = cli(capsys, "plan", "xap/Meta-Llama3.1-8B-Instruct-assessment", "--gpu", "T4", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["plan"]["precision"] == "as_stored"
+    assert {a["precision"] for a in result["alternatives"]} <= {"as_stored"}
