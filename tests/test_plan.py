@@ -260,3 +260,10 @@ def test_plan_of_a_pre_quantized_checkpoint_is_as_stored(capsys, on_replica):
     result = json.loads(out)
     assert result["plan"]["precision"] == "as_stored"
     assert {a["precision"] for a in result["alternatives"]} <= {"as_stored"}
+
+
+def test_plan_engines_are_the_registry():
+    from inspector.cli import ENGINE_NAMES
+    from inspector.engines import ENGINES
+
+    assert ENGINE_NAMES == tuple(ENGINES)  # a new engine (llama.cpp with GGUF) appears in both
