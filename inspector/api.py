@@ -19,6 +19,7 @@ from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundE
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import DTYPE_BYTES, MemorySettings, estimate, load_dtype
 from .parameters import count_parameters, moe_shape
+from .plan import PlanSettings
 from .results import (
     Architecture,
     BuiltArchitecture,
@@ -34,6 +35,7 @@ from .results import (
     Listing,
     Memory,
     Parameters,
+    PlanResult,
     Problem,
     ProblemCode,
     RepoFiles,
@@ -297,19 +299,78 @@ def _moe_notes(config: dict[str, Any], parameters: Parameters) -> list[str]:
 
 
 def estimate_memory(repo: RepoFiles, resolved: Resolved, gpus: Sequence[Gpu], settings: MemorySettings) -> Memory:
-    """Memory per scheme and its placement on `gpus`; pre-quantized checkpoints also as stored (from the headers,
-    else from the config's quantization_config alone: quantization.py)."""
+    """Memory per scheme and its placement on `gpus` (with the longest context each fits); pre-quantized
+    checkpoints also as stored."""
+    from .plan import add_max_context
+
+    stored = _stored_bytes(repo, resolved)
+    memory = estimate(resolved.built, repo.config, repo, gpus, settings, stored)
+    return add_max_context(memory, resolved.built, repo.config, stored, settings.kv_dtype)
+
+
+def _stored_bytes(repo: RepoFiles, resolved: Resolved) -> dict[str, int] | None:
+    """Bytes of the stored tensors that load, for a pre-quantized checkpoint: from the headers, else from the
+    config's quantization_config alone (quantization.py; no headers read: --headers-only without them,
+    pickle-only, weights absent); None for a checkpoint that is not pre-quantized."""
     built, config = resolved.built, repo.config
-    stored = loaded_bytes(repo, built, resolved.kinds) if config.get("quantization_config") and repo.headers else None
-    if stored is None and quantization.scheme(config.get("quantization_config")) is not None:
-        # no headers read (--headers-only without them, pickle-only, weights absent)
-        stored = quantization.stored_bytes(built, config, DTYPE_BYTES[load_dtype(config, repo)])
-    return estimate(built, config, repo, gpus, settings, stored)
+    if config.get("quantization_config") and repo.headers:
+        return loaded_bytes(repo, built, resolved.kinds)
+    if quantization.scheme(config.get("quantization_config")) is not None:
+        return quantization.stored_bytes(built, config, DTYPE_BYTES[load_dtype(config, repo)])
+    return None
 
 
 def _quantization_notes(repo: RepoFiles) -> list[str]:
     scheme = quantization.scheme(repo.config.get("quantization_config"))
     return [] if scheme is None else [quantization.note(scheme, bool(repo.headers))]
+
+
+def plan_model(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    trust_remote_code: bool = False,
+    gpus: Sequence[Gpu] = (),
+    settings: PlanSettings | None = None,
+    warm_up: bool = False,
+) -> PlanResult:
+    """How `model` runs on `gpus` (and CPU RAM): the recommended precision, devices, offload, longest context,
+    concurrency and tokens/s, then the alternatives (plan.py)."""
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up)
+    return plan_for(repo, gpus, settings or PlanSettings(), trust_remote_code=trust_remote_code, token=token)
+
+
+def plan_for(
+    repo: RepoFiles,
+    gpus: Sequence[Gpu],
+    settings: PlanSettings,
+    *,
+    trust_remote_code: bool = False,
+    token: str | bool | None = None,
+) -> PlanResult:
+    """The plan stage on fetched metadata (the architecture from the cache when it was built before)."""
+    from .plan import plan
+
+    memory = MemorySettings(
+        context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
+        overhead_per_gpu=settings.overhead_per_gpu,
+    )  # fmt: skip
+    _readable(repo)
+    resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token)
+    built = resolved.built
+    counted = count(repo, built, resolved.kinds, trust_remote_code=trust_remote_code)
+    if not built.built:
+        raise UnsupportedError(
+            f"cannot plan '{repo.model}': {built.reason}", "Pass --trust-remote-code if you trust it."
+        )
+    stored = _stored_bytes(repo, resolved)
+    estimated = estimate(built, repo.config, repo, gpus, memory, stored)
+    return plan(
+        repo.model, repo.revision, repo.commit, built, repo.config, counted.parameters, estimated, gpus, settings,
+        stored,
+    )  # fmt: skip
 
 
 def check_model(
@@ -324,6 +385,9 @@ def check_model(
     precision: str = "auto",
     download_dir: str | None = None,
     strict: bool = False,
+    min_context: int | None = None,
+    min_tokens_per_s: float | None = None,
+    plan_settings: PlanSettings | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
 
@@ -355,6 +419,10 @@ def check_model(
     disk = None if local else _disk(listing, plan, download_dir)
     if disk is not None and not disk.fits:
         problems.insert(0, disk_problem(disk))
+    if (min_context or min_tokens_per_s) and repo is not None and report is not None and gpus:
+        settings = plan_settings or PlanSettings()
+        result = plan_for(repo, gpus, settings, trust_remote_code=trust_remote_code, token=token)
+        problems += plan_problems(result, min_context, min_tokens_per_s)
     chosen, memory_bytes, verdicts = _fit(report, precision)
     fits = None if not verdicts else any(v.verdict == Verdict.FITS for v in verdicts.values())
     exit_code = check_exit_code(problems, fits, strict=strict)
@@ -374,6 +442,34 @@ def check_model(
         disk=disk,
         exit_code=int(exit_code),
     )
+
+
+def plan_problems(result: PlanResult, min_context: int | None, min_tokens_per_s: float | None) -> list[Problem]:
+    """`check --min-context / --min-tokens-per-s` against the recommended plan (errors: exit 11)."""
+    run = result.plan
+    problems = []
+    if min_context:
+        longest = run.max_context if run is not None else None
+        if longest is None or longest < min_context:
+            got = (
+                "nothing runs"
+                if run is None
+                else f"the longest context is {longest or 0:,} tokens ({run.precision} on {run.gpus})"
+            )
+            problems.append(Problem(ProblemCode.CONTEXT_TOO_SHORT, Severity.ERROR,
+                                    f"--min-context {min_context:,}: {got}; see `hfsize plan`."))  # fmt: skip
+    if min_tokens_per_s:
+        speed = run.decode_tokens_per_s if run is not None else None
+        if speed is None or speed.expected_low < min_tokens_per_s:
+            got = (
+                "no decode speed (nothing runs, or a GPU without catalog bandwidth)"
+                if speed is None
+                else f"decoding is expected at {speed.expected_low:,.1f}-{speed.expected_high:,.1f} tokens/s "
+                f"(bound {speed.bound:,.1f}; {run.precision} on {run.gpus})"
+            )
+            problems.append(Problem(ProblemCode.TOO_SLOW, Severity.ERROR,
+                                    f"--min-tokens-per-s {min_tokens_per_s:g}: {got}; see `hfsize plan`."))  # fmt: skip
+    return problems
 
 
 def check_failed(model: str, revision: str | None, error: HfsizeError) -> CheckResult:

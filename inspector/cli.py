@@ -317,6 +317,19 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     help="Existing folder the download would go to, for the disk-space check (default: the Hugging Face cache).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
+@click.option(
+    "--min-context",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fail (exit 11, context_too_short) unless the plan runs this many tokens (see `hfsize plan`).",
+)
+@click.option(
+    "--min-tokens-per-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Fail (exit 11, too_slow) unless the plan's expected decode speed reaches this.",
+)
+@click.option("--ram", default=None, metavar="SIZE", help="CPU RAM the plan may offload to (with the gates above).")
 @_json_option("one object per model")
 def check(
     models: tuple[str, ...],
@@ -327,12 +340,16 @@ def check(
     precision: str,
     download_dir: str | None,
     strict: bool,
+    min_context: int | None,
+    min_tokens_per_s: float | None,
+    ram: str | None,
     as_json: bool,
 ) -> None:
     """Should you download MODEL? What it fetches, duplicates, integrity, access and fit, without the weights.
 
     \b
-    Exit codes: 0 all good, 10 does not fit the GPUs, 11 problems found (errors; warnings too with --strict),
+    Exit codes: 0 all good, 10 does not fit the GPUs, 11 problems found (errors; warnings too with --strict;
+    a plan short of --min-context / --min-tokens-per-s),
     3-7 the repo could not be read (see the README). Scripts can gate on it:
       hfsize check org/model --gpu A100-80GB && hf download org/model
     GPUs: the --gpu ones, else the local GPUs; with neither, the fit is not judged.
@@ -344,10 +361,20 @@ def check(
     settings, gpus = memory.settings(), [parse_gpu(s) for s in memory.gpu_specs] or local_gpus()
     _hub_client()
 
+    gates = {}
+    if min_context or min_tokens_per_s:
+        from .plan import PlanSettings
+
+        plan_settings = PlanSettings(
+            context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
+            overhead_per_gpu=settings.overhead_per_gpu, ram_bytes=_ram(ram),
+        )  # fmt: skip
+        gates = {"min_context": min_context, "min_tokens_per_s": min_tokens_per_s, "plan_settings": plan_settings}
+
     def one(name: str) -> Any:
         return check_model(
             name, **model._asdict(), memory=settings, gpus=gpus, precision=precision, download_dir=download_dir,
-            strict=strict,
+            strict=strict, **gates,
         )  # fmt: skip
 
     results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, as_json)
@@ -412,6 +439,144 @@ def compare(
     from . import render
 
     _emit_many(results, as_json, render.comparison_renderable, render.comparison_table)
+
+
+ENGINE_NAMES = ("transformers", "vllm")  # inspector.engines.ENGINES (kept here: --help imports no engine module)
+
+
+def _ram(value: str | None) -> int | None:
+    """--ram SIZE, 0 for none; default: this machine's RAM available for offload (absent where unknown)."""
+    if value is None:
+        from .hardware import ram_bytes
+
+        return ram_bytes()
+    size = 0 if value.strip() == "0" else _parse_size_or_none(value)
+    if size is None:
+        raise click.BadParameter(f"'{value}' is not a size like 64GB or 128GiB", param_hint="'--ram'")
+    return size or None
+
+
+def _parse_size_or_none(value: str) -> int | None:
+    from .gpus import parse_size
+
+    return parse_size(value)
+
+
+@main.command()
+@click.argument("models", nargs=-1, metavar="MODEL...")
+@_from_option
+@_model_options
+@_memory_options
+@_jobs_option
+@click.option(
+    "--ram",
+    default=None,
+    metavar="SIZE",
+    help="CPU RAM layers may be offloaded to (default: this machine's available RAM; 0: none).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_NAMES),
+    default="transformers",
+    show_default=True,
+    help="What runs the model: transformers (device_map) or vLLM (paged KV cache).",
+)
+@click.option(
+    "--tp", type=click.IntRange(min=1), default=None, help="vLLM tensor parallel size (default: the GPU count)."
+)
+@click.option(
+    "--gpu-memory-utilization",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.9,
+    show_default=True,
+    help="vLLM's share of each GPU.",
+)
+@click.option(
+    "--max-num-batched-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="vLLM's profiling batch (default: vllm serve's for the GPU).",
+)
+@click.option(
+    "--activation-peak",
+    default=None,
+    metavar="SIZE",
+    help="vLLM: the 'torch peak memory increase' of your log, instead of hfsize's estimate.",
+)
+@click.option(
+    "--non-torch",
+    default=None,
+    metavar="SIZE",
+    help="vLLM: the 'non-torch forward increase memory' of your log (default 0.25 GiB, +0.25 under TP).",
+)
+@click.option(
+    "--cuda-graphs",
+    default=None,
+    metavar="SIZE",
+    help="vLLM: the 'Estimated CUDA graph memory' of your log (default 0.61 GiB).",
+)
+@click.option("--enforce-eager", is_flag=True, help="vLLM without CUDA graphs.")
+@_json_option("{plan, alternatives} per model")
+def plan(
+    models: tuple[str, ...],
+    from_file: Any,
+    model: ModelOptions,
+    memory: MemoryOptions,
+    jobs: int,
+    ram: str | None,
+    engine: str,
+    tp: int | None,
+    gpu_memory_utilization: float,
+    max_num_batched_tokens: int | None,
+    activation_peak: str | None,
+    non_torch: str | None,
+    cuda_graphs: str | None,
+    enforce_eager: bool,
+    as_json: bool,
+) -> None:
+    """How MODEL runs here: precision, devices, layers offloaded to CPU RAM, longest context, concurrency, tokens/s.
+
+    \b
+    hfsize plan meta-llama/Llama-2-70b-hf --gpu RTX-4090 --ram 64GB
+    hfsize plan meta-llama/Llama-2-70b-hf --gpu H100x2 --engine vllm --tp 2
+    GPUs: the --gpu ones, else the local GPUs. The recommended way comes first, then the alternatives.
+    """
+    from .api import inspect_failed, plan_model
+    from .gpus import local_gpus, parse_gpu
+    from .plan import PlanSettings
+
+    names = _models(models, from_file)
+    gpus = [parse_gpu(s) for s in memory.gpu_specs] or local_gpus()
+    base = memory.settings()
+    settings = PlanSettings(
+        engine=engine, context=base.context, batch=base.batch, kv_dtype=base.kv_dtype,
+        overhead_per_gpu=base.overhead_per_gpu, ram_bytes=_ram(ram), tensor_parallel=tp,
+        gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+        activation_peak_bytes=_size_option(activation_peak, "--activation-peak"),
+        non_torch_bytes=_size_option(non_torch, "--non-torch"),
+        cuda_graph_bytes=_size_option(cuda_graphs, "--cuda-graphs"), enforce_eager=enforce_eager,
+    )  # fmt: skip
+    _hub_client()
+
+    def one(name: str) -> Any:
+        return plan_model(name, **model._asdict(), gpus=gpus, settings=settings, warm_up=True)
+
+    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs)
+    from . import render
+
+    _emit_many(results, as_json, render.plan_renderable, render.plan_table)
+    failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
+    if failures:
+        raise click.exceptions.Exit(failures[0])
+
+
+def _size_option(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    size = 0 if value.strip() == "0" else _parse_size_or_none(value)
+    if size is None:
+        raise click.BadParameter(f"'{value}' is not a size like 512MiB or 1GiB", param_hint=f"'{name}'")
+    return size
 
 
 def _emit(report: Any, as_json: bool) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
@@ -107,27 +105,8 @@ def choose_gpus(specs: Sequence[str]) -> list[Gpu]:
 
 
 def local_gpus() -> list[Gpu]:
-    """NVIDIA GPUs on this machine via nvidia-smi (no torch import); empty when there are none."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus: dict[tuple[str, int], list[int]] = {}
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            gpus.setdefault((parts[0], int(parts[1]) * MIB), []).append(int(parts[2]) * MIB)
-    return [
-        Gpu(name=f"{name} (local)", count=len(free), memory_bytes=total, usable_bytes=total, source="local",
-            free_bytes=min(free))
-        for (name, total), free in gpus.items()
-    ]  # fmt: skip
+    """This machine's GPUs (NVML or nvidia-smi with MIG slices, rocm-smi, Apple unified memory; no torch import);
+    empty when there are none. The rules are inspector/hardware.py's."""
+    from .hardware import local_gpus as detected
+
+    return detected()

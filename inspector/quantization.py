@@ -90,7 +90,7 @@ def weight_bytes(s: Scheme, numel: int, rows: int) -> int:
             return numel + 4
         return numel + 4 * -(-rows // s.block[0]) * -(-columns // s.block[1])  # fp32 weight_scale_inv per block
     if s.method == "bitsandbytes":
-        from .memory import four_bit_bytes, int8_bytes
+        from .schemes import four_bit_bytes, int8_bytes
 
         # an int8 checkpoint also stores each module's 1-byte weight_format beside the weight and its SCB
         return int8_bytes(numel, rows) + 1 if s.bits == 8 else four_bit_bytes(numel, s.double_quant)

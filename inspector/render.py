@@ -39,6 +39,8 @@ def report_renderable(report: Report, width: int = 120) -> Group:
     parts: list[Any] = [_title(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
         parts.append(_memory(report.memory, width))
+        if report.memory.computed() and any(line.max_context for line in report.memory.computed().values()):
+            parts.append(how_it_runs(report.memory))
     if report.notes:
         notes = Text()
         notes.append("Reconciliation\n", style="bold")
@@ -507,3 +509,147 @@ def gguf_renderable(report: Any) -> Group:
         style="dim",
     )
     return Group(title, table, notes)
+
+
+# ---------------------------------------------------------------- `hfsize plan`
+
+
+def _tokens_per_s(speed: Any) -> str:
+    if speed is None:
+        return "-"
+    return f"{_rate(speed.expected_low)}-{_rate(speed.expected_high)} (bound {_rate(speed.bound)})"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _context_text(run: Any) -> str:
+    if run.max_context is None:
+        return "none"
+    return f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
+
+
+def plan_renderable(result: Any) -> Group:
+    title = Text()
+    title.append(result.model, style="bold cyan")
+    if result.commit:
+        title.append(f"  @ {result.revision or 'main'} (commit {result.commit})", style="dim")
+    limit = f"; the model's limit is {result.context_limit:,} tokens" if result.context_limit else ""
+    ram = f", {gib(result.ram_bytes)} CPU RAM for offload" if result.ram_bytes else ""
+    title.append(f"\n{result.context:,} tokens x batch {result.batch}{ram}{limit}", style="dim")
+    parts: list[Any] = [title, Text("")]
+    run = result.plan
+    if run is None:
+        tried = "; the ways tried follow." if result.alternatives else "."
+        parts.append(Text.from_markup(f"[red]Nothing runs[/red] on the GPUs given{tried}"))
+    else:
+        parts.append(_plan_block(run))
+    if result.alternatives:
+        parts += [Text(""), Text("Alternatives", style="bold"), _alternatives(result.alternatives)]
+    notes = Text()
+    first = run if run is not None else (result.alternatives[0] if result.alternatives else None)
+    shown = [*result.notes, *(first.assumptions if first is not None else [])]
+    if shown:
+        notes.append("Assumptions", style="bold")
+        for note in dict.fromkeys(shown):
+            notes.append(f"\n  • {note}", style="dim")
+        parts += [Text(""), notes]
+    return Group(*parts)
+
+
+def _plan_block(run: Any) -> Table:
+    heading = f"How it runs: {PRECISION_LABELS.get(run.precision, run.precision)} with {run.engine} on {run.gpus}"
+    table = Table(box=None, show_header=False, pad_edge=False, title=heading, title_justify="left",
+                  title_style="bold")  # fmt: skip
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus else "on the GPU"
+    table.add_row("weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}" +
+                  (f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""))  # fmt: skip
+    if run.kv_tokens is not None:
+        table.add_row("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} per GPU: {run.kv_tokens:,} tokens")
+        table.add_row("concurrency", f"{run.max_concurrency:,.2f} requests at the context at once")
+    else:
+        table.add_row("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} {per_gpu} at the context")
+    if run.offload is not None:
+        o = run.offload
+        line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
+        if o.cpu_layers:
+            line += f" ({gib(o.ram_bytes)})"
+        table.add_row("layers", line)
+    table.add_row("longest context", _context_text(run))
+    table.add_row("decode", f"{_tokens_per_s(run.decode_tokens_per_s)} tokens/s")
+    table.add_row("prefill", f"{_tokens_per_s(run.prefill_tokens_per_s)} tokens/s")
+    return table
+
+
+def _alternatives(runs: list[Any]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("precision", "GPUs", "runs", "layers GPU/CPU", "KV tokens", "concurrency", "context",
+                   "decode tokens/s"):  # fmt: skip
+        # narrow terminals fold a cell onto more lines; a number is never cut
+        table.add_column(column, overflow="fold", justify="left" if column in ("precision", "GPUs") else "right")
+    for run in runs:
+        layers = f"{run.offload.gpu_layers}/{run.offload.cpu_layers}" if run.offload is not None else "-"
+        table.add_row(
+            PRECISION_LABELS.get(run.precision, run.precision),
+            run.gpus + (f" tp{run.tensor_parallel}" if run.tensor_parallel > 1 else ""),
+            "[green]yes[/green]" if run.runs else "[red]no[/red]",
+            layers,
+            "-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
+            "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}",
+            _context_text(run),
+            _tokens_per_s(run.decode_tokens_per_s),
+        )
+    return table
+
+
+def plan_table(results: list[Any]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("model", "how it runs", "context", "decode tokens/s"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        if isinstance(result, Failure):
+            table.add_row(result.model, f"[red]{result.error}[/red]", "", "")
+            continue
+        run = result.plan
+        if run is None:
+            table.add_row(result.model, "[red]nothing runs[/red]", "", "")
+            continue
+        offload = f", {run.offload.cpu_layers} layers in RAM" if run.offload and run.offload.cpu_layers else ""
+        table.add_row(
+            result.model,
+            f"{PRECISION_LABELS.get(run.precision, run.precision)} on {run.gpus} ({run.engine}){offload}",
+            _context_text(run),
+            _tokens_per_s(run.decode_tokens_per_s),
+        )
+    return table
+
+
+def how_it_runs(memory: Any) -> Text:
+    """The main report's short block: per GPU setup, the first precision (report order, 16-bit first) that fits,
+    and the longest context it leaves."""
+    text = Text()
+    text.append("How it runs", style="bold")
+    lines = memory.computed()
+    if not lines:
+        return text
+    # a pre-quantized checkpoint loads as stored; otherwise its own dtype first, then int8 and the 4-bit schemes
+    first = ["as_stored"] if "as_stored" in lines else []
+    order = [*first, memory.load_dtype, *[k for k in lines if k not in (memory.load_dtype, "fp32", "as_stored")]]
+    for label in next(iter(lines.values())).fits:
+        chosen = next((k for k in order if k in lines and lines[k].fits[label].verdict == "fits"), None)
+        if chosen is None:
+            text.append(f"\n  {label}: no precision fits; see `hfsize plan` for CPU offload")
+            continue
+        longest = lines[chosen].max_context.get(label)
+        if longest is None:
+            context = ""
+        elif memory.max_positions is not None and longest >= memory.max_positions:
+            context = f", up to {longest:,} tokens (the model's limit)"
+        else:
+            context = f", up to {longest:,} tokens x batch {memory.batch}"
+        text.append(f"\n  {label}: {PRECISION_LABELS[chosen]}{context}")
+    text.append("\n  (hfsize plan MODEL --gpu NAME: offload, vLLM concurrency, tokens/s)", style="dim")
+    return text

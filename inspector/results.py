@@ -85,6 +85,8 @@ class ProblemCode(Vocabulary):
     INDEX_TOTAL_SIZE = "index_total_size"
     GATED = "gated"
     CONTEXT_LENGTH = "context_length"
+    CONTEXT_TOO_SHORT = "context_too_short"  # check --min-context: the plan's longest context is shorter
+    TOO_SLOW = "too_slow"  # check --min-tokens-per-s: the plan's expected decode speed is lower
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us
@@ -263,6 +265,9 @@ class PrecisionMemory:
     largest_block_bytes: int  # the biggest piece that must sit on one device (a layer with its KV cache)
     fits: dict[str, Fit]
     quantized_parameters: int  # parameters stored in the low-bit format (0 for fp32/bf16/fp16)
+    # GPU label -> the longest context (at the batch) whose total fits those devices with their overhead, at most
+    # the model's own limit (Memory.max_positions); None: not even one token fits. Filled by plan.py.
+    max_context: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -476,6 +481,65 @@ def _json_names(items: list[tuple[str, Any]]) -> dict[str, Any]:
 def report_to_dict(report: Any) -> dict[str, Any]:
     """The JSON form of any result dataclass: `asdict`, with `class_` spelled `class`."""
     return dataclasses.asdict(report, dict_factory=_json_names)
+
+
+# ---------------------------------------------------------------- `hfsize plan`
+
+
+@dataclass(frozen=True)
+class Offload:
+    """Where device_map="auto" with max_memory puts the layers: GPUs first, the rest in CPU RAM."""
+
+    gpu_layers: int
+    cpu_layers: int
+    ram_bytes: int  # what the offloaded blocks take in CPU RAM (bnb leaves offloaded modules unquantized)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Tokens per second for one sequence: a bound no implementation beats, and the expected range."""
+
+    bound: float
+    expected_low: float
+    expected_high: float
+    limited_by: str
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One way to run the model: an engine, a precision and a GPU setup, and what it gives."""
+
+    engine: str
+    precision: str  # a scheme name (memory.<name>)
+    gpus: str  # the GPU setup's label, e.g. "H100-80GB x2"
+    tensor_parallel: int
+    runs: bool  # every block placed (transformers) / a KV cache for one request at the context (vLLM)
+    weights_bytes_per_gpu: int  # the most any one GPU holds
+    kv_cache_bytes_per_gpu: int  # transformers: at the context and batch, the most any GPU holds; vLLM: its pool
+    kv_tokens: int | None  # vLLM: tokens the KV pool holds; None for transformers (the cache grows per sequence)
+    max_concurrency: float | None  # vLLM: requests of `context` tokens at once; transformers: None
+    max_context: int | None  # the longest context that runs (batch as given), at most the model's limit
+    context_limited_by_model: bool  # max_context is the model's own limit, not memory
+    offload: Offload | None  # transformers: layers on GPU / in CPU RAM
+    decode_tokens_per_s: Speed | None  # None: the GPU has no catalog bandwidth (a size such as 24GiB)
+    prefill_tokens_per_s: Speed | None
+    assumptions: list[str]
+    why_not: str | None = None  # when it does not run
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    model: str
+    revision: str | None
+    commit: str | None
+    context: int
+    batch: int
+    context_limit: int | None
+    ram_bytes: int | None  # CPU RAM offered for offload (None: none)
+    plan: RunPlan | None  # the recommended way; None when nothing runs
+    alternatives: list[RunPlan]  # every other way, those that run first
+    notes: list[str]
+    schema_version: int = SCHEMA_VERSION
 
 
 # ---------------------------------------------------------------- `hfsize check`

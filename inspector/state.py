@@ -88,6 +88,8 @@ def context_limit(config: Mapping[str, Any]) -> tuple[int, str] | None:
     if isinstance(scaling, Mapping):
         factor = scaling.get("factor")
         original = scaling.get("original_max_position_embeddings") or text.get("original_max_position_embeddings")
+        if original is None and (scaling.get("rope_type") or scaling.get("type")) in ("linear", "dynamic", "yarn"):
+            original = limit  # these scale the trained length itself (Qwen2.5's cards: yarn factor 4 on 32,768)
         if isinstance(factor, (int, float)) and isinstance(original, int) and factor > 1:
             scaled = int(original * factor)
             if scaled > limit:

@@ -1,0 +1,269 @@
+"""`hfsize plan` and the longest context (inspector/plan.py), against figures from outside the code under test:
+accelerate's own infer_auto_device_map on the meta model, published vLLM start-up logs (tests/data/published.json),
+datasheet link speeds and arithmetic shown in the comments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspector.placement import Device
+from inspector.plan import context_limit, longest_context, offloaded_placement, scheme_sizes, weight_blocks
+from tests.helpers import FIXTURES, cli
+
+GIB = 2**30
+PUBLISHED = json.loads((FIXTURES.parent.parent / "tests" / "data" / "published.json").read_text())
+MISTRAL = json.loads((FIXTURES / "mistralai" / "Mistral-7B-v0.1" / "config.json").read_text())
+# One Llama-2-70B decoder layer: q and o 8192 x 8192, k and v 8192 x 1024 (8 KV heads), MLP 3 x 8192 x 28672,
+# two norms of 8192 = 855,654,400 parameters, 1,711,308,800 bytes in fp16
+LLAMA2_70B_LAYER_FP16 = 2 * (2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192)
+# PCIe 4.0 x16, one direction: 16 GT/s x 16 lanes x 128/130 / 8 = 31.5 GB/s (the RTX 4090's host link)
+PCIE4_X16 = 16e9 * 16 * 128 / 130 / 8
+
+
+# ---------------------------------------------------------------- the model's limit, the search
+
+
+def test_context_limit_from_max_position_embeddings_and_rope_scaling():
+    assert context_limit({"max_position_embeddings": 4096, "rope_scaling": None}) == 4096
+    # Qwen2.5's cards: yarn factor 4 on original_max_position_embeddings 32,768 enables 131,072 tokens
+    yarn = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    assert context_limit({"max_position_embeddings": 32768, "rope_scaling": yarn}) == 131072
+    # linear scaling x2 without an original length extends max_position_embeddings
+    assert context_limit({"max_position_embeddings": 4096, "rope_scaling": {"type": "linear", "factor": 2.0}}) == 8192
+    # Llama 3.1's llama3 rope: max_position_embeddings already states 131,072
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}
+    assert context_limit({"max_position_embeddings": 131072, "rope_scaling": llama3}) == 131072
+    assert context_limit({}) is None
+
+
+def test_longest_context_is_the_exact_largest_that_fits():
+    # 1,000 bytes of weights + 7 bytes per token in 10,000 bytes: (10,000 - 1,000) // 7 = 1,285
+    def fits(context: int) -> bool:
+        return 1000 + 7 * context <= 10_000
+
+    assert longest_context(fits, None) == 1285
+    assert longest_context(fits, 1000) == 1000  # clipped to the model's limit
+    assert longest_context(lambda c: False, 4096) is None
+
+
+# ---------------------------------------------------------------- CPU offload against accelerate itself
+
+
+@pytest.fixture(scope="module")
+def mistral_meta():
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from inspector.architecture import build
+
+    built = build(dict(MISTRAL))
+    config = AutoConfig.for_model(**{k: v for k, v in MISTRAL.items() if k != "architectures"})
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    return built, model, torch
+
+
+@pytest.mark.parametrize(
+    "gpu_bytes, ram_bytes",
+    [
+        (6 * GIB, 64 * 10**9),  # a few layers on the GPU, the rest in RAM
+        (10 * GIB, 2 * GIB),  # RAM too small: the rest goes to disk (hfsize: not placed)
+        # 0.1 GB short of the whole model (14.48 GB in fp16): the embeddings and all 32 layers (14.22 GB) would fit,
+        # but accelerate keeps room for the largest block still to come (the 0.26 GB head) on GPU 0, so layer 31
+        # goes to the CPU too
+        (14_483_464_192 - 100_000_000, 64 * 10**9),
+        # 50 MB to spare: all on the GPU. (hfsize places what follows the layers, the final norm and the head, as one
+        # block, accelerate as two modules: they can differ within the norm's 8 kB of a boundary, not elsewhere)
+        (14_483_464_192 + 50_000_000, 64 * 10**9),
+    ],
+)
+def test_offload_agrees_with_accelerates_infer_auto_device_map(mistral_meta, gpu_bytes, ram_bytes):
+    from accelerate.utils import infer_auto_device_map
+
+    built, model, torch = mistral_meta
+    device_map = infer_auto_device_map(
+        model,
+        max_memory={0: gpu_bytes, "cpu": ram_bytes},
+        no_split_module_classes=model._no_split_modules,
+        dtype=torch.float16,
+    )
+
+    def device_of(module: str) -> object:  # the map names the largest module placed whole
+        owner = max((k for k in device_map if k == "" or module == k or module.startswith(k + ".")), key=len)
+        return device_map[owner]
+
+    layers = {i: device_of(f"model.layers.{i}") for i in range(MISTRAL["num_hidden_layers"])}
+    blocks = weight_blocks(scheme_sizes(built, "fp16", None)["fp16"], built.buffer_bytes)
+    ours = offloaded_placement(blocks, [Device("gpu", gpu_bytes)], Device("cpu", ram_bytes))
+    on_gpu = [int(n[6:]) for n in ours.gpu_blocks["gpu"] if n.startswith("layer ")]
+    on_cpu = [int(n[6:]) for n in ours.cpu_blocks if n.startswith("layer ")]
+    unplaced = [int(n[6:]) for n in ours.unplaced if n.startswith("layer ")]
+    assert on_gpu == sorted(k for k, v in layers.items() if v == 0)
+    assert on_cpu == sorted(k for k, v in layers.items() if v == "cpu")
+    assert unplaced == sorted(k for k, v in layers.items() if v == "disk")
+    assert device_of("model.embed_tokens") == 0 and "embeddings" in ours.gpu_blocks["gpu"]
+    head_on_cpu = "head" in ours.cpu_blocks
+    assert head_on_cpu == (device_of("lm_head") == "cpu")
+    if gpu_bytes == 14_483_464_192 - 100_000_000:
+        assert on_cpu == [31], "the reservation for the largest block to come offloads layer 31"
+
+
+# ---------------------------------------------------------------- the longest context in the main report
+
+
+def test_max_context_in_memory_json_is_exact(capsys, on_replica):
+    code, out, err = cli(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "28GiB", "--gpu", "40GiB", "--json")
+    assert code == 0, err
+    memory = json.loads(out)["memory"]
+    # fp16 weights: 13,015,864,320 parameters x 2 = 26,031,728,640 B (Llama-2-13B's published count and the
+    # index total_size of the same shape); KV per token: 40 layers x 2 x 40 heads x 128 x 2 B = 819,200 B.
+    # 28 GiB less 1 GiB overhead = 28,991,029,248 B: (28,991,029,248 - 26,031,728,640 - rotary buffers of a few
+    # hundred bytes) // 819,200 = 3,612 tokens
+    assert memory["fp16"]["max_context"]["28GiB"] == 3612
+    # 40 GiB leaves room for 19,341 tokens: clipped to the model's 4,096 (max_position_embeddings)
+    assert memory["max_positions"] == 4096
+    assert memory["fp16"]["max_context"]["40GiB"] == 4096
+    assert memory["fp32"]["max_context"]["28GiB"] is None  # 52 GB of fp32 weights
+    code, out, err = cli(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "28GiB")
+    assert code == 0, err
+    assert "How it runs" in out and "28GiB: fp16, up to 3,612 tokens" in out
+
+
+# ---------------------------------------------------------------- `hfsize plan`, transformers with CPU offload
+
+
+def test_plan_llama2_70b_on_a_4090_offloads_a_4_bit_build(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "RTX-4090", "--ram", "64GB", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    plan = result["plan"]
+    assert plan["engine"] == "transformers" and plan["runs"]
+    assert plan["precision"] in ("nf4", "nf4_double_quant")  # fp16 (138 GB) and int8 do not fit 24 GB + 64 GB
+    offload = plan["offload"]
+    assert offload["gpu_layers"] + offload["cpu_layers"] == 80 and offload["cpu_layers"] > 0
+    # bitsandbytes leaves offloaded layers unquantized: each is a whole fp16 layer in RAM, within the 64 GB
+    assert offload["cpu_layers"] * LLAMA2_70B_LAYER_FP16 <= offload["ram_bytes"] <= 64 * 10**9
+    assert plan["weights_bytes_per_gpu"] + plan["kv_cache_bytes_per_gpu"] <= 24 * GIB - GIB
+    assert plan["max_context"] == 4096 and plan["context_limited_by_model"]
+    decode = plan["decode_tokens_per_s"]
+    # every token streams the offloaded layers over PCIe 4.0 x16: no faster than 31.5 GB/s / their bytes
+    assert decode["bound"] <= PCIE4_X16 / (offload["cpu_layers"] * LLAMA2_70B_LAYER_FP16)
+    assert 0 < decode["expected_low"] < decode["expected_high"] < decode["bound"]
+    assert decode["limited_by"] == "PCIe host link"
+    names = {(a["precision"], a["runs"]) for a in result["alternatives"]}
+    assert ("fp16", False) in names
+    code, text, err = cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "RTX-4090", "--ram", "64GB")
+    assert code == 0, err
+    assert "How it runs: nf4" in text and "in CPU RAM" in text and "Alternatives" in text
+    assert "4,096 tokens (the model's limit)" in text
+
+
+def test_plan_without_ram_says_what_does_not_fit(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "RTX-4090", "--ram", "0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["plan"] is None
+    assert all(not a["runs"] and "give --ram" in a["why_not"] for a in result["alternatives"])
+
+
+def test_plan_usage_errors_are_one_line(capsys, on_replica):
+    # Llama-2-70B has 64 attention heads: 3 does not divide them (vLLM's verify_with_parallel_config)
+    code, out, err = cli(
+        capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100x3", "--engine", "vllm", "--tp", "3"
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("Error: ") and "(64)" in err and "divisible" in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100x2", "--tp", "2")
+    assert code == 2 and "--engine vllm" in err
+    code, out, err = cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100", "--ram", "lots")
+    assert code == 2 and "'lots'" in err
+
+
+# ---------------------------------------------------------------- `hfsize plan --engine vllm`
+
+
+def test_plan_vllm_tp2_kv_tokens_and_concurrency(capsys, on_replica):
+    code, out, err = cli(
+        capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100x2", "--engine", "vllm", "--tp", "2", "--json"
+    )
+    assert code == 0, err
+    plan = json.loads(out)["plan"]
+    assert (plan["engine"], plan["precision"], plan["tensor_parallel"]) == ("vllm", "fp16", 2)
+    # each GPU holds half the fp16 weights (68,976,648,192 parameters x 2 B / 2) plus its copy of the norms
+    assert 68_976_648_192 <= plan["weights_bytes_per_gpu"] <= 68_976_648_192 + 3_000_000
+    # a block per GPU: 16 tokens x 2 (K, V) x (8 KV heads / 2) x 128 x 2 B = 32,768 B per layer, 80 layers
+    blocks = plan["kv_cache_bytes_per_gpu"] // 32_768 // 80
+    assert plan["kv_tokens"] == blocks * 16
+    assert plan["max_concurrency"] == pytest.approx(blocks / (2048 // 16))  # --context 2048: 128 blocks each
+    assert plan["max_context"] == 4096
+
+
+@pytest.mark.parametrize(
+    "row_id, gpu", [("vllm-10511-llama3-8b-h100", "H100-80GB"), ("vllm-10517-llama3.1-8b-3090-29k", "RTX-3090")]
+)
+def test_plan_vllm_matches_published_logs(capsys, on_replica, row_id, gpu):
+    row = next(r for r in PUBLISHED["vllm"] if r["id"] == row_id)
+    s, measured = row["settings"], row["measured"]
+    low, high = PUBLISHED["bands"]["vllm_budget"]
+    # the log's own settings; the non-torch memory it printed (v0 engines; no CUDA graph estimate then)
+    code, out, err = cli(
+        capsys, "plan", "tenstorrent-tt-metal/Llama-3.1-8B-Instruct", "--gpu", gpu, "--engine", "vllm",
+        "--context", str(s["max_model_len"]), "--max-num-batched-tokens", str(s["max_num_batched_tokens"]),
+        "--non-torch", f"{measured['non_torch_gib']}GiB", "--enforce-eager", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    # bf16 as the log's model ran; at 29,000 tokens vLLM (and hfsize) find less than one request's room
+    run = next(r for r in [result["plan"], *result["alternatives"]] if r and r["precision"] == "bf16")
+    assert low <= run["weights_bytes_per_gpu"] / GIB / measured["weights_gib"] <= high
+    assert low <= run["kv_cache_bytes_per_gpu"] / GIB / measured["kv_cache_gib"] <= high
+    if "num_blocks" in measured:
+        assert low <= run["kv_tokens"] / 16 / measured["num_blocks"] <= high
+        assert low <= run["max_concurrency"] / measured["max_concurrency"] <= high
+
+
+# ---------------------------------------------------------------- `hfsize check` gating on a plan
+
+
+def test_check_gates_on_the_plan(capsys, on_replica):
+    args = ("check", "meta-llama/Llama-2-13b-hf", "--gpu", "RTX-4090", "--precision", "int8", "--ram", "0", "--json")
+    code, out, err = cli(capsys, *args, "--min-context", "2048")
+    assert code == 0, err  # int8 (13.5 GB) leaves room for the model's whole 4,096 tokens on 24 GB
+    # the model's own limit is 4,096 tokens (max_position_embeddings, no rope scaling): 8,192 cannot run
+    code, out, err = cli(capsys, *args, "--min-context", "8192")
+    assert code == 11, err
+    assert [p["code"] for p in json.loads(out)["problems"]].count("context_too_short") == 1
+    # an RTX 4090 reads 1,008 GB/s; any 13B build reads at least 6.5 GB (4-bit) per token: < 155 tokens/s
+    code, out, err = cli(capsys, *args, "--min-tokens-per-s", "1000")
+    assert code == 11
+    assert "too_slow" in [p["code"] for p in json.loads(out)["problems"]]
+
+
+def test_readme_documents_every_plan_and_check_option():
+    from inspector.cli import main
+
+    readme = (FIXTURES.parent.parent / "README.md").read_text()
+    for command in ("plan", "check"):
+        for param in main.commands[command].params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert opt in readme, (command, opt)
+
+
+def test_plan_of_a_pre_quantized_checkpoint_is_as_stored(capsys, on_replica):
+    # a bitsandbytes int8 checkpoint (Llama-3.1-8B): it loads as its files hold it, never requantized or in 16-bit
+    code, out, err = cli(capsys, "plan", "xap/Meta-Llama3.1-8B-Instruct-assessment", "--gpu", "T4", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["plan"]["precision"] == "as_stored"
+    assert {a["precision"] for a in result["alternatives"]} <= {"as_stored"}
+
+
+def test_plan_engines_are_the_registry():
+    from inspector.cli import ENGINE_NAMES
+    from inspector.engines import ENGINES
+
+    assert ENGINE_NAMES == tuple(ENGINES)  # a new engine (llama.cpp with GGUF) appears in both
