@@ -142,7 +142,10 @@ def inspect_model(
 
     listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
     if is_gguf:
-        return inspect_gguf(model, revision=revision, token=token, endpoint=endpoint, listing=listing)
+        return inspect_gguf(
+            model, revision=revision, token=token, endpoint=endpoint, listing=listing,
+            memory=memory or MemorySettings(), gpus=gpus,
+        )  # fmt: skip
     # ---- end of the GGUF hook
     warm = warm_up and not headers_only
     repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing)

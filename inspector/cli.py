@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 import click
 
 from .dtypes import KV_DTYPES  # plain data: --help imports nothing else of hfsize
+
+LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")  # engines/llamacpp.py
 from .errors import ExitCode, HfsizeError
 from .precisions import CHECK_PRECISIONS
 
@@ -58,19 +60,21 @@ class ModelOptions(NamedTuple):
 
 
 class MemoryOptions(NamedTuple):
-    """--gpu, --context, --batch, --kv-dtype, --overhead."""
+    """--gpu, --context, --batch, --kv-dtype, --cache-type, --overhead."""
 
     gpu_specs: tuple[str, ...]
     context: int
     batch: int
     kv_dtype: str | None
+    cache_type: str | None
     overhead: str
 
     def settings(self) -> Any:
         from .memory import MemorySettings
 
         return MemorySettings(
-            context=self.context, batch=self.batch, kv_dtype=self.kv_dtype, overhead_per_gpu=_size(self.overhead)
+            context=self.context, batch=self.batch, kv_dtype=self.kv_dtype, overhead_per_gpu=_size(self.overhead),
+            cache_type=self.cache_type,
         )
 
 
@@ -149,6 +153,10 @@ def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--kv-dtype", type=click.Choice(KV_DTYPES), default=None,
         help="KV cache dtype (default: the load dtype, as transformers does).",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--cache-type", type=click.Choice(LLAMA_CACHE_TYPES), default=None,
+        help="GGUF files: llama.cpp's --cache-type-k/v (default: --kv-dtype's, else f16).",
     )(f)  # fmt: skip
     f = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once.")(f)
     f = click.option(

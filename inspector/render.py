@@ -417,6 +417,9 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
         if isinstance(r, Failure):
             table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
             continue
+        if not isinstance(r, Report):  # a GGUF repo (issue 16): its recommended file's figures
+            table.add_row(*_gguf_table_row(r, labels, len(_TABLE_PRECISIONS)))
+            continue
         stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
         lines = [r.memory[p] for p, _ in _TABLE_PRECISIONS]
         totals = [_table_total(line) for line in lines]
@@ -429,6 +432,17 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
     first = " Per GPU: the first that fits on one (as stored first, for pre-quantized checkpoints)."
     table.caption = caption + (first if labels else "")
     return table
+
+
+def _gguf_table_row(r: Any, labels: list[str], precisions: int) -> list[str]:
+    g = r.gguf
+    best = next((f for f in g.files if f.name == g.recommended), None)
+    best = best or next((f for f in g.files if f.kind == "model" and f.error is None), None)
+    if best is None:
+        return [r.model, "-", "-", *["-"] * precisions, *["-"] * len(labels)]
+    name = f"{r.model}\n{best.name}" + (" (recommended)" if best.name == g.recommended else "")
+    cells = [_gguf_gpu_cell(best, label).split(" / ")[0] for label in labels]
+    return [name, human_count(best.parameters), gb(best.bytes) if best.bytes else "-", *["GGUF"] * precisions, *cells]
 
 
 def _table_total(line: Any) -> str:
@@ -450,7 +464,7 @@ def _first_fit(memory: Any, label: str) -> str:
 
 
 def _results_context(results: list[Any]) -> str:
-    memory = next((r.memory for r in results if not isinstance(r, Failure) and r.memory), None)
+    memory = next((r.memory for r in results if isinstance(r, Report) and r.memory), None)
     return f"{memory.context:,} tokens x {memory.batch}" if memory else "-"
 
 
@@ -470,18 +484,22 @@ def gguf_renderable(report: Any) -> Group:
         ("context", "right"), ("read MB", "right"),
     ):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # fold: a long name wraps, never cut
+    labels = list(dict.fromkeys(label for f in summary.files for label in f.fits))
+    for label in labels:
+        table.add_column(f"{label}\n-ngl / max ctx / tok/s", justify="right", overflow="fold")
     for f in summary.files:
         name = f.name + (f" ({len(f.parts)} parts)" if len(f.parts) > 1 else "")
         if f.kind == "mmproj":
             name += " [projector]"
         size = gb(f.bytes) if f.bytes is not None else "?"
         if f.error is not None:
-            table.add_row(name, size, "", "", "[red]unreadable[/red]", "", "")
+            table.add_row(name, size, "", "", "[red]unreadable[/red]", "", "", *[""] * len(labels))
             continue
         bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
         context = f"{f.context_length:,}" if f.context_length is not None else "-"
         read = f"{f.bytes_read / 10**6:,.2f}" if f.requests else "-"  # header bytes read (--verbose: requests)
-        table.add_row(name, size, human_count(f.parameters), bits, f.file_type or "-", context, read)
+        per_gpu = [_gguf_gpu_cell(f, label) for label in labels]
+        table.add_row(name, size, human_count(f.parameters), bits, f.file_type or "-", context, read, *per_gpu)
     notes = Text()
     models = [f for f in summary.files if f.error is None]
     counts = sorted({f.parameters for f in models if f.kind == "model"})
@@ -501,9 +519,44 @@ def gguf_renderable(report: Any) -> Group:
             notes.append(f"\n! {problem}", style="yellow")
         if f.error is not None:
             notes.append(f"\n! {f.error}", style="red")
+    kv = next((f for f in models if f.kv_cache_bytes is not None), None)
+    if kv is not None and summary.context:
+        notes.append(
+            f"\nKV cache as llama.cpp allocates it: {kv.kv_cache_bytes / 2**20:,.2f} MiB at n_ctx {summary.context:,} "
+            f"(padded to 256) x {summary.sequences} sequence(s), cache type {summary.cache_type} "
+            f"({kv.kv_bytes_per_token:,} bytes per token)"
+        )
+    if labels:
+        notes.append(
+            "\nper GPU: fits = every layer on the GPU (-ngl all), else -ngl N of block_count + 1 (the output layer "
+            "counts); max ctx = longest context fully offloaded; tok/s = expected decode range (speed.py); "
+            "--overhead is left free per GPU, as llama.cpp's --fit leaves 1 GiB",
+            style="dim",
+        )
+    if summary.recommended:
+        notes.append(f"\nrecommended for {summary.recommended_for}: {summary.recommended}", style="bold green")
+        notes.append(f"\n  rule: {summary.recommended_rule}", style="dim")
+        if summary.download:
+            notes.append("\n")
+            notes.append(summary.download, style="bold")
+    elif summary.recommended_for and labels:
+        notes.append(f"\nno file can be recommended for {summary.recommended_for}", style="yellow")
     notes.append(
         "\nGB, MB = 10^9, 10^6 bytes; bits/w = tensor bytes x 8 / parameters (llama.cpp's BPW); "
         "read = header bytes read",
         style="dim",
     )
     return Group(title, table, notes)
+
+
+def _gguf_gpu_cell(f: Any, label: str) -> str:
+    if label not in f.fits:
+        return "-"
+    verdict = f.fits[label]
+    head = "[green]fits[/green]" if verdict == "fits" else f"-ngl {f.gpu_layers[label]}" if verdict == "partial" else (
+        "[red]no[/red]"
+    )
+    ctx = f"{f.max_context[label]:,}" if f.max_context.get(label) else "-"
+    speed = f.decode_tokens_per_s.get(label)
+    tps = f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-"
+    return f"{head} / {ctx} / {tps}"

@@ -613,16 +613,31 @@ class GGUFFile:
     missing_parts: list[str] = field(default_factory=list)  # split-set files the repo lacks
     problems: list[str] = field(default_factory=list)  # e.g. tensor data past the end of the file
     error: str | None = None  # this file could not be read (the other rows still are)
+    # llama.cpp's allocation (engines/llamacpp.py) at the report's context, sequences and cache type; per GPU label:
+    kv_bytes_per_token: int | None = None  # K + V of one cell over every KV layer (before SWA windows fill)
+    kv_cache_bytes: int | None = None  # the KV cache (and recurrent state) llama.cpp allocates
+    fits: dict[str, str] = field(default_factory=dict)  # "fits" | "partial" | "no"
+    gpu_layers: dict[str, int] = field(default_factory=dict)  # the -ngl that fits (of block_count + 1)
+    gpu_bytes: dict[str, int] = field(default_factory=dict)  # on the (busiest) GPU with that -ngl
+    ram_bytes: dict[str, int] = field(default_factory=dict)  # memory-mapped weights + KV left on the CPU
+    max_context: dict[str, int] = field(default_factory=dict)  # longest context with every layer on the GPU
+    decode_tokens_per_s: dict[str, dict[str, Any]] = field(default_factory=dict)  # {low, high, bound}
 
 
 @dataclass(frozen=True)
 class GGUFSummary:
-    """A GGUF repo's files. `recommended` is filled by the planning stage (not yet: always None)."""
+    """A GGUF repo's files and, for the given GPUs and context, the file to download (engines/llamacpp.py)."""
 
     files: list[GGUFFile]
     recommended: str | None = None
     hub_parameters: int | None = None  # the Hub's model-info `gguf.total`, where it is present
     hub_architecture: str | None = None
+    recommended_for: str | None = None  # the GPU label the recommendation is for (the first --gpu)
+    recommended_rule: str | None = None  # how it was chosen, in words
+    download: str | None = None  # the one-line `hf download` command for the recommended file or split set
+    context: int | None = None  # the padded n_ctx the llama.cpp figures are for
+    sequences: int = 1  # n_seq_max (--batch; llama-server --parallel)
+    cache_type: str | None = None  # --cache-type-k/v
 
 
 @dataclass(frozen=True)
