@@ -11,9 +11,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from .dtypes import KV_DTYPES  # plain data: --help imports nothing else of hfsize
-
-LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")  # engines/llamacpp.py
+from .dtypes import KV_DTYPES, LLAMA_CACHE_TYPES  # plain data: --help imports nothing else of hfsize
 from .errors import ExitCode, HfsizeError
 from .precisions import CHECK_PRECISIONS
 
@@ -73,7 +71,10 @@ class MemoryOptions(NamedTuple):
         from .memory import MemorySettings
 
         return MemorySettings(
-            context=self.context, batch=self.batch, kv_dtype=self.kv_dtype, overhead_per_gpu=_size(self.overhead),
+            context=self.context,
+            batch=self.batch,
+            kv_dtype=self.kv_dtype,
+            overhead_per_gpu=_size(self.overhead),
             cache_type=self.cache_type,
         )
 

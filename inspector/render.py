@@ -442,7 +442,7 @@ def _gguf_table_row(r: Any, labels: list[str], precisions: int) -> list[str]:
         return [r.model, "-", "-", *["-"] * precisions, *["-"] * len(labels)]
     name = f"{r.model}\n{best.name}" + (" (recommended)" if best.name == g.recommended else "")
     cells = [_gguf_gpu_cell(best, label).split(" / ")[0] for label in labels]
-    return [name, human_count(best.parameters), gb(best.bytes) if best.bytes else "-", *["GGUF"] * precisions, *cells]
+    return [name, human_count(best.parameters), gb(best.bytes) if best.bytes else "-", *["-"] * precisions, *cells]
 
 
 def _table_total(line: Any) -> str:
@@ -485,21 +485,18 @@ def gguf_renderable(report: Any) -> Group:
     ):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # fold: a long name wraps, never cut
     labels = list(dict.fromkeys(label for f in summary.files for label in f.fits))
-    for label in labels:
-        table.add_column(f"{label}\n-ngl / max ctx / tok/s", justify="right", overflow="fold")
     for f in summary.files:
         name = f.name + (f" ({len(f.parts)} parts)" if len(f.parts) > 1 else "")
         if f.kind == "mmproj":
             name += " [projector]"
         size = gb(f.bytes) if f.bytes is not None else "?"
         if f.error is not None:
-            table.add_row(name, size, "", "", "[red]unreadable[/red]", "", "", *[""] * len(labels))
+            table.add_row(name, size, "", "", "[red]unreadable[/red]", "", "")
             continue
         bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
         context = f"{f.context_length:,}" if f.context_length is not None else "-"
         read = f"{f.bytes_read / 10**6:,.2f}" if f.requests else "-"  # header bytes read (--verbose: requests)
-        per_gpu = [_gguf_gpu_cell(f, label) for label in labels]
-        table.add_row(name, size, human_count(f.parameters), bits, f.file_type or "-", context, read, *per_gpu)
+        table.add_row(name, size, human_count(f.parameters), bits, f.file_type or "-", context, read)
     notes = Text()
     models = [f for f in summary.files if f.error is None]
     counts = sorted({f.parameters for f in models if f.kind == "model"})
@@ -528,9 +525,10 @@ def gguf_renderable(report: Any) -> Group:
         )
     if labels:
         notes.append(
-            "\nper GPU: fits = every layer on the GPU (-ngl all), else -ngl N of block_count + 1 (the output layer "
-            "counts); max ctx = longest context fully offloaded; tok/s = expected decode range (speed.py); "
-            "--overhead is left free per GPU, as llama.cpp's --fit leaves 1 GiB",
+            "\nlayers: all = -ngl all on the GPU, else the -ngl that fits of block_count + 1 (the output layer "
+            "counts); in RAM: memory-mapped weights and KV left on the CPU; max ctx: the longest context with every "
+            "layer on the GPU; tok/s: expected decode range (speed.py; CPU layers at an assumed 51.2 GB/s of RAM); "
+            "--overhead is left free per GPU, as llama.cpp's --fit leaves 1 GiB; * recommended",
             style="dim",
         )
     if summary.recommended:
@@ -546,15 +544,53 @@ def gguf_renderable(report: Any) -> Group:
         "read = header bytes read",
         style="dim",
     )
-    return Group(title, table, notes)
+    parts: list[Any] = [title, table]
+    if labels:
+        parts.append(_gguf_gpu_table(summary, labels))
+    return Group(*parts, notes)
+
+
+def _gguf_gpu_table(summary: Any, labels: list[str]) -> Table:
+    """One row per file and GPU: llama.cpp's -ngl, the bytes on the GPU and left in RAM, context, speed."""
+    table = Table(
+        box=box.SIMPLE_HEAD, title=f"llama.cpp at {summary.context:,} tokens x {summary.sequences}, "
+        f"KV {summary.cache_type}", title_justify="left", title_style="bold",
+    )  # fmt: skip
+    table.add_column("file", overflow="fold")
+    for column in ("GPU", "layers", "on GPU", "in RAM", "max ctx", "tok/s"):
+        table.add_column(column, justify="right" if column != "GPU" else "left", no_wrap=True)
+    for f in summary.files:
+        for label in labels:
+            if label not in f.fits:
+                continue
+            verdict = f.fits[label]
+            layers = "all" if verdict == "fits" else f"{f.gpu_layers[label]}/{(f.block_count or 0) + 1}"
+            layers = (
+                f"[green]{layers}[/green]"
+                if verdict == "fits"
+                else f"[red]{layers}[/red]"
+                if verdict == "no"
+                else (f"[yellow]{layers}[/yellow]")
+            )
+            speed = f.decode_tokens_per_s.get(label)
+            table.add_row(
+                f.name + (" *" if f.name == summary.recommended else ""), label, layers, gb(f.gpu_bytes[label]),
+                gb(f.ram_bytes[label]), f"{f.max_context[label]:,}" if f.max_context.get(label) else "-",
+                f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-",
+            )  # fmt: skip
+    return table
 
 
 def _gguf_gpu_cell(f: Any, label: str) -> str:
     if label not in f.fits:
         return "-"
     verdict = f.fits[label]
-    head = "[green]fits[/green]" if verdict == "fits" else f"-ngl {f.gpu_layers[label]}" if verdict == "partial" else (
-        "[red]no[/red]"
+    head = (
+        "[green]fits[/green]"
+        if verdict == "fits"
+        else f"-ngl {f.gpu_layers[label]}"
+        if verdict == "partial"
+        else ("[red]no[/red]")
     )
     ctx = f"{f.max_context[label]:,}" if f.max_context.get(label) else "-"
     speed = f.decode_tokens_per_s.get(label)

@@ -47,8 +47,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ExitCode, HfsizeError
-from ..gguf import GGML_TYPES, GGUFHeader, GGUFTensor
+from inspector.errors import ExitCode, HfsizeError
+from inspector.gguf import GGML_TYPES, GGUFHeader, GGUFTensor
 
 LLAMA_CPP_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
 CTX_PAD = 256  # GGML_PAD(n_ctx, 256), llama-context.cpp
@@ -528,7 +528,7 @@ def plan_gguf(
     max_ctx = _max_context(model, devices, budget, cache_type_k, cache_type_v, n_seq, flash_attn)
     decode = None
     if gpu.bandwidth_bytes_per_s:
-        from ..speed import decode_on
+        from inspector.speed import decode_on
 
         on_gpu_w = sum(chosen.device_weights)
         cpu_w = chosen.cpu_weight_bytes - model.input_bytes  # token_embd is a row lookup, not read per token
