@@ -318,14 +318,25 @@ def check_model(
     precision: str = "auto",
     download_dir: str | None = None,
     strict: bool = False,
+    gguf_file: str | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
+
+    A GGUF repo is checked on one file: `gguf_file` (a name, split-set part or quant label), else the recommended.
 
     Failing to read the repo at all (not found, network) raises; what the repo itself gets wrong
     (no access, broken files, unknown architecture) becomes a Problem in the result.
     """
     local = looks_local(model)
     listing = list_local(model) if local else list_hub(model, revision=revision, token=token, endpoint=endpoint)
+    from .gguf_check import check_gguf, is_gguf_listing
+
+    if is_gguf_listing(listing):  # ---- GGUF repos (issue 16): the gate is on one file (gguf_check.py)
+        return check_gguf(
+            model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
+            gpus=gpus, file=gguf_file, strict=strict,
+            disk=None if local else lambda plan: _disk(listing, plan, download_dir),
+        )  # fmt: skip
     repo: RepoFiles | None = None
     report: Report | None = None
     unreadable: Problem | None = None

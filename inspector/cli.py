@@ -326,6 +326,10 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     help="Existing folder the download would go to, for the disk-space check (default: the Hugging Face cache).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
+@click.option(
+    "--file", "gguf_file", default=None, metavar="NAME",
+    help="GGUF repos: the file (or split set, or quant label like Q4_K_M) to check (default: the recommended one).",
+)  # fmt: skip
 @_json_option("one object per model")
 def check(
     models: tuple[str, ...],
@@ -336,6 +340,7 @@ def check(
     precision: str,
     download_dir: str | None,
     strict: bool,
+    gguf_file: str | None,
     as_json: bool,
 ) -> None:
     """Should you download MODEL? What it fetches, duplicates, integrity, access and fit, without the weights.
@@ -356,7 +361,7 @@ def check(
     def one(name: str) -> Any:
         return check_model(
             name, **model._asdict(), memory=settings, gpus=gpus, precision=precision, download_dir=download_dir,
-            strict=strict,
+            strict=strict, gguf_file=gguf_file,
         )  # fmt: skip
 
     results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, as_json)

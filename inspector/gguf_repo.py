@@ -364,9 +364,13 @@ def download_command(model: str, f: GGUFFile, revision: str | None = None) -> st
     rev = f" --revision {revision}" if revision else ""
     if len(f.parts) == 1:
         return f"hf download {model} {f.parts[0]}{rev}"
+    return f'hf download {model} --include "{include_pattern(f)}"{rev}'
+
+
+def include_pattern(f: GGUFFile) -> str:
+    """The `--include` glob of a split set (`x-*-of-00003.gguf`), or the single file's path."""
     m = SPLIT.match(f.parts[0])
-    pattern = f"{m['prefix']}-*-of-{m['count']}.gguf" if m else f.parts[0]
-    return f'hf download {model} --include "{pattern}"{rev}'
+    return f"{m['prefix']}-*-of-{m['count']}.gguf" if m and len(f.parts) > 1 else f.parts[0]
 
 
 def _catching(read: Any) -> Any:

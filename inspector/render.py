@@ -253,7 +253,8 @@ def check_renderable(result: Any) -> Group:
     else:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))
     if result.command and plan.unused:
-        parts += [Text("Fetch only what from_pretrained reads:", style="bold"), Text(f"  {result.command}")]
+        fetch = "Fetch only this file:" if plan.weights_format == "gguf" else "Fetch only what from_pretrained reads:"
+        parts += [Text(fetch, style="bold"), Text(f"  {result.command}")]
     parts.append(Text.from_markup(f"Result: {_result_word(result)}"))
     return Group(*parts)
 

@@ -84,6 +84,10 @@ class ProblemCode(Vocabulary):
     TIED_HEAD_STORED = "tied_head_stored"
     INDEX_TOTAL_SIZE = "index_total_size"
     GATED = "gated"
+    GGUF_SPLIT_INCOMPLETE = "gguf_split_incomplete"
+    GGUF_SPLIT_MISMATCH = "gguf_split_mismatch"
+    GGUF_TRUNCATED = "gguf_truncated"
+    GGUF_PARAMETERS = "gguf_parameters"
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us

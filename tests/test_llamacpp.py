@@ -23,7 +23,7 @@ from inspector.engines.llamacpp import (
     model_facts,
 )
 from inspector.gguf import GGML_TYPES, GGUFHeader, GGUFTensor
-from tests.helpers import cli, report
+from tests.helpers import FIXTURES, cli, report
 
 MIB = 2**20
 
@@ -198,3 +198,60 @@ def test_several_repos_including_gguf_ones(on_replica, capsys, monkeypatch):
     assert "llama-2-13b-chat.Q4_K_M.gguf(recommended)" in flat and "TheBloke/Llama-2-7B-Chat-GGUF" in flat
     code, out, err = cli(capsys, "TheBloke/Llama-2-13B-chat-GGUF", "TheBloke/Llama-2-7B-Chat-GGUF", "--json")
     assert code == 0 and len([json.loads(line) for line in out.splitlines() if line.strip()]) == 2
+
+
+# ---------------------------------------------------------------- check on GGUF repos
+
+HUB = FIXTURES
+
+
+def _gguf_repo(make_repo, repo_id: str, heads: dict[str, str], sizes: dict[str, int]):
+    """A replica repo from real fixture heads (`heads`: served file name -> fixture head path under fixtures/hub)."""
+    files = {f"headers/{name}.gz": (HUB / src).read_bytes() for name, src in heads.items()}
+    return make_repo(repo_id, files=files, settings={"sizes": sizes})
+
+
+def test_check_gates_on_the_recommended_file(on_replica, capsys):
+    code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3060-12GB",
+                         "--context", "4096", "--json")  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["precision"] == "Q4_K_M (llama-2-13b-chat.Q4_K_M.gguf)"
+    assert result["verdicts"]["RTX-3060-12GB"]["verdict"] == "fits" and result["fits"] is True
+    assert result["parameters"] == 13_015_864_320 and result["problems"] == []
+    plan = result["download"]
+    assert [w["path"] for w in plan["weights"]] == ["llama-2-13b-chat.Q4_K_M.gguf"]
+    assert plan["bytes"] == 7_865_956_224 and plan["unused_bytes"] == 4_854_269_824 + 13_831_319_424
+    assert result["command"] == "hf download TheBloke/Llama-2-13B-chat-GGUF llama-2-13b-chat.Q4_K_M.gguf"
+    # Q8_0 (13.83 GB) cannot be fully offloaded to 11 GiB: exit 10, a partial offload
+    code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3060-12GB",
+                         "--file", "Q8_0", "--json")  # fmt: skip
+    assert code == 10, err
+    assert json.loads(out)["verdicts"]["RTX-3060-12GB"]["verdict"] == "needs_more"
+    code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--file", "Q3_K_S")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Q3_K_S" in err
+
+
+def test_check_problems_exit_11(make_repo, endpoint, capsys):
+    split = "_derived/hfsize-gguf-split/Llama-2-13B-chat-GGUF-split/headers/"
+    parts = [f"llama-2-13b-chat.Q8_0-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    sizes = {"llama-2-13b-chat.Q8_0-00001-of-00003.gguf": 4921501984, parts[2]: 4135266656}
+    _gguf_repo(make_repo, "org/split-missing", {p: split + p + ".gz" for p in (parts[0], parts[2])}, sizes)
+    q2 = "TheBloke/Llama-2-7B-Chat-GGUF/headers/llama-2-7b-chat.Q2_K.gguf.gz"
+    # the Q2_K head declares tensor data up to byte 2,532,863,680 (the file's size): 1 GB less is truncated
+    _gguf_repo(make_repo, "org/truncated", {"llama-2-7b-chat.Q2_K.gguf": q2}, {"llama-2-7b-chat.Q2_K.gguf": 10**9})
+    q13 = "TheBloke/Llama-2-13B-chat-GGUF/headers/llama-2-13b-chat.Q2_K.gguf.gz"
+    replica = _gguf_repo(
+        make_repo, "org/mixed", {"llama-2-7b-chat.Q2_K.gguf": q2, "llama-2-13b-chat.Q2_K.gguf": q13},
+        {"llama-2-7b-chat.Q2_K.gguf": 2532863680, "llama-2-13b-chat.Q2_K.gguf": 4854269824},
+    )  # fmt: skip
+    endpoint(replica)
+    code, out, err = cli(capsys, "check", "org/split-missing", "--json")
+    result = json.loads(out)
+    assert code == 11 and [p["code"] for p in result["problems"]] == ["gguf_split_incomplete"], err
+    assert "llama-2-13b-chat.Q8_0-00002-of-00003.gguf" in result["problems"][0]["message"]
+    code, out, err = cli(capsys, "check", "org/truncated", "--json")
+    assert code == 11 and [p["code"] for p in json.loads(out)["problems"]] == ["gguf_truncated"], err
+    code, out, err = cli(capsys, "check", "org/mixed", "--json")  # a warning: exit 0, 11 with --strict
+    assert code == 0 and [p["code"] for p in json.loads(out)["problems"]] == ["gguf_parameters"], err
+    assert cli(capsys, "check", "org/mixed", "--strict")[0] == 11
