@@ -461,6 +461,24 @@ def compare_models(
     read at once (the first that cannot be read stops the comparison)."""
     from .compare import compare, summarize_adapter
 
+    if len(models) <= 2:  # ---- GGUF repos (issue 16): the quant against its base (gguf_compare.py)
+        from .gguf_repo import probe_gguf
+
+        probes = [probe_gguf(m, revision=revision, token=token, endpoint=endpoint) for m in models]
+        if any(is_gguf for _, is_gguf in probes):
+            from .gguf_compare import compare_gguf, split_gguf_and_base
+
+            card = next((lst.card_data for lst, g in probes if g and lst is not None), {})
+            gguf_id, base_id, base_from = split_gguf_and_base(models, [g for _, g in probes], card)
+            gguf = inspect_model(gguf_id, revision=revision, token=token, endpoint=endpoint, memory=memory, gpus=gpus)
+            base = inspect_model(
+                base_id, revision=base_revision, token=token, endpoint=endpoint, trust_remote_code=trust_remote_code,
+                memory=memory, gpus=gpus, warm_up=warm_up,
+            )  # fmt: skip
+            if not isinstance(base, Report):
+                raise UnsupportedError(f"the base '{base_id}' is itself a GGUF repo", "Pass its safetensors repo.")
+            return [compare_gguf(gguf, base, base_id, base_from)]  # type: ignore[list-item]
+
     def read(model: str, rev: str | None = revision) -> RepoFiles:
         return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up)
 

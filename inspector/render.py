@@ -294,6 +294,8 @@ def _value(value: Any) -> str:
 
 
 def comparison_renderable(c: Any) -> Group:
+    if hasattr(c, "gguf"):  # a GGUF repo against its base (issue 16)
+        return gguf_comparison_renderable(c)
     title = Text()
     title.append(c.finetune, style="bold cyan")
     title.append("  vs base  ")
@@ -597,3 +599,32 @@ def _gguf_gpu_cell(f: Any, label: str) -> str:
     speed = f.decode_tokens_per_s.get(label)
     tps = f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-"
     return f"{head} / {ctx} / {tps}"
+
+
+def gguf_comparison_renderable(c: Any) -> Group:
+    """`compare BASE GGUF_REPO`: same model? and each quant's bytes against the base's bf16."""
+    title = Text()
+    title.append(c.gguf, style="bold cyan")
+    title.append("  vs base  ")
+    title.append(c.base, style="bold")
+    if c.base_from != "argument":
+        title.append(f"  (declared by its {c.base_from})", style="dim")
+    same = Text()
+    arch = {True: "[green]same[/green]", False: "[red]differs[/red]", None: "[dim]unknown[/dim]"}
+    same.append_text(Text.from_markup(
+        f"architecture: GGUF {c.architecture or '?'} / base {c.base_model_type or '?'}: {arch[c.same_architecture]}\n"
+        f"parameters: GGUF {c.gguf_parameters or 0:,} / base {c.base_parameters:,}: {arch[c.same_parameters]}"
+    ))  # fmt: skip
+    table = Table(
+        box=box.SIMPLE_HEAD, title=f"Against the base in bf16 ({gb(c.base_bf16_bytes)})", title_justify="left"
+    )
+    table.add_column("file", overflow="fold")
+    for column in ("quant", "bits/w", "tensor bytes", "of bf16", "saved"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for f in c.files:
+        share = f"{f.fraction_of_bf16 * 100:.1f}%" if f.fraction_of_bf16 is not None else "-"
+        bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
+        saved = gb(f.saved_bytes) if f.saved_bytes is not None else "-"
+        table.add_row(f.name, f.quant or "-", bits, gb(f.tensor_bytes), share, saved)
+    notes = Text("\n".join(f"! {n}" for n in c.notes), style="yellow")
+    return Group(title, same, table, notes)

@@ -653,3 +653,37 @@ class GGUFReport:
     commit: str | None
     location: str  # "hub" | "local"
     gguf: GGUFSummary
+
+
+@dataclass(frozen=True)
+class GGUFQuantCost:
+    """One quant file of a GGUF repo against its base: what the quant keeps of the base's bf16 bytes."""
+
+    name: str
+    quant: str | None
+    bytes: int | None  # the file(s)
+    tensor_bytes: int
+    bits_per_weight: float | None
+    parameters: int
+    fraction_of_bf16: float | None  # tensor_bytes / the base's parameters x 2
+    saved_bytes: int | None  # the base's bf16 bytes - tensor_bytes
+
+
+@dataclass(frozen=True)
+class GGUFComparison:
+    """`compare BASE GGUF_REPO` (either order, or the GGUF repo alone with its card's base_model)."""
+
+    gguf: str
+    base: str
+    base_from: str  # "argument" | "card base_model"
+    architecture: str | None  # the GGUF's general.architecture
+    base_model_type: str | None  # the base config's model_type
+    same_architecture: bool | None
+    gguf_parameters: int | None
+    base_parameters: int
+    same_parameters: bool | None
+    base_bf16_bytes: int  # base parameters x 2 (bf16 / fp16)
+    base_stored_bytes: int | None  # the base checkpoint's bytes as stored
+    files: list[GGUFQuantCost]
+    notes: list[str]
+    schema_version: int = SCHEMA_VERSION

@@ -255,3 +255,40 @@ def test_check_problems_exit_11(make_repo, endpoint, capsys):
     code, out, err = cli(capsys, "check", "org/mixed", "--json")  # a warning: exit 0, 11 with --strict
     assert code == 0 and [p["code"] for p in json.loads(out)["problems"]] == ["gguf_parameters"], err
     assert cli(capsys, "check", "org/mixed", "--strict")[0] == 11
+
+
+def test_gemma4_real_metadata_sliding_pattern_and_per_layer_heads():
+    from inspector.gguf import read_local_gguf
+    from tests.test_gguf import GGUF_FIXTURES
+
+    model = model_facts(read_local_gguf(str(GGUF_FIXTURES / "gemma4-metadata.gguf")).header)
+    # the real file's sliding_window_pattern: every sixth layer full; SWA layers 8 KV heads x key_length_swa 256,
+    # full layers 2 x key_length 512
+    assert [il for il, s in enumerate(model.is_swa) if not s] == [5, 11, 17, 23, 29]
+    assert set(model.n_embd_k_gqa[il] for il in (5, 11)) == {1024} and model.n_embd_k_gqa[0] == 2048
+    kv = kv_cache(model, 8192)
+    # SWA cells pad(min(8192, 1024 + 512), 256) = 1536. Full: 5 x 2 x 1024 x 8192 x 2 B = 160 MiB;
+    # SWA: 25 x 2 x 2048 x 1536 x 2 B = 300 MiB
+    assert kv.cells_swa == 1536 and kv.bytes == 460 * MIB
+
+
+# ---------------------------------------------------------------- compare BASE GGUF_REPO
+
+
+def test_compare_gguf_repo_with_its_base(on_replica, capsys):
+    # the replica's meta-llama/Llama-2-13b-hf (a declared stand-in with Llama-2-13B's shape: 13,015,864,320)
+    data = report(capsys, "compare", "meta-llama/Llama-2-13b-hf", "TheBloke/Llama-2-13B-chat-GGUF")
+    assert (data["gguf"], data["base"], data["base_from"]) == (
+        "TheBloke/Llama-2-13B-chat-GGUF", "meta-llama/Llama-2-13b-hf", "argument",
+    )  # fmt: skip
+    assert data["same_architecture"] is True and data["same_parameters"] is True
+    assert data["gguf_parameters"] == data["base_parameters"] == 13_015_864_320
+    assert data["base_bf16_bytes"] == 26_031_728_640  # 13,015,864,320 x 2
+    q4 = next(f for f in data["files"] if f["quant"] == "Q4_K_M")
+    assert q4["saved_bytes"] == 26_031_728_640 - q4["tensor_bytes"]
+    assert q4["fraction_of_bf16"] == q4["tensor_bytes"] / 26_031_728_640
+    # either order; two GGUF repos is a usage error
+    again = report(capsys, "compare", "TheBloke/Llama-2-13B-chat-GGUF", "meta-llama/Llama-2-13b-hf")
+    assert again["files"] == data["files"]
+    code, out, err = cli(capsys, "compare", "TheBloke/Llama-2-13B-chat-GGUF", "TheBloke/Llama-2-7B-Chat-GGUF")
+    assert code == 2 and err.count("\n") == 1
