@@ -33,7 +33,7 @@ Every rule below is read from llama.cpp's source at commit 0c1e57098bba43ac29e6e
 
 The compute buffer is an approximation, not llama.cpp's graph allocator: the peak of a decode/prefill graph is
 the output layer's F32 logits and its input, 4 x n_ubatch x (n_vocab + n_embd) bytes (flash attention on, the
-default on CUDA and Metal). Published check: Qwen2.5-7B at n_ctx 2048, "CUDA0 compute buffer size = 304" MiB
+default on CUDA and Metal). Published check: Qwen2.5-7B, "CUDA0 compute buffer size = 304" MiB
 (JamePeng/llama-cpp-python PR #1 log): 4 x 512 x (152,064 + 3,584) = 318,767,104 B = 304.0 MiB.
 
 Stage API (plan and the GGUF report use it): `model_facts(header)` -> GGUFModel; `kv_cache(model, context, ...)`;
