@@ -52,7 +52,8 @@ def report_renderable(report: Report, width: int = 120) -> Group:
 
 
 def print_report(report: Report, console: Console) -> None:
-    console.print(report_renderable(report, console.width))
+    # crop=False: a command shown for copying (GGUF's hf download) stays one line past the terminal's width
+    console.print(report_renderable(report, console.width), crop=False)
 
 
 def _title(report: Report) -> Text:
@@ -537,9 +538,6 @@ def gguf_renderable(report: Any) -> Group:
     if summary.recommended:
         notes.append(f"\nrecommended for {summary.recommended_for}: {summary.recommended}", style="bold green")
         notes.append(f"\n  rule: {summary.recommended_rule}", style="dim")
-        if summary.download:
-            notes.append("\n")
-            notes.append(summary.download, style="bold")
     elif summary.recommended_for and labels:
         notes.append(f"\nno file can be recommended for {summary.recommended_for}", style="yellow")
     notes.append(
@@ -550,7 +548,10 @@ def gguf_renderable(report: Any) -> Group:
     parts: list[Any] = [title, table]
     if labels:
         parts.append(_gguf_gpu_table(summary, labels))
-    return Group(*parts, notes)
+    parts.append(notes)
+    if summary.download:  # a command shown for copying is one line, however narrow the terminal
+        parts.append(Text(summary.download, style="bold", no_wrap=True, overflow="ignore"))
+    return Group(*parts)
 
 
 def _gguf_gpu_table(summary: Any, labels: list[str]) -> Table:

@@ -186,6 +186,9 @@ def test_split_set_download_is_one_include_pattern(on_replica, capsys):
     g = data["gguf"]
     assert g["recommended"] is not None and "--include" in g["download"] and "\n" not in g["download"]
     assert g["download"].startswith("hf download hfsize-gguf-split/Llama-2-13B-chat-GGUF-split --include ")
+    code, out, err = cli(capsys, "hfsize-gguf-split/Llama-2-13B-chat-GGUF-split", "--gpu", "H100")
+    assert code == 0 and g["download"] + "\n" in out  # one line, longer than the 80-column terminal
+    assert len(g["download"]) > 80
 
 
 def test_several_repos_including_gguf_ones(on_replica, capsys, monkeypatch):
