@@ -144,7 +144,10 @@ def inspect_model(
 
     listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
     if is_gguf:
-        return inspect_gguf(model, revision=revision, token=token, endpoint=endpoint, listing=listing)
+        return inspect_gguf(
+            model, revision=revision, token=token, endpoint=endpoint, listing=listing,
+            memory=memory or MemorySettings(), gpus=gpus,
+        )  # fmt: skip
     # ---- end of the GGUF hook
     warm = warm_up and not headers_only
     repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing)
@@ -388,14 +391,25 @@ def check_model(
     min_context: int | None = None,
     min_tokens_per_s: float | None = None,
     plan_settings: PlanSettings | None = None,
+    gguf_file: str | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
+
+    A GGUF repo is checked on one file: `gguf_file` (a name, split-set part or quant label), else the recommended.
 
     Failing to read the repo at all (not found, network) raises; what the repo itself gets wrong
     (no access, broken files, unknown architecture) becomes a Problem in the result.
     """
     local = looks_local(model)
     listing = list_local(model) if local else list_hub(model, revision=revision, token=token, endpoint=endpoint)
+    from .gguf_check import check_gguf, is_gguf_listing
+
+    if is_gguf_listing(listing):  # ---- GGUF repos (issue 16): the gate is on one file (gguf_check.py)
+        return check_gguf(
+            model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
+            gpus=gpus, file=gguf_file, strict=strict,
+            disk=None if local else lambda plan: _disk(listing, plan, download_dir),
+        )  # fmt: skip
     repo: RepoFiles | None = None
     report: Report | None = None
     unreadable: Problem | None = None
@@ -551,6 +565,24 @@ def compare_models(
     The memory figures are for `memory` and placed on `gpus`, as `inspect_model` does; `jobs` finetunes are
     read at once (the first that cannot be read stops the comparison)."""
     from .compare import compare, summarize_adapter
+
+    if len(models) <= 2:  # ---- GGUF repos (issue 16): the quant against its base (gguf_compare.py)
+        from .gguf_repo import probe_gguf
+
+        probes = [probe_gguf(m, revision=revision, token=token, endpoint=endpoint) for m in models]
+        if any(is_gguf for _, is_gguf in probes):
+            from .gguf_compare import compare_gguf, split_gguf_and_base
+
+            card = next((lst.card_data for lst, g in probes if g and lst is not None), {})
+            gguf_id, base_id, base_from = split_gguf_and_base(models, [g for _, g in probes], card)
+            gguf = inspect_model(gguf_id, revision=revision, token=token, endpoint=endpoint, memory=memory, gpus=gpus)
+            base = inspect_model(
+                base_id, revision=base_revision, token=token, endpoint=endpoint, trust_remote_code=trust_remote_code,
+                memory=memory, gpus=gpus, warm_up=warm_up,
+            )  # fmt: skip
+            if not isinstance(base, Report):
+                raise UnsupportedError(f"the base '{base_id}' is itself a GGUF repo", "Pass its safetensors repo.")
+            return [compare_gguf(gguf, base, base_id, base_from)]  # type: ignore[list-item]
 
     def read(model: str, rev: str | None = revision) -> RepoFiles:
         return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up)

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from .dtypes import KV_DTYPES  # plain data: --help imports nothing else of hfsize
+from .dtypes import KV_DTYPES, LLAMA_CACHE_TYPES  # plain data: --help imports nothing else of hfsize
 from .errors import ExitCode, HfsizeError
 from .precisions import CHECK_PRECISIONS
 
@@ -58,19 +58,24 @@ class ModelOptions(NamedTuple):
 
 
 class MemoryOptions(NamedTuple):
-    """--gpu, --context, --batch, --kv-dtype, --overhead."""
+    """--gpu, --context, --batch, --kv-dtype, --cache-type, --overhead."""
 
     gpu_specs: tuple[str, ...]
     context: int
     batch: int
     kv_dtype: str | None
+    cache_type: str | None
     overhead: str
 
     def settings(self) -> Any:
         from .memory import MemorySettings
 
         return MemorySettings(
-            context=self.context, batch=self.batch, kv_dtype=self.kv_dtype, overhead_per_gpu=_size(self.overhead)
+            context=self.context,
+            batch=self.batch,
+            kv_dtype=self.kv_dtype,
+            overhead_per_gpu=_size(self.overhead),
+            cache_type=self.cache_type,
         )
 
 
@@ -149,6 +154,10 @@ def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--kv-dtype", type=click.Choice(KV_DTYPES), default=None,
         help="KV cache dtype (default: the load dtype, as transformers does).",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--cache-type", type=click.Choice(LLAMA_CACHE_TYPES), default=None,
+        help="GGUF files: llama.cpp's --cache-type-k/v (default: --kv-dtype's, else f16).",
     )(f)  # fmt: skip
     f = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once.")(f)
     f = click.option(
@@ -330,6 +339,10 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     help="Fail (exit 11, too_slow) unless the plan's expected decode speed reaches this.",
 )
 @click.option("--ram", default=None, metavar="SIZE", help="CPU RAM the plan may offload to (with the gates above).")
+@click.option(
+    "--file", "gguf_file", default=None, metavar="NAME",
+    help="GGUF repos: the file (or split set, or quant label like Q4_K_M) to check (default: the recommended one).",
+)  # fmt: skip
 @_json_option("one object per model")
 def check(
     models: tuple[str, ...],
@@ -343,6 +356,7 @@ def check(
     min_context: int | None,
     min_tokens_per_s: float | None,
     ram: str | None,
+    gguf_file: str | None,
     as_json: bool,
 ) -> None:
     """Should you download MODEL? What it fetches, duplicates, integrity, access and fit, without the weights.
@@ -374,7 +388,7 @@ def check(
     def one(name: str) -> Any:
         return check_model(
             name, **model._asdict(), memory=settings, gpus=gpus, precision=precision, download_dir=download_dir,
-            strict=strict, **gates,
+            strict=strict, gguf_file=gguf_file, **gates,
         )  # fmt: skip
 
     results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, as_json)

@@ -46,6 +46,8 @@ FLOAT_SAFETENSORS = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"
 LOAD_DTYPES = ("fp32", "bf16", "fp16")
 # What --kv-dtype accepts.
 KV_DTYPES = ("fp32", "bf16", "fp16", "fp8")
+# llama.cpp's --cache-type-k/v values (common/arg.cpp kv_cache_types); ggml type ids in engines/llamacpp.py
+LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 
 def config_dtype(config: dict) -> str | None:

@@ -234,6 +234,8 @@ class _Parser:
     # -- primitives
 
     def bad(self, what: str) -> BadFilesError:
+        # a key read from a broken file may hold newlines or other control characters: the message stays one line
+        what = "".join(c if c.isprintable() else repr(c)[1:-1] for c in what)
         return BadFilesError(f"'{self.filename}' {what}", _HINT)
 
     def need(self, n: int) -> None:

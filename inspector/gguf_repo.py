@@ -197,8 +197,14 @@ def inspect_gguf(
     token: str | bool | None = None,
     endpoint: str | None = None,
     listing: Listing | None = None,
+    memory: Any = None,
+    gpus: Sequence[Any] = (),
 ) -> GGUFReport | None:
-    """The GGUF report of a Hub repo, local folder or local .gguf file; None when it holds no .gguf file."""
+    """The GGUF report of a Hub repo, local folder or local .gguf file; None when it holds no .gguf file.
+
+    With `memory` (MemorySettings: context, batch = sequences, cache type, overhead) and `gpus`, each file gets
+    llama.cpp's allocation per GPU (engines/llamacpp.py) and the summary the recommended file and its download.
+    """
     from .hub import list_hub, list_local, local_path, looks_local, read_gguf_header
 
     path = local_path(model)
@@ -237,23 +243,134 @@ def inspect_gguf(
                 GGUFFile(group.name, list(group.parts), group.kind, group.quant, group.bytes, error=str(failed[0]))
             )
             continue
-        rows.append(file_facts(group, [outcomes[p] for p in group.parts]))
+        reads = [outcomes[p] for p in group.parts]
+        row = file_facts(group, reads)
+        if memory is not None and group.kind == "model":
+            row = plan_file(row, reads, gpus, memory)
+        rows.append(row)
     if errors and len(errors) == len(groups):
         raise errors[0]  # nothing could be read: the error itself is the answer (its exit code, e.g. 6)
     hub = listing.gguf or {}
     total = hub.get("total")
-    return GGUFReport(
-        model=model,
-        revision=revision,
-        commit=listing.commit,
-        location=listing.location,
-        gguf=GGUFSummary(
-            files=rows,
-            recommended=None,
-            hub_parameters=total if isinstance(total, int) else None,
-            hub_architecture=hub.get("architecture") if isinstance(hub.get("architecture"), str) else None,
-        ),
+    summary = GGUFSummary(
+        files=rows,
+        recommended=None,
+        hub_parameters=total if isinstance(total, int) else None,
+        hub_architecture=hub.get("architecture") if isinstance(hub.get("architecture"), str) else None,
     )
+    if memory is not None:
+        summary = recommend(summary, model, gpus, memory, revision=revision, local=listing.location == "local")
+    return GGUFReport(model=model, revision=revision, commit=listing.commit, location=listing.location, gguf=summary)
+
+
+# ---------------------------------------------------------------- llama.cpp's allocation and the recommendation
+
+
+def settings_cache_type(memory: Any) -> str:
+    """The llama.cpp cache type the memory settings ask for (--cache-type, else --kv-dtype, else f16)."""
+    from .engines.llamacpp import cache_type
+
+    return cache_type(getattr(memory, "cache_type", None), getattr(memory, "kv_dtype", None))
+
+
+def plan_file(row: GGUFFile, reads: Sequence[HeaderRead], gpus: Sequence[Any], memory: Any) -> GGUFFile:
+    """`row` with llama.cpp's KV cache, -ngl, bytes, longest context and decode speed per GPU."""
+    from dataclasses import replace
+
+    from .engines.llamacpp import kv_cache, model_facts, plan_gguf, row_bytes
+
+    if row.problems or row.missing_parts:
+        return row
+    tensors = [t for r in reads for t in r.header.tensors]
+    facts = model_facts(reads[0].header, tensors)
+    if not facts.n_layer:
+        return row
+    ctk = settings_cache_type(memory)
+    kv = kv_cache(facts, memory.context, cache_type_k=ctk, n_seq=memory.batch)
+    per_token = sum(
+        row_bytes(ctk, k) + (row_bytes(ctk, v) if v else 0)
+        for k, v in zip(facts.n_embd_k_gqa, facts.n_embd_v_gqa, strict=True)
+        if k
+    )
+    fits, layers, gpu_bytes, ram, longest, speed = {}, {}, {}, {}, {}, {}
+    for gpu in gpus:
+        plan = plan_gguf(
+            facts, gpu, context=memory.context, cache_type_k=ctk, n_seq=memory.batch,
+            reserve_bytes=memory.overhead_per_gpu,
+        )  # fmt: skip
+        label = gpu.label
+        fits[label], layers[label], longest[label] = plan.verdict, plan.gpu_layers, plan.max_context
+        gpu_bytes[label] = max(plan.split.device_bytes, default=0)
+        ram[label] = plan.split.cpu_weight_bytes + plan.split.cpu_kv_bytes
+        if plan.decode is not None:
+            speed[label] = {
+                "low": round(plan.decode.expected_low, 1),
+                "high": round(plan.decode.expected_high, 1),
+                "bound": round(plan.decode.bound, 1),
+            }
+    return replace(
+        row,
+        kv_bytes_per_token=per_token,
+        kv_cache_bytes=kv.bytes,
+        fits=fits,
+        gpu_layers=layers,
+        gpu_bytes=gpu_bytes,
+        ram_bytes=ram,
+        max_context=longest,
+        decode_tokens_per_s=speed,
+    )
+
+
+RULE = (
+    "the highest bits per weight among the files that fit entirely (-ngl all) on {gpu} at {context:,} tokens; "
+    "if none does, the one with the most layers on the GPU"
+)
+
+
+def recommend(
+    summary: GGUFSummary, model: str, gpus: Sequence[Any], memory: Any, *, revision: str | None, local: bool
+) -> GGUFSummary:
+    """The summary with the recommended file for the first GPU, the rule, and its `hf download` command."""
+    from dataclasses import replace
+
+    from .engines.llamacpp import context_sizes
+
+    ctx = context_sizes(memory.context, memory.batch).n_ctx
+    base = replace(summary, context=ctx, sequences=memory.batch, cache_type=settings_cache_type(memory))
+    if not gpus:
+        return base
+    label = gpus[0].label
+    usable = [f for f in summary.files if f.kind == "model" and label in f.fits]
+    if not usable:
+        return replace(base, recommended_for=label)
+    full = [f for f in usable if f.fits[label] == "fits"]
+    if full:
+        best = max(full, key=lambda f: (f.bits_per_weight or 0, -(f.bytes or 0)))
+    else:
+        best = max(usable, key=lambda f: (f.gpu_layers[label], f.bits_per_weight or 0))
+        if best.gpu_layers[label] == 0:
+            best = min(usable, key=lambda f: f.bytes or 0)
+    return replace(
+        base,
+        recommended=best.name,
+        recommended_for=label,
+        recommended_rule=RULE.format(gpu=label, context=ctx),
+        download=None if local else download_command(model, best, revision),
+    )
+
+
+def download_command(model: str, f: GGUFFile, revision: str | None = None) -> str:
+    """`hf download REPO FILE` (a split set: --include its parts' pattern), one line."""
+    rev = f" --revision {revision}" if revision else ""
+    if len(f.parts) == 1:
+        return f"hf download {model} {f.parts[0]}{rev}"
+    return f'hf download {model} --include "{include_pattern(f)}"{rev}'
+
+
+def include_pattern(f: GGUFFile) -> str:
+    """The `--include` glob of a split set (`x-*-of-00003.gguf`), or the single file's path."""
+    m = SPLIT.match(f.parts[0])
+    return f"{m['prefix']}-*-of-{m['count']}.gguf" if m and len(f.parts) > 1 else f.parts[0]
 
 
 def _catching(read: Any) -> Any:

@@ -31,6 +31,7 @@ class MemorySettings:
     kv_dtype: str | None = None  # None: the load dtype, as transformers' DynamicCache does
     overhead_per_gpu: int = GIB  # CUDA context, cuBLAS workspace, allocator slack
     lora_rank: int = 16
+    cache_type: str | None = None  # llama.cpp's --cache-type-k/v for GGUF files (None: from kv_dtype, else f16)
 
 
 def load_dtype(config: Mapping[str, Any], repo: RepoFiles | None = None) -> str:

@@ -54,7 +54,8 @@ def report_renderable(report: Report, width: int = 120) -> Group:
 
 
 def print_report(report: Report, console: Console) -> None:
-    console.print(report_renderable(report, console.width))
+    # crop=False: a command shown for copying (GGUF's hf download) stays one line past the terminal's width
+    console.print(report_renderable(report, console.width), crop=False)
 
 
 def _title(report: Report) -> Text:
@@ -255,7 +256,8 @@ def check_renderable(result: Any) -> Group:
     else:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))
     if result.command and plan.unused:
-        parts += [Text("Fetch only what from_pretrained reads:", style="bold"), Text(f"  {result.command}")]
+        fetch = "Fetch only this file:" if plan.weights_format == "gguf" else "Fetch only what from_pretrained reads:"
+        parts += [Text(fetch, style="bold"), Text(f"  {result.command}")]
     parts.append(Text.from_markup(f"Result: {_result_word(result)}"))
     return Group(*parts)
 
@@ -295,6 +297,8 @@ def _value(value: Any) -> str:
 
 
 def comparison_renderable(c: Any) -> Group:
+    if hasattr(c, "gguf"):  # a GGUF repo against its base (issue 16)
+        return gguf_comparison_renderable(c)
     title = Text()
     title.append(c.finetune, style="bold cyan")
     title.append("  vs base  ")
@@ -419,6 +423,9 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
         if isinstance(r, Failure):
             table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
             continue
+        if not isinstance(r, Report):  # a GGUF repo (issue 16): its recommended file's figures
+            table.add_row(*_gguf_table_row(r, labels, len(_TABLE_PRECISIONS)))
+            continue
         stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
         lines = [r.memory[p] for p, _ in _TABLE_PRECISIONS]
         totals = [_table_total(line) for line in lines]
@@ -431,6 +438,17 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
     first = " Per GPU: the first that fits on one (as stored first, for pre-quantized checkpoints)."
     table.caption = caption + (first if labels else "")
     return table
+
+
+def _gguf_table_row(r: Any, labels: list[str], precisions: int) -> list[str]:
+    g = r.gguf
+    best = next((f for f in g.files if f.name == g.recommended), None)
+    best = best or next((f for f in g.files if f.kind == "model" and f.error is None), None)
+    if best is None:
+        return [r.model, "-", "-", *["-"] * precisions, *["-"] * len(labels)]
+    name = f"{r.model}\n{best.name}" + (" (recommended)" if best.name == g.recommended else "")
+    cells = [_gguf_gpu_cell(best, label).split(" / ")[0] for label in labels]
+    return [name, human_count(best.parameters), gb(best.bytes) if best.bytes else "-", *["-"] * precisions, *cells]
 
 
 def _table_total(line: Any) -> str:
@@ -452,7 +470,7 @@ def _first_fit(memory: Any, label: str) -> str:
 
 
 def _results_context(results: list[Any]) -> str:
-    memory = next((r.memory for r in results if not isinstance(r, Failure) and r.memory), None)
+    memory = next((r.memory for r in results if isinstance(r, Report) and r.memory), None)
     return f"{memory.context:,} tokens x {memory.batch}" if memory else "-"
 
 
@@ -472,6 +490,7 @@ def gguf_renderable(report: Any) -> Group:
         ("context", "right"), ("read MB", "right"),
     ):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # fold: a long name wraps, never cut
+    labels = list(dict.fromkeys(label for f in summary.files for label in f.fits))
     for f in summary.files:
         name = f.name + (f" ({len(f.parts)} parts)" if len(f.parts) > 1 else "")
         if f.kind == "mmproj":
@@ -503,12 +522,115 @@ def gguf_renderable(report: Any) -> Group:
             notes.append(f"\n! {problem}", style="yellow")
         if f.error is not None:
             notes.append(f"\n! {f.error}", style="red")
+    kv = next((f for f in models if f.kv_cache_bytes is not None), None)
+    if kv is not None and summary.context:
+        notes.append(
+            f"\nKV cache as llama.cpp allocates it: {kv.kv_cache_bytes / 2**20:,.2f} MiB at n_ctx {summary.context:,} "
+            f"(padded to 256) x {summary.sequences} sequence(s), cache type {summary.cache_type} "
+            f"({kv.kv_bytes_per_token:,} bytes per token)"
+        )
+    if labels:
+        notes.append(
+            "\nlayers: all = -ngl all on the GPU, else the -ngl that fits of block_count + 1 (the output layer "
+            "counts); in RAM: memory-mapped weights and KV left on the CPU; max ctx: the longest context with every "
+            "layer on the GPU; tok/s: expected decode range (speed.py; CPU layers at an assumed 51.2 GB/s of RAM); "
+            "--overhead is left free per GPU, as llama.cpp's --fit leaves 1 GiB; * recommended",
+            style="dim",
+        )
+    if summary.recommended:
+        notes.append(f"\nrecommended for {summary.recommended_for}: {summary.recommended}", style="bold green")
+        notes.append(f"\n  rule: {summary.recommended_rule}", style="dim")
+    elif summary.recommended_for and labels:
+        notes.append(f"\nno file can be recommended for {summary.recommended_for}", style="yellow")
     notes.append(
         "\nGB, MB = 10^9, 10^6 bytes; bits/w = tensor bytes x 8 / parameters (llama.cpp's BPW); "
         "read = header bytes read",
         style="dim",
     )
-    return Group(title, table, notes)
+    parts: list[Any] = [title, table]
+    if labels:
+        parts.append(_gguf_gpu_table(summary, labels))
+    parts.append(notes)
+    if summary.download:  # a command shown for copying is one line, however narrow the terminal
+        parts.append(Text(summary.download, style="bold", no_wrap=True, overflow="ignore"))
+    return Group(*parts)
+
+
+def _gguf_gpu_table(summary: Any, labels: list[str]) -> Table:
+    """One row per file and GPU: llama.cpp's -ngl, the bytes on the GPU and left in RAM, context, speed."""
+    table = Table(
+        box=box.SIMPLE_HEAD, title=f"llama.cpp at {summary.context:,} tokens x {summary.sequences}, "
+        f"KV {summary.cache_type}", title_justify="left", title_style="bold",
+    )  # fmt: skip
+    table.add_column("file", overflow="fold")
+    for column in ("GPU", "layers", "on GPU", "in RAM", "max ctx", "tok/s"):
+        table.add_column(column, justify="right" if column != "GPU" else "left", no_wrap=True)
+    for f in summary.files:
+        for label in labels:
+            if label not in f.fits:
+                continue
+            verdict = f.fits[label]
+            layers = "all" if verdict == "fits" else f"{f.gpu_layers[label]}/{(f.block_count or 0) + 1}"
+            layers = (
+                f"[green]{layers}[/green]"
+                if verdict == "fits"
+                else f"[red]{layers}[/red]"
+                if verdict == "no"
+                else (f"[yellow]{layers}[/yellow]")
+            )
+            speed = f.decode_tokens_per_s.get(label)
+            table.add_row(
+                f.name + (" *" if f.name == summary.recommended else ""), label, layers, gb(f.gpu_bytes[label]),
+                gb(f.ram_bytes[label]), f"{f.max_context[label]:,}" if f.max_context.get(label) else "-",
+                f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-",
+            )  # fmt: skip
+    return table
+
+
+def _gguf_gpu_cell(f: Any, label: str) -> str:
+    if label not in f.fits:
+        return "-"
+    verdict = f.fits[label]
+    head = (
+        "[green]fits[/green]"
+        if verdict == "fits"
+        else f"-ngl {f.gpu_layers[label]}"
+        if verdict == "partial"
+        else ("[red]no[/red]")
+    )
+    ctx = f"{f.max_context[label]:,}" if f.max_context.get(label) else "-"
+    speed = f.decode_tokens_per_s.get(label)
+    tps = f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-"
+    return f"{head} / {ctx} / {tps}"
+
+
+def gguf_comparison_renderable(c: Any) -> Group:
+    """`compare BASE GGUF_REPO`: same model? and each quant's bytes against the base's bf16."""
+    title = Text()
+    title.append(c.gguf, style="bold cyan")
+    title.append("  vs base  ")
+    title.append(c.base, style="bold")
+    if c.base_from != "argument":
+        title.append(f"  (declared by its {c.base_from})", style="dim")
+    same = Text()
+    arch = {True: "[green]same[/green]", False: "[red]differs[/red]", None: "[dim]unknown[/dim]"}
+    same.append_text(Text.from_markup(
+        f"architecture: GGUF {c.architecture or '?'} / base {c.base_model_type or '?'}: {arch[c.same_architecture]}\n"
+        f"parameters: GGUF {c.gguf_parameters or 0:,} / base {c.base_parameters:,}: {arch[c.same_parameters]}"
+    ))  # fmt: skip
+    table = Table(
+        box=box.SIMPLE_HEAD, title=f"Against the base in bf16 ({gb(c.base_bf16_bytes)})", title_justify="left"
+    )
+    table.add_column("file", overflow="fold")
+    for column in ("quant", "bits/w", "tensor bytes", "of bf16", "saved"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for f in c.files:
+        share = f"{f.fraction_of_bf16 * 100:.1f}%" if f.fraction_of_bf16 is not None else "-"
+        bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
+        saved = gb(f.saved_bytes) if f.saved_bytes is not None else "-"
+        table.add_row(f.name, f.quant or "-", bits, gb(f.tensor_bytes), share, saved)
+    notes = Text("\n".join(f"! {n}" for n in c.notes), style="yellow")
+    return Group(title, same, table, notes)
 
 
 # ---------------------------------------------------------------- `hfsize plan`

@@ -87,6 +87,10 @@ class ProblemCode(Vocabulary):
     CONTEXT_LENGTH = "context_length"
     CONTEXT_TOO_SHORT = "context_too_short"  # check --min-context: the plan's longest context is shorter
     TOO_SLOW = "too_slow"  # check --min-tokens-per-s: the plan's expected decode speed is lower
+    GGUF_SPLIT_INCOMPLETE = "gguf_split_incomplete"
+    GGUF_SPLIT_MISMATCH = "gguf_split_mismatch"
+    GGUF_TRUNCATED = "gguf_truncated"
+    GGUF_PARAMETERS = "gguf_parameters"
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us
@@ -703,16 +707,31 @@ class GGUFFile:
     missing_parts: list[str] = field(default_factory=list)  # split-set files the repo lacks
     problems: list[str] = field(default_factory=list)  # e.g. tensor data past the end of the file
     error: str | None = None  # this file could not be read (the other rows still are)
+    # llama.cpp's allocation (engines/llamacpp.py) at the report's context, sequences and cache type; per GPU label:
+    kv_bytes_per_token: int | None = None  # K + V of one cell over every KV layer (before SWA windows fill)
+    kv_cache_bytes: int | None = None  # the KV cache (and recurrent state) llama.cpp allocates
+    fits: dict[str, str] = field(default_factory=dict)  # "fits" | "partial" | "no"
+    gpu_layers: dict[str, int] = field(default_factory=dict)  # the -ngl that fits (of block_count + 1)
+    gpu_bytes: dict[str, int] = field(default_factory=dict)  # on the (busiest) GPU with that -ngl
+    ram_bytes: dict[str, int] = field(default_factory=dict)  # memory-mapped weights + KV left on the CPU
+    max_context: dict[str, int] = field(default_factory=dict)  # longest context with every layer on the GPU
+    decode_tokens_per_s: dict[str, dict[str, Any]] = field(default_factory=dict)  # {low, high, bound}
 
 
 @dataclass(frozen=True)
 class GGUFSummary:
-    """A GGUF repo's files. `recommended` is filled by the planning stage (not yet: always None)."""
+    """A GGUF repo's files and, for the given GPUs and context, the file to download (engines/llamacpp.py)."""
 
     files: list[GGUFFile]
     recommended: str | None = None
     hub_parameters: int | None = None  # the Hub's model-info `gguf.total`, where it is present
     hub_architecture: str | None = None
+    recommended_for: str | None = None  # the GPU label the recommendation is for (the first --gpu)
+    recommended_rule: str | None = None  # how it was chosen, in words
+    download: str | None = None  # the one-line `hf download` command for the recommended file or split set
+    context: int | None = None  # the padded n_ctx the llama.cpp figures are for
+    sequences: int = 1  # n_seq_max (--batch; llama-server --parallel)
+    cache_type: str | None = None  # --cache-type-k/v
 
 
 @dataclass(frozen=True)
@@ -724,3 +743,37 @@ class GGUFReport:
     commit: str | None
     location: str  # "hub" | "local"
     gguf: GGUFSummary
+
+
+@dataclass(frozen=True)
+class GGUFQuantCost:
+    """One quant file of a GGUF repo against its base: what the quant keeps of the base's bf16 bytes."""
+
+    name: str
+    quant: str | None
+    bytes: int | None  # the file(s)
+    tensor_bytes: int
+    bits_per_weight: float | None
+    parameters: int
+    fraction_of_bf16: float | None  # tensor_bytes / the base's parameters x 2
+    saved_bytes: int | None  # the base's bf16 bytes - tensor_bytes
+
+
+@dataclass(frozen=True)
+class GGUFComparison:
+    """`compare BASE GGUF_REPO` (either order, or the GGUF repo alone with its card's base_model)."""
+
+    gguf: str
+    base: str
+    base_from: str  # "argument" | "card base_model"
+    architecture: str | None  # the GGUF's general.architecture
+    base_model_type: str | None  # the base config's model_type
+    same_architecture: bool | None
+    gguf_parameters: int | None
+    base_parameters: int
+    same_parameters: bool | None
+    base_bf16_bytes: int  # base parameters x 2 (bf16 / fp16)
+    base_stored_bytes: int | None  # the base checkpoint's bytes as stored
+    files: list[GGUFQuantCost]
+    notes: list[str]
+    schema_version: int = SCHEMA_VERSION

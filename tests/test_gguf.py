@@ -437,7 +437,8 @@ def test_cli_table_and_json(on_replica, capsys):
     assert "GGUF files" in out and "Q4_K_M" in out and "13,015,864,320" in out
     assert "7.87 GB" in out  # 7,865,956,224 bytes, the replica's declared size of the Q4_K_M file
     data = report(capsys, "TheBloke/Llama-2-13B-chat-GGUF")
-    assert data["gguf"]["recommended"] is None
+    # default GPUs, T4 first: 15,360 MiB - 1 GiB = 15.03 GB; Q8_0's 13.83 GB + 1.68 GB of KV at 2048 do not fit
+    assert data["gguf"]["recommended"] == "llama-2-13b-chat.Q4_K_M.gguf"
     assert data["gguf"]["hub_parameters"] == 13_015_864_320  # the replica's model-info `gguf.total`
     files = data["gguf"]["files"]
     assert [f["file_type"] for f in files] == ["Q2_K", "Q4_K_M", "Q8_0"]  # smallest first

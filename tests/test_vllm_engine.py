@@ -165,14 +165,17 @@ def test_less_than_one_request_is_flagged():
 
 
 def test_engine_registry():
-    assert DEFAULT_ENGINE == "transformers" and set(ENGINES) == {"transformers", "vllm"}
+    assert DEFAULT_ENGINE == "transformers" and set(ENGINES) == {"transformers", "vllm", "llama.cpp"}
     assert engine("vLLM").module == "inspector.engines.vllm" and engine("vllm").tensor_parallel
-    with pytest.raises(KeyError, match="transformers, vllm"):
-        engine("llama.cpp")
+    assert engine("llama.cpp").module == "inspector.engines.llamacpp" and not engine("llama.cpp").tensor_parallel
+    with pytest.raises(KeyError, match="transformers, vllm, llama.cpp"):
+        engine("exllamav2")
 
 
 def test_engine_and_speed_modules_import_no_torch():
-    code = "import sys, inspector.engines.vllm, inspector.speed; print('torch' in sys.modules)"
+    code = (
+        "import sys, inspector.engines.vllm, inspector.engines.llamacpp, inspector.speed; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

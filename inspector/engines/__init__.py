@@ -2,8 +2,9 @@
 
 An engine names how it budgets GPU memory and where its rules live. `transformers` is today's default (the
 memory stage: weights + DynamicCache + a per-GPU overhead, `device_map="auto"` placement); `vllm` reserves a
-share of each GPU and fills what its profiling leaves with paged KV blocks (`inspector.engines.vllm`).
-llama.cpp joins with GGUF files. Pure data: importing this imports no engine module and no torch.
+share of each GPU and fills what its profiling leaves with paged KV blocks (`inspector.engines.vllm`);
+`llama.cpp` places GGUF files layer by layer (`inspector.engines.llamacpp`: plan_gguf).
+Pure data: importing this imports no engine module and no torch.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ ENGINES: dict[str, Engine] = {
             description="vLLM: total x gpu_memory_utilization - weights - profiled peaks, the rest as paged KV blocks",
             tensor_parallel=True,
             paged_kv=True,
+        ),
+        Engine(
+            name="llama.cpp",
+            module="inspector.engines.llamacpp",
+            description="llama.cpp on GGUF files: -ngl layers on the GPU (output first), the rest memory-mapped in "
+            "RAM, KV cache per layer's device (padded to 256, sliding windows), compute buffer",
+            tensor_parallel=False,
+            paged_kv=False,
         ),
     )
 }
