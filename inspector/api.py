@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import cache, quantization
+from . import cache, schemes
 from .check import disk_problem, find_problems
 from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
@@ -313,19 +313,19 @@ def estimate_memory(repo: RepoFiles, resolved: Resolved, gpus: Sequence[Gpu], se
 
 def _stored_bytes(repo: RepoFiles, resolved: Resolved) -> dict[str, int] | None:
     """Bytes of the stored tensors that load, for a pre-quantized checkpoint: from the headers, else from the
-    config's quantization_config alone (quantization.py; no headers read: --headers-only without them,
+    config's quantization_config alone (schemes.stored_bytes; no headers read: --headers-only without them,
     pickle-only, weights absent); None for a checkpoint that is not pre-quantized."""
     built, config = resolved.built, repo.config
     if config.get("quantization_config") and repo.headers:
         return loaded_bytes(repo, built, resolved.kinds)
-    if quantization.scheme(config.get("quantization_config")) is not None:
-        return quantization.stored_bytes(built, config, DTYPE_BYTES[load_dtype(config, repo)])
+    if schemes.prequantized(config.get("quantization_config")) is not None:
+        return schemes.stored_bytes(built, config, DTYPE_BYTES[load_dtype(config, repo)])
     return None
 
 
 def _quantization_notes(repo: RepoFiles) -> list[str]:
-    scheme = quantization.scheme(repo.config.get("quantization_config"))
-    return [] if scheme is None else [quantization.note(scheme, bool(repo.headers))]
+    quant = schemes.prequantized(repo.config.get("quantization_config"))
+    return [] if quant is None else [quant.note(bool(repo.headers))]
 
 
 def plan_model(
