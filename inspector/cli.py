@@ -55,7 +55,9 @@ def _sets(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...])
         try:
             key, value = parse_set(text)
         except ValueError as e:
-            raise click.BadParameter(f"{e}; write it as key=value, e.g. num_hidden_layers=61", param_hint="'--set'")
+            raise click.BadParameter(
+                f"{e}; write it as key=value, e.g. num_hidden_layers=61", param_hint="'--set'"
+            ) from None
         out[key] = value
     return out
 

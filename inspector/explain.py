@@ -257,7 +257,8 @@ def attention(shape: Mapping[str, Any], config: Mapping[str, Any]) -> str:
 def family(models: Sequence[Explained], configs: Sequence[Mapping[str, Any]], gpus: Sequence[Gpu]) -> Family:
     """The models side by side, and what changed from each to the next."""
     steps = []
-    for (a, ca), (b, cb) in zip(zip(models, configs), zip(models[1:], configs[1:]), strict=False):
+    pairs = list(zip(models, configs, strict=True))
+    for (a, ca), (b, cb) in zip(pairs, pairs[1:], strict=False):
         changes = [
             ShapeChange(k, a.explain.shape[k], b.explain.shape[k])
             for k in SHAPE_KEYS

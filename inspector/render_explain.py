@@ -62,7 +62,7 @@ def step_sentences(step: FamilyStep) -> list[str]:
             continue
         out.append(f"{SHAPE_LABELS[c.key]} {value(c.before)} -> {value(c.after)}")
     kv = next((c for c in step.changes if c.key == "kv_heads"), None)
-    if step.attention_before != step.attention_after or kv is not None:
+    if step.attention_before != step.attention_after or (kv is not None and step.attention_after != "multi-head"):
         words = f"{step.attention_after} attention"
         if kv is not None:
             words += f" with {value(kv.after)} KV heads (was {value(kv.before)}, {step.attention_before})"
@@ -160,11 +160,13 @@ def explained_renderable(e: Explained) -> Group:
 
 
 def family_renderable(f: Family) -> Group:
-    table = Table(header_style="bold", pad_edge=False)
-    table.add_column("", no_wrap=True)
-    for m in f.models:
-        table.add_column(m.model, justify="right")
-    for row in family_rows(f):
+    rows = family_rows(f)
+    table = Table(header_style="bold", pad_edge=False, box=None)
+    table.add_column("", overflow="fold")
+    for i, m in enumerate(f.models, 1):
+        # a number is never cut: each column is at least as wide as its widest value (the name may wrap)
+        table.add_column(m.model, justify="right", overflow="fold", min_width=max(len(r[i]) for r in rows))
+    for row in rows:
         table.add_row(*row)
     parts: list[Any] = [table]
     for step in f.steps:
@@ -188,7 +190,12 @@ def family_rows(f: Family) -> list[list[str]]:
         what = f" ({context.context:,} tokens)" if context is not None else ""
         rows.append([f"{LABELS[scheme]} total{what}", *("-" if ln is None else gib(ln.total_bytes) for ln in lines)])
         for gpu in f.gpus:
-            rows.append([f"  {gpu}", *("-" if ln is None else verdict_word(ln.fits.get(gpu)) for ln in lines)])
+            rows.append(
+                [
+                    f"  {LABELS[scheme]} on {gpu}",
+                    *("-" if ln is None else verdict_word(ln.fits.get(gpu)) for ln in lines),
+                ]
+            )
     return rows
 
 
