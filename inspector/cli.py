@@ -457,14 +457,14 @@ def explain(
     Without --gpu the verdicts are for cards people own: T4 (16 GB), RTX-4090 (24 GB), A100-80GB, 1 and 2 of each.
     """
     from .api import explain_model
-    from .gpus import OWNED_GPUS, parse_gpu
+    from .gpus import OWNED_GPUS, local_gpus, parse_gpu
 
     names = _models(models, from_file)
     if plot_file is not None and not plot_file.lower().endswith((".svg", ".png")):
         raise click.BadParameter(f"'{plot_file}' must end in .svg or .png", param_hint="'--plot'")
     if (chart or plot_file) and len(names) > 1:
         raise click.UsageError("--chart and --plot draw one model; pass one MODEL.")
-    gpus = [parse_gpu(s) for s in memory.gpu_specs or OWNED_GPUS]
+    gpus = [parse_gpu(s) for s in memory.gpu_specs or OWNED_GPUS] + local_gpus()
     _hub_client()
     result = explain_model(
         names, **model._asdict(), memory=memory.settings(), gpus=gpus, chart=chart or plot_file is not None,

@@ -55,7 +55,10 @@ def shape_of(config: Mapping[str, Any], built: BuiltArchitecture) -> dict[str, A
         "layers": view.layers,
         "heads": view.heads,
         "kv_heads": view.kv_heads,
-        "head_dim": view.head_dim,
+        # MLA (DeepSeek) has no single head_dim: hidden / heads would be a number no tensor has
+        "head_dim": None
+        if isinstance(config.get("kv_lora_rank"), int) and not view.head_dim_declared
+        else view.head_dim,
         "ffn": view.ffn,
         "experts": view.experts or None,
         "top_k": view.top_k if view.experts else None,

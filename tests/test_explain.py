@@ -263,3 +263,35 @@ def test_plot_without_matplotlib_names_the_extra(capsys, on_replica, tmp_path: P
 def test_plot_needs_an_image_suffix(capsys, on_replica):
     code, _, err = cli(capsys, "explain", LLAMA_13B, "--plot", "chart.pdf")
     assert code == 2 and "must end in .svg or .png" in err
+
+
+def test_explain_help_imports_neither_torch_nor_matplotlib():
+    import subprocess
+
+    code = (
+        "import sys; from inspector.cli import run; rc = run(['explain', '--help']); "
+        "print('HEAVY', [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]); sys.exit(rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--set KEY=VALUE" in out and "--plot" in out and "HEAVY []" in out
+
+
+def test_markdown_of_a_folder_repeated_needs_no_torch(tmp_path):
+    """`--format markdown` renders from the cached architecture like the text report: no torch on a second run."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((FIXTURES / "mistralai/Mistral-7B-v0.1/config.json").read_bytes())
+    env = dict(os.environ, HFSIZE_CACHE=str(tmp_path / "cache"))
+    code = (
+        "import sys; from inspector.cli import run; rc = run(['explain', sys.argv[1], '--format', 'markdown']); "
+        "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules], file=sys.stderr); sys.exit(rc)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, check=True)
+        for _ in range(2)
+    ]
+    assert "HEAVY []" in runs[1].stderr
+    assert "7,241,732,096" in runs[1].stdout  # Mistral-7B-v0.1 (fixtures/hub/README.md item 5)
