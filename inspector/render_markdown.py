@@ -201,6 +201,18 @@ def explained(e: Explained) -> str:
         parts.append(
             "### Against the unmodified config\n\n" + table(["", "unmodified", "with --set"], rows, right=(1, 2))
         )
+    if e.chart is not None:
+        rows = [
+            [f"{c:,}", *(gib_number(series[i]) for series in e.chart.series.values())]
+            for i, c in enumerate(e.chart.contexts)
+        ]
+        head = "### Total memory (GiB) against context length\n\n"
+        if e.chart.file:
+            head += f"![total memory against context length]({e.chart.file})\n\n"
+        capacities = ", ".join(f"{label} {gib(b)}" for label, b in e.chart.capacities.items())
+        head += f"GPU capacities: {capacities}.\n\n" if capacities else ""
+        header = ["context (tokens)", *(LABELS[n] for n in e.chart.series)]
+        parts.append(head + table(header, rows, right=tuple(range(len(header)))))
     parts.append(memory(e.memory))
     parts.append(_notes(x.notes))
     return _sections(*parts)

@@ -119,6 +119,13 @@ def test_set_changes_the_config_before_the_build(capsys, on_replica):
     assert r["parameters"]["total"] == 13_015_864_320 - 40 * 2 * 5_120 * (5_120 - 1_024) == 11_338_142_720
     # 2,048 tokens x 40 layers x 2 x 8 x 128 x 2 B
     assert r["memory"]["fp16"]["kv_cache_bytes"] == 2_048 * 40 * 2 * 8 * 128 * 2
+    code, out, err = cli(capsys, LLAMA_13B, "--set", "num_key_value_heads=8")
+    assert code == 0 and "What if (--set): num_key_value_heads = 8 (was 40)" in out
+    code, out, err = cli(capsys, "check", LLAMA_13B, "--set", "num_key_value_heads=8")
+    assert "What if (--set): num_key_value_heads = 8 (was 40)" in out
+    # --headers-only never builds, and the headers hold the unmodified model: exit 7, one line
+    code, out, err = cli(capsys, LLAMA_13B, "--headers-only", "--set", "num_hidden_layers=39")
+    assert code == 7 and out == "" and "--headers-only" in err and err.count("\n") == 1
     # the architecture cache keys on the modified config: the unmodified model is unchanged afterwards
     plain = report(capsys, LLAMA_13B)
     assert plain["parameters"]["total"] == 13_015_864_320 and plain["overrides"] == []
@@ -202,6 +209,7 @@ def _well_formed(text: str) -> list[list[list[str]]]:
         (("check", LLAMA_13B, "--gpu", "A100-80GB"), ["13,015,864,320"]),
         (("compare", "mistralai/Mistral-7B-v0.1", "mistralai/Mistral-7B-Instruct-v0.2"), ["7,241,732,096"]),
         (("explain", LLAMA_13B, "--set", "num_hidden_layers=61"), ["+6,661,294,080", "19,677,158,400"]),
+        (("explain", LLAMA_13B, "--chart", "--gpu", "T4"), ["13,015,864,320", "4,096"]),
     ],
 )
 def test_markdown_is_tables_with_the_numbers(capsys, on_replica, command, numbers):
