@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from .config import config_view
@@ -313,7 +312,3 @@ def chart(
     overhead = memory.overhead_per_gpu_bytes
     capacities = {g.label: g.count * g.usable_bytes - (g.count - 1) * overhead for g in gpus}
     return Chart(contexts=contexts, series=series, capacities=capacities)
-
-
-def with_chart(explained: Explained, chart_: Chart) -> Explained:
-    return replace(explained, chart=chart_)
