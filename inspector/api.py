@@ -31,6 +31,7 @@ from .results import (
     Failure,
     Family,
     Fit,
+    GGUFReport,
     Gpu,
     How,
     Listing,
@@ -53,6 +54,7 @@ def fetch(
     token: str | bool | None = None,
     endpoint: str | None = None,
     warm_up: bool = False,
+    listing: Listing | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> RepoFiles:
     """Metadata of a Hub repo id or a local folder; no weights are read.
@@ -64,10 +66,11 @@ def fetch(
     thread, overlapping the (slower) header reads instead of following them.
     """
     if looks_local(model):
-        return with_overrides(read_local(model), overrides)
+        return with_overrides(read_local(model, listing), overrides)
     on_config = _warm_up if warm_up and not overrides else None
     return with_overrides(
-        fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config), overrides
+        fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config, listing=listing),
+        overrides,
     )
 
 
@@ -145,14 +148,23 @@ def inspect_model(
     headers_only: bool = False,
     warm_up: bool = False,
     overrides: Mapping[str, Any] | None = None,
-) -> Report:
-    """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model.
+) -> Report | GGUFReport:
+    """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model
+    (for a GGUF repo, folder or file: a GGUFReport of its files).
 
     `headers_only`: never import torch or build the model; use the architecture cache when this config was
     seen before, else count from the safetensors headers (see `analyze`). `warm_up`: see `fetch`.
     """
-    repo = fetch(
-        model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up and not headers_only,
+    # ---- GGUF repos (issue 16): the one hook. A repo, folder or file whose weights are .gguf files and that has
+    # no config.json gets the GGUF report (gguf_repo.py); the listing is read once either way.
+    from .gguf_repo import inspect_gguf, probe_gguf
+
+    listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
+    if is_gguf:
+        return inspect_gguf(model, revision=revision, token=token, endpoint=endpoint, listing=listing)
+    # ---- end of the GGUF hook
+    warm = warm_up and not headers_only
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing,
         overrides=overrides,
     )  # fmt: skip
     return report_for(
@@ -192,7 +204,7 @@ def analyze(
     _readable(repo)
     resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token, headers_only=headers_only)
     built, kinds = resolved.built, resolved.kinds
-    counted = count(repo, built, kinds)
+    counted = count(repo, built, kinds, trust_remote_code=trust_remote_code)
     reconciliation, reconcile_notes = reconcile(repo, built, counted.architecture_total, kinds)
     report = Report(
         model=repo.model,
@@ -259,7 +271,7 @@ def resolve_architecture(
     return Resolved(built, classify(repo, built if built.built else None))
 
 
-def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
+def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds, *, trust_remote_code: bool = False) -> Counted:
     """Parameters from the architecture when it was built, else from the headers (and a note saying so)."""
     config = repo.config
     if repo.overrides and not built.built:
@@ -288,8 +300,9 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
                 "architecture."
             ],
         )
+    auto_map_hint = bool(config.get("auto_map")) and not trust_remote_code
     if repo.headers:
-        hint = " Pass --trust-remote-code to build it with the repo's code." if config.get("auto_map") else ""
+        hint = " Pass --trust-remote-code to build it with the repo's code." if auto_map_hint else ""
         return Counted(
             count_parameters(header_shapes(repo, kinds), config, source="checkpoint"),
             None,
@@ -298,11 +311,10 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds) -> Counted:
                 f"(buffers, quantization state and unused layers left out).{hint}"
             ],
         )
-    hint = (
-        "Pass --trust-remote-code if you trust the repo's code."
-        if config.get("auto_map")
-        else "Upgrade transformers, or use a repo with safetensors weights."
-    )
+    if config.get("auto_map"):
+        hint = "" if trust_remote_code else "Pass --trust-remote-code if you trust the repo's code."
+    else:
+        hint = "Upgrade transformers, or use a repo with safetensors weights."
     raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
 
 

@@ -90,6 +90,12 @@ def build(
                 return not_built(f"transformers {version} has no model class for model_type '{native}'")
             how = How.NATIVE
         elif config.get("auto_map") and trust_remote_code and code_location:
+            missing = _missing_code_files(config, code_location)
+            if missing:  # else transformers looks for them on the Hub, under the folder's path as a repo id
+                return not_built(
+                    f"the folder lacks the code files its config's auto_map names ({', '.join(missing)}); copy them "
+                    "from the model's repo into it"
+                )
             cfg, cls = _remote_config_and_class(code_location, revision, token)
             how = How.REMOTE_CODE
         elif config.get("auto_map"):
@@ -129,6 +135,21 @@ def build(
         buffer_bytes=sum(b.numel() * b.element_size() for _, b in model.named_buffers()),
         kv_layers=_kv_layers(cfg),
     )
+
+
+def _missing_code_files(config: dict[str, Any], code_location: str) -> list[str]:
+    """The auto_map modules a local folder lacks (none for a repo id; `other/repo--module.Class` lives elsewhere)."""
+    from pathlib import Path
+
+    folder = Path(code_location).expanduser()
+    if not folder.is_dir():
+        return []
+    names = set()
+    for ref in config.get("auto_map", {}).values() if isinstance(config.get("auto_map"), dict) else []:
+        for item in ref if isinstance(ref, list) else [ref]:
+            if isinstance(item, str) and "." in item and "--" not in item:
+                names.add(item.rsplit(".", 1)[0].replace(".", "/") + ".py")
+    return sorted(n for n in names if not (folder / n).is_file())
 
 
 def _bnb_quantizable(model: Any, parameters: dict[str, tuple[int, ...]]) -> dict[str, int]:

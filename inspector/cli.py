@@ -16,6 +16,7 @@ from .errors import ExitCode, HfsizeError
 from .precisions import CHECK_PRECISIONS
 
 DEBUG_ENV = "HFSIZE_DEBUG"
+INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class _DefaultToInspect(click.Group):
@@ -25,6 +26,16 @@ class _DefaultToInspect(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
             args = ["inspect", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # past click's own handler, which writes an empty line first: run() says it once
+            raise _Interrupted() from None
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C during a command (a BaseException, like KeyboardInterrupt, so that nothing on the way catches it)."""
 
 
 @click.group(cls=_DefaultToInspect, context_settings={"help_option_names": ["-h", "--help"]})
@@ -208,27 +219,49 @@ def _from_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)  # fmt: skip
 
 
+# 16 MiB: some 300,000 ids, more than any real list; /dev/zero (or a log file by mistake) is refused, not read.
+MAX_FROM_BYTES = 16 * 2**20
+
+
 def _models(models: tuple[str, ...], from_file: Any) -> list[str]:
     listed = list(models)
     if from_file is not None:
         try:
-            lines = from_file.read().splitlines()
+            text = from_file.read(MAX_FROM_BYTES + 1)  # characters: at least as many bytes
         except UnicodeDecodeError:
             raise click.BadParameter(
                 f"'{from_file.name}' is not a text file with one model per line", param_hint="'--from'"
             ) from None
+        if len(text) > MAX_FROM_BYTES:
+            raise click.BadParameter(
+                f"'{from_file.name}' holds more than {MAX_FROM_BYTES:,} characters, more than any list of models",
+                param_hint="'--from'",
+            )
+        lines = text.splitlines()
         listed += [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
     if not listed:
         raise click.UsageError("No model given: pass MODEL... or --from FILE.")
     return listed
 
 
-def _each(names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int) -> list[Any]:
-    """`one` for every model; a lone model that cannot be read exits like `hfsize MODEL`, several go on."""
+def _each(
+    names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int, as_json: bool = False
+) -> list[Any]:
+    """`one` for every model; a lone model that cannot be read exits like `hfsize MODEL`, several go on.
+
+    With --json a lone failure still prints the row a batch would (stdout), before run() writes its line (stderr).
+    """
     from .api import run_many
 
     if len(names) == 1:
-        return [one(names[0])]
+        try:
+            return [one(names[0])]
+        except HfsizeError as e:
+            if as_json:
+                from . import render
+
+                click.echo(render.to_json(failed(names[0], e)))
+            raise
     with _progress(len(names)) as advance:
         return run_many(names, one, failed, jobs=jobs, on_done=advance)
 
@@ -281,7 +314,7 @@ def inspect(
             name, **model._asdict(), memory=settings, gpus=gpus, headers_only=headers_only, warm_up=True
         )
 
-    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs)
+    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs, output.kind == "json")
     if len(results) == 1:
         _emit(results[0], output.kind)
         return
@@ -320,7 +353,8 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
 )  # fmt: skip
 @click.option(
     "--dir", "download_dir", default=None, metavar="PATH",
-    help="Where the download would go, for the disk-space check (default: the Hugging Face cache).",
+    type=click.Path(exists=True, file_okay=False),  # free space "at" a file or a missing path is another disk's
+    help="Existing folder the download would go to, for the disk-space check (default: the Hugging Face cache).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail on warnings too (duplicates, pickle-only, ...).")
 @_json_option("one object per model")
@@ -356,7 +390,7 @@ def check(
             strict=strict,
         )  # fmt: skip
 
-    results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs)
+    results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, output.kind == "json")
     from . import render
 
     _emit_many(results, output.kind, render.check_renderable, render.check_table)
@@ -510,9 +544,12 @@ def run(argv: list[str] | None = None) -> int:
         hint = f" {' '.join(e.hint.split())}" if e.hint else ""
         click.echo(f"Error: {_sentence(e.message)}{hint}", err=True)
         return int(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, _Interrupted):
         click.echo("Error: interrupted.", err=True)
-        return 130
+        return INTERRUPTED
+    except click.exceptions.NoArgsIsHelpError as e:  # bare `hfsize`: the help, on stderr, exit 2, as click does
+        e.show()
+        return int(ExitCode.USAGE)
     except click.UsageError as e:
         # One line like every other failure, not click's three-line usage block.
         command = e.ctx.command_path if e.ctx is not None else "hfsize"
@@ -525,7 +562,7 @@ def run(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("Error: interrupted.", err=True)
-        return 130
+        return INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback unless asked
         if os.environ.get(DEBUG_ENV):
             raise

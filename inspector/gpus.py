@@ -16,6 +16,7 @@ from .results import Gpu, Interconnect
 MIB = 2**20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(GiB|GB|MiB|MB|TiB|TB)$", re.IGNORECASE)
 _UNITS = {"gib": 2**30, "gb": 10**9, "mib": 2**20, "mb": 10**6, "tib": 2**40, "tb": 10**12}
+MIN_GPU_BYTES = 10**9  # 1 GB: no GPU worth sizing for has less; a smaller --gpu size is a typo (0GB, 0.0001GB)
 
 
 class GpuSpecError(HfsizeError):
@@ -83,6 +84,8 @@ def parse_gpu(spec: str) -> Gpu:
     if count < 1:
         raise GpuSpecError(f"GPU count in '{spec}' must be at least 1", "Write e.g. --gpu H100x2.")
     memory = parse_size(text)
+    if memory is not None and memory < MIN_GPU_BYTES:
+        raise GpuSpecError(f"GPU size '{spec}' is below 1 GB, smaller than any GPU", "Write e.g. --gpu 24GB.")
     if memory is not None:
         return Gpu(name=text, count=count, memory_bytes=memory, usable_bytes=memory, source="size")
     entry = catalog().get(text.lower())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import reprlib
 import struct
 from pathlib import Path
@@ -75,15 +76,16 @@ def parse_header(header: dict[str, Any], filename: str) -> dict[str, TensorEntry
         if begin != position:
             problem = "overlaps the tensor before it" if begin < position else "leaves a gap before it"
             raise BadFilesError(
-                f"tensor {_quote(name)} in {_quote(filename)} {problem} (data_offsets start at {begin})", _HINT
+                f"tensor {quote(name)} in {quote(filename)} {problem} (data_offsets start at {begin})", _HINT
             )
         position = end
     return entries
 
 
 def read_local_header(path: Path) -> dict[str, TensorEntry]:
-    """Read only the header of a local safetensors file (8-byte length, then JSON)."""
+    """Read only the header of a local safetensors file (8-byte length, then JSON); refuse a file cut short."""
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         prefix = f.read(8)
         if len(prefix) < 8:
             raise BadFilesError(f"'{path}' is too small to be a safetensors file", _HINT)
@@ -99,7 +101,16 @@ def read_local_header(path: Path) -> dict[str, TensorEntry]:
         header = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # also UnicodeDecodeError, JSONDecodeError, ints over 4300 digits
         raise BadFilesError(f"'{path}' has a safetensors header that is not valid UTF-8 JSON", _HINT) from None
-    return parse_header(header, str(path))
+    entries = parse_header(header, str(path))
+    # parse_header checked that the data is contiguous from offset 0: it ends at the sum of the tensors' bytes.
+    expected = 8 + length + sum(e.nbytes for e in entries.values())
+    if size < expected:  # safetensors refuses such a file (and from_pretrained with it)
+        raise BadFilesError(
+            f"'{path}' is truncated: {size:,} bytes, where its header describes {expected:,} "
+            f"(8 + a {length:,}-byte header + {expected - 8 - length:,} bytes of tensor data)",
+            "Download the file again.",
+        )
+    return entries
 
 
 class _Where:
@@ -111,7 +122,7 @@ class _Where:
         self.name, self.filename = name, filename
 
     def __str__(self) -> str:
-        return f"tensor {_quote(self.name)} in {_quote(self.filename)}"
+        return f"tensor {quote(self.name)} in {quote(self.filename)}"
 
 
 def _is_count(value: Any) -> bool:
@@ -130,7 +141,7 @@ def _fits_u64(shape: Any, bits: int) -> bool:
     return True
 
 
-def _quote(text: Any) -> str:
+def quote(text: Any) -> str:
     """'text' as in every message, or its escaped repr when it holds newlines or other control characters."""
     text = str(text)
     return f"'{text}'" if text.isprintable() else repr(text)

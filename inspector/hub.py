@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ from typing import Any
 
 from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
-from .headers import parse_header, read_local_header
+from .gguf import HeaderRead, grow_read
+from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
 from .transport import timeout_seconds
 
@@ -35,7 +37,20 @@ MAX_PARALLEL_HEADERS = 8
 
 def looks_local(model: str) -> bool:
     """A path that exists, or one written as a path (./x, /x, ~/x), is a local folder; else a repo id."""
-    return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        return True
+    try:
+        return bool(model.strip()) and local_path(model).exists()
+    except (OSError, ValueError):  # a name too long to be a path (ENAMETOOLONG), a NUL byte: not a folder
+        return False
+
+
+def local_path(model: str) -> Path:
+    """The folder `model` names, `~` expanded (left as written when the user is unknown)."""
+    try:
+        return Path(model).expanduser()
+    except RuntimeError:  # `~name` of a user this system does not know
+        return Path(model)
 
 
 def resolve_endpoint(endpoint: str | None) -> str:
@@ -50,7 +65,7 @@ def resolve_endpoint(endpoint: str | None) -> str:
 def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
     """config.json, the index and every safetensors header of a local folder (`listing`: its files, if known)."""
     files = (listing or list_local(model)).files
-    root = Path(model).expanduser()
+    root = local_path(model)
     config_path = root / "config.json"
     if ADAPTER_CONFIG in files and "config.json" not in files:
         return _local_adapter(model, root, files)
@@ -59,11 +74,13 @@ def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
             f"folder '{model}' has no config.json", "Point hfsize at the folder that holds the model's config.json."
         )
     config = check_config(
-        _parse_json(config_path.read_bytes(), f"config.json in '{model}'"), f"config.json in '{model}'"
+        _parse_json(read_capped(config_path, f"config.json in '{model}'"), f"config.json in '{model}'"),
+        f"config.json in '{model}'",
     )
     index = None
     if (root / INDEX_FILE).is_file():
-        index = _parse_index(_parse_json((root / INDEX_FILE).read_bytes(), f"{INDEX_FILE} in '{model}'"), model)
+        what = f"{INDEX_FILE} in '{model}'"
+        index = _parse_index(_parse_json(read_capped(root / INDEX_FILE, what), what), model)
     wanted, missing = _safetensors_to_read(files, index)
     headers = {name: read_local_header(root / name) for name in wanted}
     return RepoFiles(
@@ -80,7 +97,8 @@ def read_local(model: str, listing: Listing | None = None) -> RepoFiles:
 
 
 def _local_adapter(model: str, root: Path, files: dict[str, int | None]) -> RepoFiles:
-    adapter = _parse_json((root / ADAPTER_CONFIG).read_bytes(), f"{ADAPTER_CONFIG} in '{model}'")
+    what = f"{ADAPTER_CONFIG} in '{model}'"
+    adapter = _parse_json(read_capped(root / ADAPTER_CONFIG, what), what)
     headers = {ADAPTER_WEIGHTS: read_local_header(root / ADAPTER_WEIGHTS)} if ADAPTER_WEIGHTS in files else {}
     return RepoFiles(
         model=model, revision=None, commit=None, location="local", config={}, files=files, index=None,
@@ -90,10 +108,14 @@ def _local_adapter(model: str, root: Path, files: dict[str, int | None]) -> Repo
 
 def list_local(model: str) -> Listing:
     """Every file of a local model folder with its size."""
-    root = Path(model).expanduser()
-    if not root.is_dir():
+    root = local_path(model)
+    try:
+        is_dir = root.is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
         raise NotFoundError(
-            f"'{model}' is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
+            f"{quote(model)} is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
         )
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
     return Listing(model=model, revision=None, commit=None, location="local", files=files)
@@ -124,19 +146,37 @@ def list_hub(
             )
         return cached
     api = HfApi(endpoint=endpoint, token=token)
-    with _hub_errors(repo_id, revision, endpoint, "model info"):
+    with _hub_errors(repo_id, revision, endpoint, MODEL_INFO):
         info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
-    listing = Listing(
-        model=repo_id,
-        revision=revision,
-        commit=info.sha,
-        location="hub",
-        files={s.rfilename: s.size for s in info.siblings or []},
-        gated=info.gated or None,
-        card_data=info.card_data.to_dict() if info.card_data else {},
-    )
+        listing = Listing(
+            model=repo_id,
+            revision=revision,
+            commit=info.sha,
+            location="hub",
+            files={s.rfilename: s.size for s in info.siblings or []},
+            gated=info.gated or None,
+            card_data=info.card_data.to_dict() if info.card_data else {},
+            gguf=getattr(info, "gguf", None) or None,
+        )
+        _check_listing(listing)
     cache.store_listing(endpoint, listing)
     return listing
+
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _NotTheHubs(ValueError):
+    """A model_info reply that parsed but is not of the Hub's shape."""
+
+
+def _check_listing(listing: Listing) -> None:
+    # The commit becomes a folder name in the Hugging Face cache and file names become paths: check both.
+    if not isinstance(listing.commit, str) or not COMMIT.match(listing.commit):
+        raise _NotTheHubs(f"sha {reprlib.repr(listing.commit)} is not a commit")
+    for name, size in listing.files.items():
+        if not isinstance(name, str) or not (size is None or (isinstance(size, int) and size >= 0)):
+            raise _NotTheHubs(f"file {reprlib.repr(name)} of size {reprlib.repr(size)}")
 
 
 def fetch_hub(
@@ -183,12 +223,13 @@ def _fetch_hub(
             f"'{repo_id}' has no config.json", "hfsize needs a transformers model repo; check the repo id."
         )
     what = f"config.json of '{repo_id}'"
-    config = check_config(_parse_json(_download(api, repo_id, "config.json", commit, endpoint), what), what)
+    raw = _download(api, repo_id, "config.json", commit, endpoint, files.get("config.json"))
+    config = check_config(_parse_json(raw, what), what)
     if on_config is not None:
         on_config(config)
     index = None
     if INDEX_FILE in files:
-        raw = _download(api, repo_id, INDEX_FILE, commit, endpoint)
+        raw = _download(api, repo_id, INDEX_FILE, commit, endpoint, files.get(INDEX_FILE))
         index = _parse_index(_parse_json(raw, f"{INDEX_FILE} of '{repo_id}'"), repo_id)
     wanted, missing = _safetensors_to_read(files, index)
     headers: dict[str, dict[str, TensorEntry]] = {}
@@ -223,7 +264,7 @@ def _fetch_hub(
 def _hub_adapter(api: Any, listing: Listing, endpoint: str) -> RepoFiles:
     """A PEFT adapter repo: adapter_config.json and the adapter weights' header (no base model config)."""
     repo_id, commit = listing.model, listing.commit
-    raw = _download(api, repo_id, ADAPTER_CONFIG, commit, endpoint)
+    raw = _download(api, repo_id, ADAPTER_CONFIG, commit, endpoint, listing.files.get(ADAPTER_CONFIG))
     adapter = _parse_json(raw, f"{ADAPTER_CONFIG} of '{repo_id}'")
     headers = {}
     if ADAPTER_WEIGHTS in listing.files:
@@ -252,6 +293,8 @@ def _sharded_headers(api: Any, repo_id: str, endpoint: str) -> dict[str, dict[st
         raise
     except HfHubHTTPError:
         return {}
+    except (ValueError, KeyError, TypeError, AttributeError):  # a body that is not the route's: not JSON, no headers
+        return {}
     return {name: _entries_from_hub(file_meta, name) for name, file_meta in meta.files_metadata.items()}
 
 
@@ -264,10 +307,41 @@ def _entries_from_hub(meta: Any, filename: str) -> dict[str, TensorEntry]:
     return parse_header(header, filename)
 
 
-def _download(api: Any, repo_id: str, filename: str, commit: str | None, endpoint: str) -> bytes:
+def _download(
+    api: Any, repo_id: str, filename: str, commit: str | None, endpoint: str, size: int | None = None
+) -> bytes:
+    what = f"{filename} of '{repo_id}'"
+    if size is not None and size > MAX_JSON_BYTES[filename]:  # the listing says so: not even downloaded
+        raise _too_large(what, size, MAX_JSON_BYTES[filename])
     with _hub_errors(repo_id, commit, endpoint, filename):
         path = api.hf_hub_download(repo_id, filename, revision=commit, etag_timeout=timeout_seconds())
-    return Path(path).read_bytes()
+    return read_capped(Path(path), what)
+
+
+# Larger than any real one: the biggest configs (21k-class id2label maps) are about 1 MB, the biggest index
+# (DeepSeek-V3, 91,991 tensors) about 9 MB. A larger file is refused before it is read (a 300 MB config took
+# 19 s to parse, and was accepted).
+MAX_JSON_BYTES = {"config.json": 16 * 2**20, ADAPTER_CONFIG: 16 * 2**20, INDEX_FILE: 64 * 2**20}
+
+
+def read_capped(path: Path, what: str) -> bytes:
+    """The bytes of a local JSON file, refused (BadFilesError) past its cap without reading past it."""
+    limit = MAX_JSON_BYTES[path.name]
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise BadFilesError(f"{what} cannot be read ({e.strerror})", "Check the file and its permissions.") from None
+    if len(raw) > limit:
+        raise _too_large(what, path.stat().st_size, limit)
+    return raw
+
+
+def _too_large(what: str, size: int, limit: int) -> BadFilesError:
+    return BadFilesError(
+        f"{what} is {size:,} bytes, larger than any real one (hfsize reads at most {limit:,} bytes)",
+        "Fix or re-upload the file.",
+    )
 
 
 @contextmanager
@@ -300,10 +374,7 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             "Check the branch, tag or commit; the repo's 'Files and versions' tab lists them.",
         ) from None
     except RepositoryNotFoundError:
-        raise NotFoundError(
-            f"model '{repo_id}' was not found on {endpoint}",
-            f"Check the repo id; if the repo is private, {login}.",
-        ) from None
+        raise _model_not_found(repo_id, endpoint, login) from None
     except LocalEntryNotFoundError:
         # raised by hf_hub_download when the Hub cannot be reached and the cache lacks the file
         raise NetworkError(
@@ -311,12 +382,14 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             "Check your connection or HF_ENDPOINT, then retry.",
         ) from None
     except EntryNotFoundError:
+        if what == MODEL_INFO:  # the repo itself, not a file of it
+            raise _model_not_found(repo_id, endpoint, login) from None
         raise NotFoundError(
             f"'{what}' is missing from '{repo_id}'", "The repo looks incomplete; check it on the Hub."
         ) from None
     except HFValidationError:
         raise NotFoundError(
-            f"'{repo_id}' is neither a local folder nor a valid Hub repo id",
+            f"{_shown(repo_id)} is neither a local folder nor a valid Hub repo id",
             "Pass a repo id like meta-llama/Llama-2-7b-hf or the path of a model folder.",
         ) from None
     except SafetensorsParsingError:
@@ -326,12 +399,14 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
         ) from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
+        if status == 404 and what == MODEL_INFO:  # a bare 404 (no X-Error-Code), as some mirrors answer
+            raise _model_not_found(repo_id, endpoint, login) from None
         if status in (401, 403):
             raise AccessError(
                 f"the Hub refused access to {what} of '{repo_id}' (HTTP {status})", f"Check the token: {login}."
             ) from None
         raise NetworkError(
-            f"the Hub answered HTTP {status} for {what} of '{repo_id}'", "The Hub may be busy; retry in a minute."
+            f"the Hub answered HTTP {status} for {what} of '{repo_id}'", _retry_hint(e.response)
         ) from None
     except (httpx2.TimeoutException, TimeoutError):
         raise NetworkError(
@@ -347,6 +422,68 @@ def _hub_errors(repo_id: str, revision: str | None, endpoint: str, what: str) ->
             f"could not reach {endpoint} to read {what} of '{repo_id}'",
             "Check your connection or HF_ENDPOINT, then retry.",
         ) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # after HFValidationError, a ValueError
+        # huggingface_hub parsed a 200 that is not the Hub's reply: a captive portal's page, broken bytes, JSON
+        # of another shape. Not transient: say what came back instead of a traceback.
+        raise NetworkError(
+            f"the reply of {endpoint} to {what} of '{repo_id}' is {_what_came_back(e)}, not what the Hub sends",
+            "A proxy or captive portal may be answering for the Hub: check your connection and HF_ENDPOINT.",
+        ) from None
+
+
+MODEL_INFO = "model info"
+
+
+def _model_not_found(repo_id: str, endpoint: str, login: str) -> NotFoundError:
+    if "/" not in repo_id:  # `hfsize gpt2`: neither a folder here nor a repo there
+        return NotFoundError(
+            f"{_shown(repo_id)} is neither a local folder nor a model on {endpoint}",
+            "Hub ids look like org/name (e.g. openai-community/gpt2); a folder must exist and hold config.json.",
+        )
+    return NotFoundError(
+        f"model {_shown(repo_id)} was not found on {endpoint}", f"Check the repo id; if the repo is private, {login}."
+    )
+
+
+def _shown(model: str) -> str:
+    """The id as the message quotes it: whole up to the Hub's 96 characters, else its start and its length."""
+    return quote(model) if len(model) <= 96 else f"{quote(model[:40])}... ({len(model):,} characters)"
+
+
+def _retry_hint(response: Any) -> str:
+    """When to retry: the wait the server asked for (Retry-After, seconds or a date), else a minute."""
+    from .transport import retry_after
+
+    asked = response.headers.get("retry-after") if response is not None else None
+    if not asked:
+        return "The Hub may be busy; retry in a minute."
+    seconds = retry_after(response.headers)
+    if seconds is None:  # the HTTP-date form
+        return f"The Hub asked to wait until {asked} before retrying (Retry-After: {asked})."
+    return f"The Hub asked to wait {_duration(seconds)} before retrying (Retry-After: {asked})."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} minutes"
+    hours = round(seconds / 3600, 1)
+    return f"{hours:g} hour" + ("" if hours == 1 else "s")
+
+
+def _what_came_back(error: Exception) -> str:
+    from .transport import last_reply
+
+    reply = last_reply()
+    served = f"HTTP {reply.status}, {reply.content_type.split(';')[0].strip() or 'no Content-Type'}" if reply else ""
+    if isinstance(error, UnicodeDecodeError):
+        what = "bytes that are not UTF-8"
+    elif isinstance(error, json.JSONDecodeError):
+        what = "a body that is not JSON"
+    else:
+        what = f"JSON of an unexpected shape ({error if isinstance(error, _NotTheHubs) else type(error).__name__})"
+    return f"{what} ({served})" if served else what
 
 
 # ---------------------------------------------------------------- shared by both sources
@@ -438,3 +575,45 @@ def _parse_index(index: dict[str, Any], model: str) -> dict[str, Any]:
     if not isinstance(index.get("metadata", {}), dict):  # mergekit and others write odd metadata; it is optional
         index = {**index, "metadata": {}}
     return index
+
+
+# ---------------------------------------------------------------- GGUF headers (issue 16)
+
+
+def read_gguf_header(
+    repo_id: str,
+    filename: str,
+    *,
+    commit: str | None,
+    size: int | None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+) -> HeaderRead:
+    """The header of one GGUF file on the Hub, with HTTP Range reads through huggingface_hub's client.
+
+    The same client, endpoint, token and revision as every other read; the read grows as gguf.grow_read
+    asks (1 MiB first, then the estimated rest): a Llama-3 header (~7.9 MB) takes at most 3 requests.
+    A server that ignores Range is read only as far as asked, never to the end of a multi-GB file.
+    """
+    from huggingface_hub import get_session, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+
+    endpoint = resolve_endpoint(endpoint)
+    url = hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint)
+    headers = build_hf_headers(token=token)
+
+    def read(start: int, stop: int) -> bytes:
+        with _hub_errors(repo_id, commit, endpoint, filename):
+            with get_session().stream(
+                "GET", url, headers={**headers, "range": f"bytes={start}-{stop - 1}"}, timeout=timeout_seconds()
+            ) as response:
+                hf_raise_for_status(response)
+                skip = start if response.status_code == 200 else 0  # Range ignored: the body starts at byte 0
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) >= skip + stop - start:
+                        break
+        return bytes(body[skip : skip + stop - start])
+
+    return grow_read(read, size, filename)

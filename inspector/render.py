@@ -34,6 +34,8 @@ def to_json(report: Any, indent: int | None = 2) -> str:
 
 
 def report_renderable(report: Report, width: int = 120) -> Group:
+    if not isinstance(report, Report):  # the GGUF report (issue 16): rendered by gguf_renderable below
+        return gguf_renderable(report)
     parts: list[Any] = [_title(report), *_overrides(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
         parts.append(_memory(report.memory, width))
@@ -457,3 +459,58 @@ def _first_fit(memory: Any, label: str) -> str:
 def _results_context(results: list[Any]) -> str:
     memory = next((r.memory for r in results if not isinstance(r, Failure) and r.memory), None)
     return f"{memory.context:,} tokens x {memory.batch}" if memory else "-"
+
+
+# ---------------------------------------------------------------- GGUF repos (issue 16)
+
+
+def gguf_renderable(report: Any) -> Group:
+    """A GGUF repo, folder or file: one row per file or split set (models, then mmproj projectors)."""
+    title = Text()
+    title.append(report.model, style="bold cyan")
+    if report.location == "hub" and report.commit:
+        title.append(f"  @ {report.commit[:7]}", style="dim")
+    summary = report.gguf
+    table = Table(box=box.SIMPLE_HEAD, title="GGUF files", title_justify="left", title_style="bold")
+    for column, justify in (
+        ("file", "left"), ("size", "right"), ("params", "right"), ("bits/w", "right"), ("type", "left"),
+        ("context", "right"), ("read MB", "right"),
+    ):  # fmt: skip
+        table.add_column(column, justify=justify, overflow="fold")  # fold: a long name wraps, never cut
+    for f in summary.files:
+        name = f.name + (f" ({len(f.parts)} parts)" if len(f.parts) > 1 else "")
+        if f.kind == "mmproj":
+            name += " [projector]"
+        size = gb(f.bytes) if f.bytes is not None else "?"
+        if f.error is not None:
+            table.add_row(name, size, "", "", "[red]unreadable[/red]", "", "")
+            continue
+        bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
+        context = f"{f.context_length:,}" if f.context_length is not None else "-"
+        read = f"{f.bytes_read / 10**6:,.2f}" if f.requests else "-"  # header bytes read (--verbose: requests)
+        table.add_row(name, size, human_count(f.parameters), bits, f.file_type or "-", context, read)
+    notes = Text()
+    models = [f for f in summary.files if f.error is None]
+    counts = sorted({f.parameters for f in models if f.kind == "model"})
+    if counts:
+        first = next(f for f in models if f.kind == "model")
+        which = "every file" if len(counts) == 1 else "the files (they differ)"
+        notes.append(f"parameters (exact): {', '.join(f'{c:,}' for c in counts)} in {which}")
+        notes.append(f"\narchitecture {first.architecture or '?'}")
+        if first.block_count is not None:
+            notes.append(f", {first.block_count} blocks")
+        if first.tied_embeddings is not None:
+            notes.append(", output tied to the embeddings" if first.tied_embeddings else ", output stored")
+    if summary.hub_parameters is not None:
+        notes.append(f"\nthe Hub counts {summary.hub_parameters:,} parameters")
+    for f in summary.files:
+        for problem in [*f.problems, *(f"'{f.name}' lacks part {p}" for p in f.missing_parts)]:
+            notes.append(f"\n! {problem}", style="yellow")
+        if f.error is not None:
+            notes.append(f"\n! {f.error}", style="red")
+    notes.append(
+        "\nGB, MB = 10^9, 10^6 bytes; bits/w = tensor bytes x 8 / parameters (llama.cpp's BPW); "
+        "read = header bytes read",
+        style="dim",
+    )
+    return Group(title, table, notes)

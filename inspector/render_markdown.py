@@ -8,7 +8,7 @@ from typing import Any
 
 from .precisions import LABELS
 from .render_explain import SHAPE_LABELS, family_rows, overrides_line, step_sentences, value, verdict_word
-from .results import CheckResult, Comparison, Explained, Failure, Family, Report
+from .results import CheckResult, Comparison, Explained, Failure, Family, GGUFReport, Report
 from .units import gib, gib_number, human_count, kib, signed_gib
 
 COMPONENTS = {"mlp": "MLP", "experts": "experts (routed)", "shared_experts": "experts (shared)"}
@@ -39,6 +39,8 @@ def markdown(result: Any) -> str:
         return check(result)
     if isinstance(result, Comparison):
         return comparison(result)
+    if isinstance(result, GGUFReport):
+        return gguf(result)
     if isinstance(result, Failure):
         return f"## {cell(result.model)}\n\nError (exit {result.exit_code}): {cell(result.error)}\n"
     raise TypeError(f"no Markdown for {type(result).__name__}")
@@ -223,3 +225,18 @@ def family(f: Family) -> str:
     body = table(header, family_rows(f), right=tuple(range(1, len(header))))
     changes = "".join(f"- **{s.before} -> {s.after}**: {cell('; '.join(step_sentences(s)))}.\n" for s in f.steps)
     return _sections("## Side by side\n", body, "### What changed\n\n" + changes if changes else None)
+
+
+# ---------------------------------------------------------------- GGUF repos (inspect)
+
+
+def gguf(r: GGUFReport) -> str:
+    rows = []
+    for f in r.gguf.files:
+        bpw = "-" if f.bits_per_weight is None else f"{f.bits_per_weight:.2f}"
+        size = "-" if f.bytes is None else f"{f.bytes:,}"
+        rows.append(
+            [f.name, f.kind, f.quant or "-", f"{f.parameters:,}", f"{f.tensor_bytes:,}", size, bpw, f.error or ""]
+        )
+    header = ["file", "kind", "quant", "parameters", "tensor bytes", "file bytes", "bits/weight", "error"]
+    return f"## {r.model}\n\nGGUF files.\n\n" + table(header, rows, right=(3, 4, 5, 6))

@@ -113,6 +113,7 @@ class Listing:
     files: dict[str, int | None]  # every file -> size in bytes, when known
     gated: str | None = None
     card_data: dict[str, Any] = field(default_factory=dict)
+    gguf: dict[str, Any] | None = None  # model_info's `gguf` block (total parameters, architecture, ...)
 
 
 @dataclass(frozen=True)
@@ -694,3 +695,74 @@ class Family:
     gpus: list[str]  # GPU labels the verdicts are for
     steps: list[FamilyStep]
     schema_version: int = SCHEMA_VERSION
+
+
+# ---------------------------------------------------------------- GGUF repos (issue 16; built by gguf_repo.py)
+
+
+@dataclass(frozen=True)
+class GGUFFile:
+    """Facts of one GGUF file or split set, from its header(s) and the repo's file sizes.
+
+    `name`: the file, or a split set's common name (`x-00001-of-00003.gguf` -> `x.gguf`); `parts`: its files.
+    `bytes`: the files' sizes (Hub metadata or disk; None when unknown). `header_bytes`: where tensor data
+    starts, summed over parts; `bytes_read` / `requests`: what reading the headers cost.
+    `parameters`: elements of every tensor (a tied output is stored once, so it is counted once);
+    `tensor_bytes`: their bytes by ggml's type table; `bits_per_weight`: tensor_bytes x 8 / parameters (what
+    llama.cpp's loader prints as BPW). `file_type`: general.file_type by llama.cpp's llama_ftype names.
+    Per-layer values (`head_count_kv` in Gemma 3n/4, LFM2) are lists, one entry per block.
+    """
+
+    name: str
+    parts: list[str]
+    kind: str  # "model" | "mmproj" (a vision projector: a separate file llama.cpp loads with --mmproj)
+    quant: str | None  # the quant label in the file name (Q4_K_M, IQ2_XS, ...), as people pick files
+    bytes: int | None
+    header_bytes: int = 0
+    bytes_read: int = 0
+    requests: int = 0
+    parameters: int = 0
+    tensor_bytes: int = 0
+    bits_per_weight: float | None = None
+    file_type: str | None = None
+    file_type_id: int | None = None
+    elements_by_type: dict[str, int] = field(default_factory=dict)
+    bytes_by_type: dict[str, int] = field(default_factory=dict)
+    architecture: str | None = None
+    model_name: str | None = None  # general.name
+    context_length: int | None = None
+    block_count: int | None = None
+    embedding_length: int | None = None
+    head_count: int | list[int] | None = None
+    head_count_kv: int | list[int] | None = None
+    key_length: int | None = None
+    value_length: int | None = None
+    sliding_window: int | None = None
+    tied_embeddings: bool | None = None  # no output.weight: llama.cpp reuses token_embd.weight
+    version: int | None = None
+    byte_order: str | None = None
+    tensor_count: int = 0
+    missing_parts: list[str] = field(default_factory=list)  # split-set files the repo lacks
+    problems: list[str] = field(default_factory=list)  # e.g. tensor data past the end of the file
+    error: str | None = None  # this file could not be read (the other rows still are)
+
+
+@dataclass(frozen=True)
+class GGUFSummary:
+    """A GGUF repo's files. `recommended` is filled by the planning stage (not yet: always None)."""
+
+    files: list[GGUFFile]
+    recommended: str | None = None
+    hub_parameters: int | None = None  # the Hub's model-info `gguf.total`, where it is present
+    hub_architecture: str | None = None
+
+
+@dataclass(frozen=True)
+class GGUFReport:
+    """`hfsize REPO` for a repo (or folder, or file) whose weights are GGUF files."""
+
+    model: str
+    revision: str | None
+    commit: str | None
+    location: str  # "hub" | "local"
+    gguf: GGUFSummary

@@ -1,7 +1,8 @@
 """The HTTP client huggingface_hub uses inside hfsize: retries, timeouts, and a count of what went over the wire.
 
 - Retries: GET and HEAD requests for what hfsize reads (model info, files, headers) that fail with 429, 500,
-  502, 503 or 504, or whose connection breaks, are retried up to HFSIZE_RETRIES times (default 3) with
+  502, 503 or 504, or whose connection breaks (before the reply, or in its body: bodies up to EAGER_BODY_LIMIT
+  are read here, inside the retry loop), are retried up to HFSIZE_RETRIES times (default 3) with
   exponential backoff (0.5 s, 1 s, 2 s, ...), honouring the server's `Retry-After` (seconds) when it asks for
   no more than MAX_RETRY_AFTER; a longer wait is not worth blocking on, and the error is reported instead.
 - Timeouts: every request gets HFSIZE_TIMEOUT seconds (default 10) unless the caller sets its own.
@@ -26,6 +27,9 @@ RETRY_METHODS = frozenset({"GET", "HEAD"})
 RETRY_ROUTES = ("/api/models/", "/resolve/")
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer gets its error reported instead
 FIRST_BACKOFF = 0.5
+# hfsize's replies are JSON, configs, indexes and header ranges (at most 25 MB): read them whole in the retry
+# loop, so that a connection that breaks mid-body is retried like one that breaks before the reply.
+EAGER_BODY_LIMIT = 64 * 2**20
 
 
 def timeout_seconds() -> float:
@@ -92,6 +96,22 @@ class Traffic:
 
 TRAFFIC = Traffic()
 
+_last = threading.local()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the last reply on this thread was, to describe one that is not what the Hub sends."""
+
+    path: str
+    status: int
+    content_type: str
+
+
+def last_reply() -> Reply | None:
+    """The last reply this thread received through hfsize's client (None before any)."""
+    return getattr(_last, "reply", None)
+
 
 def retry_after(headers: Any) -> float | None:
     """The `Retry-After` header in seconds (the delay-seconds form; an HTTP date is treated as absent)."""
@@ -130,6 +150,23 @@ def _transport_class() -> type:
                 self.inner.close()
                 self.done(self.received)
 
+    def _read_whole(response: Any, request: Any) -> Any:
+        """The reply with its body read (as sent: still compressed), unless it announces more than the limit."""
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > EAGER_BODY_LIMIT:
+            return response
+        try:
+            raw = b"".join(response.stream)
+        finally:
+            response.close()
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx2.ByteStream(raw),
+            request=request,
+            extensions=response.extensions,
+        )
+
     class RetryingTransport(httpx2.HTTPTransport):
         def handle_request(self, request: Any) -> Any:
             path = request.url.path
@@ -140,6 +177,8 @@ def _transport_class() -> type:
                 start = time.monotonic()
                 try:
                     response = super().handle_request(request)
+                    if retryable and request.method == "GET":
+                        response = _read_whole(response, request)
                 except retryable_errors:
                     if attempt >= retries:
                         TRAFFIC.add(Exchange(request.method, path, None, 0, time.monotonic() - start))
@@ -151,6 +190,7 @@ def _transport_class() -> type:
                 except Exception:  # timeouts and the like: not retried (each already waited), still counted
                     TRAFFIC.add(Exchange(request.method, path, None, 0, time.monotonic() - start))
                     raise
+                _last.reply = Reply(path, response.status_code, response.headers.get("content-type", ""))
                 if response.status_code in RETRY_STATUSES and attempt < retries:
                     asked = retry_after(response.headers)
                     if asked is None or asked <= MAX_RETRY_AFTER:

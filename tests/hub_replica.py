@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import mimetypes
@@ -63,6 +64,14 @@ class HubError(Exception):
 
 class _Unsatisfiable(Exception):
     pass
+
+
+class InjectedReply(Exception):
+    """A reply that is not what the Hub sends (fail rule with a "body"): that body, cut after `cut` bytes if set."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, cut: int | None) -> None:
+        super().__init__(f"injected reply ({status}, {len(body)} bytes)")
+        self.status, self.headers, self.body, self.cut = status, headers, body, cut
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -237,6 +246,8 @@ class Repo:
             if headers_dir.is_dir():
                 for p in sorted(headers_dir.rglob("*.json")):
                     found[p.relative_to(headers_dir).as_posix()[: -len(".json")]] = ("header", p)
+                for p in sorted(headers_dir.rglob("*.gz")):  # a file's first bytes (a GGUF head), gzipped
+                    found[p.relative_to(headers_dir).as_posix()[: -len(".gz")]] = ("head", p)
             for p in sorted(self.directory.rglob("*")):
                 rel = p.relative_to(self.directory).as_posix()
                 if p.is_file() and rel not in NOT_SERVED and not rel.startswith(HEADERS_DIR + "/"):
@@ -273,7 +284,9 @@ class Repo:
             )
 
     def check_fail(self, key: str, commit: str | None = None) -> None:
-        """fail {key: status} fails every request; {key: {"status", "times", "retry_after"}} the first `times`."""
+        """fail {key: status} fails every request; {key: {"status", "times", "retry_after"}} the first `times`;
+        {key: {"body", "content_type", "status", "cut", "times"}} answers that body instead (status 200 unless
+        given; `cut`: close the connection after that many bytes of it, its full Content-Length announced)."""
         if key not in self.fail:
             return
         rule = self.fail[key]
@@ -283,6 +296,11 @@ class Repo:
                 return
             if "retry_after" in rule:
                 headers["Retry-After"] = str(rule["retry_after"])
+            if "body" in rule:
+                body = rule["body"]
+                body = body.encode("latin-1") if isinstance(body, str) else bytes(body)
+                headers["Content-Type"] = rule.get("content_type", "application/json")
+                raise InjectedReply(int(rule.get("status", 200)), headers, body, rule.get("cut"))
             rule = rule["status"]
         raise HubError(int(rule), None, f"Injected failure for {key}", headers)
 
@@ -381,7 +399,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return auth[len("bearer ") :].strip() or None
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes | Iterator[bytes], length: int) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes | Iterator[bytes], length: int, cut: int | None = None
+    ) -> None:
         """Send a response; the log entry is appended before headers are flushed so tests never race it."""
         replica = self.server.replica
         send_body = self.command != "HEAD"
@@ -399,8 +419,12 @@ class _Handler(BaseHTTPRequestHandler):
         written = 0
         try:
             for chunk in [body] if isinstance(body, bytes) else body:
+                if cut is not None:
+                    chunk = chunk[: max(0, cut - written)]
                 self.wfile.write(chunk)
                 written += len(chunk)
+            if cut is not None and cut < length:
+                self.close_connection = True  # the rest of the announced body never comes
         except OSError:  # client hung up (or a fixture read failed): the response is cut short
             self.close_connection = True
         finally:
@@ -439,12 +463,17 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._tree(repo, unquote(rest[1]), unquote("/".join(rest[2:])), params)
                 if rest[0] == "safetensors-metadata" and len(rest) >= 2:
                     return self._safetensors_metadata(repo, unquote("/".join(rest[1:])))
+            elif len(parts) == 3 and parts[:2] == ["api", "models"] and parts[2]:
+                # A one-word id (`gpt2`): the Hub redirects its few legacy ids to their org; the replica has none.
+                raise _repo_not_found()
             elif len(parts) >= 5 and parts[2] == "resolve":
                 repo = self._repo(parts[0], parts[1])
                 return self._resolve(repo, unquote(parts[3]), unquote("/".join(parts[4:])))
             raise HubError(404, None, f"Route not replicated: {self.command} {split.path}")
         except HubError as err:
             self._send_error(err)
+        except InjectedReply as reply:
+            self._send(reply.status, reply.headers, reply.body, len(reply.body), reply.cut)
         except Exception as exc:  # a broken fixture: say so loudly instead of hanging the client
             sys.stderr.write(f"[hub-replica] error on {self.command} {self.path}: {exc!r}\n")
             self._send_error(HubError(500, None, f"hub replica error: {exc!r}"))
@@ -519,6 +548,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if card_data is not None:
             info["cardData"] = card_data
+        if repo.settings.get("gguf") is not None:  # the Hub's summary of a GGUF repo (total parameters, ...)
+            info["gguf"] = repo.settings["gguf"]
         if repo.settings.get("safetensors_info", True):
             safetensors = repo.safetensors_info()
             if safetensors is not None:
@@ -644,13 +675,16 @@ class HubReplica:
     root/<org>/<name>/ is a model repo (so is root/_derived/<org>/<name>/, served as <org>/<name>, and a stand-in
     declared in root/_stand_ins.json, served under the id it stands in for). Real files
     are served as-is (README.md, SOURCE.md and _replica.json are notes, never served); headers/<file>.json serves
-    a virtual safetensors <file> (that header, then zero data); a real file wins over a virtual one of the same
-    name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,
-    virtual_files {path: size}, revisions {name: sha}, card_data, tags, safetensors_info (false drops
+    a virtual safetensors <file> (that header, then zero data); headers/<file>.gz serves <file> as those bytes
+    gunzipped (a GGUF head), then zeros up to its size in _replica.json `sizes`; a real file wins over a virtual
+    one of the same name. Optional _replica.json settings: sha, gated ("auto"/"manual"), private, authorized_tokens,
+    virtual_files {path: size}, sizes {path: size} (of headers/*.gz files), gguf (model_info's `gguf` block),
+    revisions {name: sha}, card_data, tags, safetensors_info (false drops
     model_info's computed `safetensors` block), and fail {key: status} where key is a file path or one of
     "@model_info", "@tree", "@safetensors-metadata" (a status fails every request; {"status": 503, "times": 2,
-    "retry_after": 1} fails the first two, with that Retry-After header). Other keys (lfs_sizes, header_dtypes)
-    are notes for scripts/make_fixture_headers.py.
+    "retry_after": 1} fails the first two, with that Retry-After header; {"body": "<html>", "content_type":
+    "text/html", "cut": 10} answers a reply the Hub never sends, see Repo.check_fail). Other keys (lfs_sizes,
+    header_dtypes) are notes for scripts/make_fixture_headers.py.
 
     Every answered request is appended to `requests` (see RequestLog) before its response is flushed.
     Routes: /api/models/{id}[/revision/{rev}], /api/models/{id}/tree/{rev}[/{path}],
@@ -741,6 +775,11 @@ class HubReplica:
             return cached
         if kind == "zeros":
             entry = _virtual_entry(repo_id, path, source)
+        elif kind == "head":
+            # The file's real size comes from _replica.json `sizes` (default: the head's own length).
+            prefix = gzip.decompress(source.read_bytes())
+            sizes = self._repo_sizes(source)
+            entry = _virtual_entry(repo_id, path, max(len(prefix), int(sizes.get(path, 0))), prefix)
         elif kind == "header":
             header = json.loads(source.read_text())
             if not isinstance(header, dict):
@@ -752,6 +791,15 @@ class HubReplica:
         with self._lock:
             self._cache[key] = entry
         return entry
+
+    @staticmethod
+    def _repo_sizes(head: Path) -> dict[str, int]:
+        """`sizes` {path: bytes} of the _replica.json of the repo whose headers/ folder holds `head`."""
+        for folder in head.parents:
+            if folder.name == HEADERS_DIR:
+                settings = folder.parent / SETTINGS_FILE
+                return json.loads(settings.read_text()).get("sizes", {}) if settings.is_file() else {}
+        return {}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -250,6 +250,7 @@ def test_not_enough_disk(capsys, monkeypatch, hf_home, make_repo, saved):
     hub = make_repo("org/disk", files=saved)
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 1000, 1000))
+    (hf_home / "elsewhere").mkdir()  # --dir must be an existing folder (a missing one is a usage error)
     code, result = check_json(capsys, "org/disk", "--dir", str(hf_home / "elsewhere"))
     assert code == 11 and codes(result)["disk_space"] == "error"
     assert result["disk"]["free_bytes"] == 1000

@@ -210,6 +210,7 @@ def _well_formed(text: str) -> list[list[list[str]]]:
         (("compare", "mistralai/Mistral-7B-v0.1", "mistralai/Mistral-7B-Instruct-v0.2"), ["7,241,732,096"]),
         (("explain", LLAMA_13B, "--set", "num_hidden_layers=61"), ["+6,661,294,080", "19,677,158,400"]),
         (("explain", LLAMA_13B, "--chart", "--gpu", "T4"), ["13,015,864,320", "4,096"]),
+        (("TheBloke/Llama-2-7B-Chat-GGUF",), ["6,738,415,616"]),  # a GGUF repo's files (Llama-2-7B, published)
     ],
 )
 def test_markdown_is_tables_with_the_numbers(capsys, on_replica, command, numbers):

@@ -1,9 +1,9 @@
 """Fuzzing the parsers of untrusted input: safetensors headers, config.json and the safetensors index.
 
 Property everywhere: hostile input is either accepted or rejected with an HfsizeError; through the CLI,
-a documented exit code (0, 3, 6, 7; never 1, the internal-error code) and exactly one `Error: ` line on
-stderr; never a traceback. Known bugs in other modules are pinned as strict xfails at the end of the file
-(see KNOWN_BUGS), and the random tests skip exactly those input classes (`_known_bug`) until they are fixed.
+a documented exit code (0, 3, 6, 7; never 1, the internal-error code), exactly one `Error: ` line on stderr
+and, with --json, the failure's row on stdout; never a traceback. The bugs this file found are fixed and pinned
+as regression cases at the end of the file.
 """
 
 from __future__ import annotations
@@ -40,18 +40,6 @@ DTYPES = sorted(DTYPE_BITS)
 SCALE = max(1, int(os.environ.get("HFSIZE_FUZZ_SCALE", "1")))
 FAST = settings(max_examples=300 * SCALE, deadline=None)
 CLI = settings(max_examples=50 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-# Bugs found by this file in other modules: pinned as strict xfails at the end, skipped by the random tests.
-KNOWN_BUGS = {
-    "architectures": "FIXED: architecture.build iterates a non-list `architectures` (TypeError, exit 1)",
-    "model_type": "FIXED: architecture.native_model_type hashes a list/dict `model_type` (TypeError, exit 1)",
-    "int_digits": "FIXED: hub._parse_json lets json's int-digits ValueError escape (exit 1)",
-    "memory": "FIXED: memory.kv_* read raw config values: missing sizes, a non-int head_dim or a list sliding_window",
-    "deep": "FIXED: api.analyze deep-copies/serializes a deeply nested config: RecursionError (exit 1)",
-    "multiline": "FIXED: build-failure reasons and model_type/architecture names are echoed with their newlines",
-    "index_metadata": "FIXED: checkpoint.summarize calls .get on a non-dict index `metadata` (AttributeError, exit 1)",
-    "layers": "FIXED: a config asking for 100k layers hangs the build (each layer is a Python module)",
-}
 
 TINY_GPT2: dict[str, Any] = {
     "architectures": ["GPT2LMHeadModel"],
@@ -90,10 +78,8 @@ def _cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _assert_clean_exit(
-    code: int, out: str, err: str, *, command: str = "inspect", multiline_build_error_ok: bool = False
-) -> None:
-    """A documented exit code; on failure exactly one `Error: ` line on stderr and nothing on stdout."""
+def _assert_clean_exit(code: int, out: str, err: str, *, command: str = "inspect") -> None:
+    """A documented exit code; on failure exactly one `Error: ` line on stderr and the failure's row on stdout."""
     assert "Traceback" not in err, err
     answered = {0, 10, 11} if command == "check" else {0}  # check: 10 does not fit, 11 problems found
     assert code in DOCUMENTED_EXIT_CODES | answered, (code, err)
@@ -101,12 +87,27 @@ def _assert_clean_exit(
         assert err == "", err
         json.loads(out)  # --json output is one JSON document
         return
-    assert out == "", out
-    lines = err.splitlines()
-    assert lines and lines[0].startswith("Error: "), err
-    if multiline_build_error_ok and code == 7 and "failed: " in lines[0]:
-        return  # KNOWN_BUGS["multiline"]: transformers' multi-line exception text is echoed verbatim
-    assert len(lines) == 1, err
+    assert out.strip(), "--json printed no failure row"
+    row = json.loads(out)  # --json: the failure row, as a batch prints it
+    said = " ".join(row["error"].split())[:60]  # stderr's line is the same text on one line (cut at 400 characters)
+    assert row["exit_code"] == code and err.startswith(f"Error: {said}"), (row, err)
+    assert err.startswith("Error: ") and err.count("\n") == 1 and err.endswith("\n"), err
+
+
+@pytest.mark.parametrize(
+    "code, out, err",
+    [
+        (7, '{"exit_code": 7, "error": "Building X failed: a"}', "Error: Building X failed: a\nb\n"),  # two lines
+        (1, '{"exit_code": 1, "error": "Internal error"}', "Error: Internal error.\n"),  # the bug code
+        (5, '{"exit_code": 5, "error": "Could not reach"}', "Error: Could not reach.\n"),  # offline: never
+        (6, "", "Error: Config.json is not valid JSON.\n"),  # --json without its row
+        (6, '{"exit_code": 6, "error": "Config.json"}', "Traceback (most recent call last):\nError: Config.json\n"),
+    ],
+    ids=["two-lines", "internal", "network-offline", "no-row", "traceback"],
+)
+def test_the_clean_exit_check_can_fail(code: int, out: str, err: str) -> None:
+    with pytest.raises(AssertionError):
+        _assert_clean_exit(code, out, err)
 
 
 def _folder(scratch: Path, files: dict[str, bytes]) -> Path:
@@ -483,11 +484,6 @@ KNOWN_KEYS = [
 _COUNT_KEYS = {"num_hidden_layers", "n_layer", "num_layers", "num_experts", "num_local_experts"}
 
 
-def _known_bug(config: Any) -> str | None:
-    """The KNOWN_BUGS entry a config hits (the random tests skip those inputs; the xfails below pin them)."""
-    return None  # none open: every bug this file found is fixed and pinned as a regression test below
-
-
 CONFIG_BYTES = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=100).map(lambda s: s.encode("utf-8", "surrogatepass")),
@@ -515,10 +511,8 @@ CONFIG_VALUES = st.one_of(
 @example(config={"model_type": "no-such-type", "architectures": "LlamaForCausalLM"})
 @example(config={"model_type": "x", "auto_map": {"AutoModel": "evil.Model"}})  # remote code: never run untrusted
 def test_config_random_json(scratch: Path, config: Any) -> None:
-    if _known_bug(config):
-        return
     folder = _folder(scratch, {"config.json": json.dumps(config).encode()})
-    _assert_clean_exit(*_cli(str(folder), "--json"), multiline_build_error_ok=True)
+    _assert_clean_exit(*_cli(str(folder), "--json"))
 
 
 @st.composite
@@ -551,10 +545,8 @@ def mutated_configs(draw: st.DrawFn) -> dict[str, Any]:
 @example(config={**TINY_GPT2, "head_dim": -1})
 @example(config={**TINY_GPT2, "head_dim": 1e308})
 def test_config_mutations(scratch: Path, config: dict[str, Any]) -> None:
-    if _known_bug(config):
-        return
     folder = _folder(scratch, {"config.json": json.dumps(config).encode()})
-    _assert_clean_exit(*_cli(str(folder), "--json"), multiline_build_error_ok=True)
+    _assert_clean_exit(*_cli(str(folder), "--json"))
 
 
 COMMANDS = st.sampled_from(["inspect", "check"])
@@ -646,13 +638,7 @@ def test_index_random_bytes(scratch: Path, raw: bytes, with_shard: bool, command
     _assert_clean_exit(*_run_index_case(scratch, raw, with_shard, command), command=command)
 
 
-# ---------------------------------------------------------------- known bugs in other modules (strict xfails)
-
-
-def _bug(raw: bytes, bug: str, id: str) -> Any:
-    if bug.startswith("FIXED:"):  # found by this file and fixed since: now a regression test
-        return pytest.param(raw, id=id)
-    return pytest.param(raw, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[bug]), id=id)
+# ---------------------------------------------------------------- bugs this file found, fixed: regression cases
 
 
 def _nested(n: int) -> bytes:
@@ -662,29 +648,27 @@ def _nested(n: int) -> bytes:
 @pytest.mark.parametrize(
     "raw",
     [
-        _bug(json.dumps({**TINY_LLAMA, "architectures": 5}).encode(), "FIXED:architectures", "architectures-int"),
-        _bug(json.dumps({**TINY_LLAMA, "model_type": ["llama"]}).encode(), "FIXED:model_type", "model_type-list"),
-        _bug(json.dumps({**TINY_LLAMA, "model_type": {"a": 1}}).encode(), "FIXED:model_type", "model_type-dict"),
-        _bug(b"1" * 5000, "FIXED:int_digits", "int-5000-digits"),
-        _bug(b'{"vocab_size": ' + b"1" * 5000 + b"}", "FIXED:int_digits", "int-5000-digits-in-object"),
-        _bug(b'{"model_type": "llama"}', "FIXED:memory", "llama-without-sizes"),
-        _bug(json.dumps({**TINY_GPT2, "head_dim": "x"}).encode(), "FIXED:memory", "gpt2-head_dim-str"),
-        _bug(json.dumps({**TINY_GPT2, "head_dim": [1]}).encode(), "FIXED:memory", "gpt2-head_dim-list"),
-        _bug(json.dumps({**TINY_LLAMA, "sliding_window": [4]}).encode(), "FIXED:memory", "llama-sliding_window-list"),
-        _bug(_nested(900), "FIXED:deep", "nested-900"),
-        _bug(json.dumps({**TINY_LLAMA, "num_hidden_layers": 100_000}).encode(), "FIXED:layers", "layers-100k"),
-        _bug(json.dumps({**TINY_GPT2, "n_layer": 10**9}).encode(), "FIXED:layers", "gpt2-layers-1e9"),
-        _bug(
-            json.dumps({**TINY_LLAMA, "text_config": {"num_local_experts": 10**6}}).encode(),
-            "FIXED:layers",
-            "nested-experts-1e6",
+        pytest.param(json.dumps({**TINY_LLAMA, "architectures": 5}).encode(), id="architectures-int"),
+        pytest.param(json.dumps({**TINY_LLAMA, "model_type": ["llama"]}).encode(), id="model_type-list"),
+        pytest.param(json.dumps({**TINY_LLAMA, "model_type": {"a": 1}}).encode(), id="model_type-dict"),
+        pytest.param(b"1" * 5000, id="int-5000-digits"),
+        pytest.param(b'{"vocab_size": ' + b"1" * 5000 + b"}", id="int-5000-digits-in-object"),
+        pytest.param(b'{"model_type": "llama"}', id="llama-without-sizes"),
+        pytest.param(json.dumps({**TINY_GPT2, "head_dim": "x"}).encode(), id="gpt2-head_dim-str"),
+        pytest.param(json.dumps({**TINY_GPT2, "head_dim": [1]}).encode(), id="gpt2-head_dim-list"),
+        pytest.param(json.dumps({**TINY_LLAMA, "sliding_window": [4]}).encode(), id="llama-sliding_window-list"),
+        pytest.param(_nested(900), id="nested-900"),
+        pytest.param(json.dumps({**TINY_LLAMA, "num_hidden_layers": 100_000}).encode(), id="layers-100k"),
+        pytest.param(json.dumps({**TINY_GPT2, "n_layer": 10**9}).encode(), id="gpt2-layers-1e9"),
+        pytest.param(
+            json.dumps({**TINY_LLAMA, "text_config": {"num_local_experts": 10**6}}).encode(), id="nested-experts-1e6"
         ),
-        _bug(json.dumps({**TINY_LLAMA, "hidden_size": "big"}).encode(), "FIXED:multiline", "strict-field-error"),
-        _bug(json.dumps({**TINY_LLAMA, "vocab_size": 2**63}).encode(), "FIXED:multiline", "torch-overflow"),
-        _bug(json.dumps({**TINY_LLAMA, "model_type": "a\nb"}).encode(), "FIXED:multiline", "model_type-newline"),
+        pytest.param(json.dumps({**TINY_LLAMA, "hidden_size": "big"}).encode(), id="strict-field-error"),
+        pytest.param(json.dumps({**TINY_LLAMA, "vocab_size": 2**63}).encode(), id="torch-overflow"),
+        pytest.param(json.dumps({**TINY_LLAMA, "model_type": "a\nb"}).encode(), id="model_type-newline"),
     ],
 )
-def test_known_config_bugs(scratch: Path, raw: bytes) -> None:
+def test_fixed_config_bugs(scratch: Path, raw: bytes) -> None:
     folder = _folder(scratch, {"config.json": raw})
     _assert_clean_exit(*_cli(str(folder), "--json"))
 
@@ -699,5 +683,5 @@ def test_absurd_layer_counts_are_refused_before_the_build(scratch: Path) -> None
     # Llama-3.1-405B, the deepest real model, has 126 layers; hfsize builds at most 1,024
     folder = _folder(scratch, {"config.json": json.dumps({**TINY_LLAMA, "num_hidden_layers": 1025}).encode()})
     code, out, err = _cli(str(folder), "--json")
-    assert code == 6 and out == ""  # bad model files
+    assert code == 6 and json.loads(out)["exit_code"] == 6  # bad model files
     assert err.count("\n") == 1 and "num_hidden_layers = 1,025" in err

@@ -44,6 +44,20 @@ def test_a_retry_after_too_long_is_reported_not_waited_for(capsys, endpoint, mak
     assert code == ExitCode.NETWORK
     assert err.startswith("Error: ") and "HTTP 429" in err and err.count("\n") == 1
     assert len(hub.requests_matching("/api/models/org/tiny")) == 1 and waits == []
+    # the wait the server asked for, not a made-up one: 3600 s is an hour
+    assert "Retry-After: 3600" in err and "1 hour" in err and "minute" not in err
+
+
+def test_a_wait_asked_with_an_http_date_is_reported_too(capsys, endpoint, make_repo, waits):
+    hub = endpoint(
+        tiny_repo(
+            make_repo, {"@model_info": {"status": 503, "times": 9, "retry_after": "Wed, 21 Oct 2099 07:28:00 GMT"}}
+        )
+    )
+    code, out, err = cli(capsys, "org/tiny")
+    assert code == ExitCode.NETWORK and "HTTP 503" in err and err.count("\n") == 1
+    assert "Wed, 21 Oct 2099 07:28:00 GMT" in err and "minute" not in err
+    assert len(hub.requests_matching("/api/models/org/tiny")) == 4  # a date is not seconds: the usual backoff
 
 
 def test_gives_up_after_the_retries(capsys, endpoint, make_repo, monkeypatch, waits):

@@ -1,0 +1,266 @@
+"""GGUF repos: which .gguf files a repo (or folder) holds, grouped by quant and split set, and the facts of each.
+
+Stage API (issue 16; the report table, llama.cpp memory, check and plan build on it):
+  - `group_files(files)`            file list -> GGUFGroup per file / split set (mmproj projectors apart)
+  - `file_facts(group, reads)`      the parsed header(s) of one group -> GGUFFile (results.py)
+  - `inspect_gguf(model, ...)`      a Hub repo id, a local folder or a local .gguf file -> GGUFReport,
+                                    or None when it holds no .gguf file
+Headers are read by hub.read_gguf_header (Range reads) or gguf.read_local_gguf; parsing is gguf.parse_gguf.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import HfsizeError
+from .gguf import LLAMA_FILE_TYPES, GGUFHeader, HeaderRead, read_local_gguf
+from .results import GGUFFile, GGUFReport, GGUFSummary, Listing
+
+# llama.cpp's split naming (gguf-split and gguf-py): <prefix>-00001-of-00003.gguf
+SPLIT = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
+# Quant labels as people name files (TheBloke `x.Q4_K_M.gguf`, bartowski/unsloth `x-Q4_K_M.gguf`, `x-UD-IQ2_XXS`).
+QUANT = re.compile(
+    r"(?<![A-Za-z0-9])(I?Q\d_[A-Z0-9_]+?|I?Q\d_\d|Q\d_K|TQ\d_\d|MXFP4(?:_MOE)?|BF16|F16|F32|FP16|FP32)"
+    r"(?=[-.]|$)",
+    re.IGNORECASE,
+)
+MAX_PARALLEL = 8
+
+
+@dataclass(frozen=True)
+class GGUFGroup:
+    """One downloadable unit: a single .gguf file, or every part of a split set (`missing`: parts not present)."""
+
+    name: str
+    parts: tuple[str, ...]
+    kind: str  # "model" | "mmproj"
+    quant: str | None
+    bytes: int | None
+    missing: tuple[str, ...] = ()
+    part_bytes: tuple[int | None, ...] = ()  # each part's size, in `parts` order
+
+
+def is_gguf(path: str) -> bool:
+    return path.lower().endswith(".gguf")
+
+
+def is_projector(path: str) -> bool:
+    """A multimodal projector (llava's `mmproj-model-f16.gguf`, `mmproj-*.gguf`): not the language model."""
+    return "mmproj" in path.rsplit("/", 1)[-1].lower()
+
+
+def quant_label(path: str) -> str | None:
+    """The quant label in a file name (the last one: `Codestral-F32-Q2_K.gguf` is Q2_K), upper-cased."""
+    stem = path.rsplit("/", 1)[-1]
+    split = SPLIT.match(stem)
+    stem = (split["prefix"] if split else stem.removesuffix(".gguf")) + ".gguf"
+    found = QUANT.findall(stem)
+    return found[-1].upper() if found else None
+
+
+def group_files(files: Mapping[str, int | None]) -> list[GGUFGroup]:
+    """The repo's .gguf files as downloadable units: models first (by size), then projectors."""
+    singles: list[GGUFGroup] = []
+    sets: dict[tuple[str, int], dict[int, str]] = {}
+    for path in sorted(files):
+        if not is_gguf(path):
+            continue
+        m = SPLIT.match(path)
+        if m and int(m["count"]) >= 1 and 1 <= int(m["no"]) <= int(m["count"]):
+            sets.setdefault((m["prefix"], int(m["count"])), {})[int(m["no"])] = path
+            continue
+        kind = "mmproj" if is_projector(path) else "model"
+        singles.append(GGUFGroup(path, (path,), kind, quant_label(path), files[path], part_bytes=(files[path],)))
+    for (prefix, count), parts in sets.items():
+        names = tuple(parts[i] for i in sorted(parts))
+        missing = tuple(f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1) if i not in parts)
+        sizes = [files[p] for p in names]
+        total = None if missing or any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+        kind = "mmproj" if is_projector(prefix) else "model"
+        singles.append(GGUFGroup(prefix + ".gguf", names, kind, quant_label(names[0]), total, missing, tuple(sizes)))
+    return sorted(singles, key=lambda g: (g.kind != "model", g.bytes is None, g.bytes or 0, g.name))
+
+
+# ---------------------------------------------------------------- facts
+
+
+def file_facts(group: GGUFGroup, reads: Sequence[HeaderRead]) -> GGUFFile:
+    """Facts of a file or split set from its headers (in part order; the first holds the metadata)."""
+    headers = [r.header for r in reads]
+    meta = headers[0].metadata
+    arch = meta.get("general.architecture") if isinstance(meta.get("general.architecture"), str) else None
+
+    def arch_key(name: str) -> Any:
+        value = meta.get(f"{arch}.{name}") if arch else None
+        if isinstance(value, tuple):
+            return list(value) if all(isinstance(v, int) for v in value) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    elements: dict[str, int] = {}
+    nbytes: dict[str, int] = {}
+    names: set[str] = set()
+    problems: list[str] = []
+    for header in headers:
+        for t in header.tensors:
+            elements[t.ggml_type.name] = elements.get(t.ggml_type.name, 0) + t.elements
+            nbytes[t.ggml_type.name] = nbytes.get(t.ggml_type.name, 0) + t.nbytes
+            names.add(t.name)
+    problems += _split_problems(group, headers)
+    for header, part, size in zip(headers, group.parts, group.part_bytes or [None] * len(headers), strict=False):
+        if size is not None and header.file_bytes > size:
+            problems.append(f"'{part}' is {size:,} bytes but its tensors end at byte {header.file_bytes:,}")
+    parameters = sum(elements.values())
+    tensor_bytes = sum(nbytes.values())
+    file_type_id = meta.get("general.file_type")
+    file_type_id = file_type_id if isinstance(file_type_id, int) and not isinstance(file_type_id, bool) else None
+    return GGUFFile(
+        name=group.name,
+        parts=list(group.parts),
+        kind=group.kind,
+        quant=group.quant,
+        bytes=group.bytes,
+        header_bytes=sum(h.data_offset for h in headers),
+        bytes_read=sum(r.bytes_read for r in reads),
+        requests=sum(r.requests for r in reads),
+        parameters=parameters,
+        tensor_bytes=tensor_bytes,
+        bits_per_weight=tensor_bytes * 8 / parameters if parameters else None,
+        file_type=LLAMA_FILE_TYPES.get(file_type_id) if file_type_id is not None else None,
+        file_type_id=file_type_id,
+        elements_by_type=dict(sorted(elements.items())),
+        bytes_by_type=dict(sorted(nbytes.items())),
+        architecture=arch,
+        model_name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
+        context_length=arch_key("context_length"),
+        block_count=arch_key("block_count"),
+        embedding_length=arch_key("embedding_length"),
+        head_count=arch_key("attention.head_count"),
+        head_count_kv=arch_key("attention.head_count_kv"),
+        key_length=arch_key("attention.key_length"),
+        value_length=arch_key("attention.value_length"),
+        sliding_window=arch_key("attention.sliding_window"),
+        tied_embeddings=("token_embd.weight" in names and "output.weight" not in names) if names else None,
+        version=headers[0].version,
+        byte_order=headers[0].byte_order,
+        tensor_count=sum(len(h.tensors) for h in headers),
+        missing_parts=list(group.missing),
+        problems=problems,
+    )
+
+
+def _split_problems(group: GGUFGroup, headers: Sequence[GGUFHeader]) -> list[str]:
+    """A split set's parts agree with their split.* keys (as llama.cpp's loader checks them)."""
+    if len(group.parts) == 1 and not group.missing:
+        return []
+    problems = []
+    count = headers[0].metadata.get("split.count")
+    expected = len(group.parts) + len(group.missing)
+    if count != expected:
+        problems.append(f"'{group.parts[0]}' says split.count = {count}, the file names say {expected}")
+    total = headers[0].metadata.get("split.tensors.count")
+    if not group.missing and total is not None and total != sum(len(h.tensors) for h in headers):
+        problems.append(f"'{group.name}' should hold {total} tensors (split.tensors.count)")
+    return problems
+
+
+# ---------------------------------------------------------------- reading a repo, a folder or a file
+
+
+def probe_gguf(
+    model: str, *, revision: str | None = None, token: str | bool | None = None, endpoint: str | None = None
+) -> tuple[Listing | None, bool]:
+    """The listing of a repo or folder (None for a file) and whether it is GGUF: .gguf weights, no config.json.
+
+    Listing errors are the ones fetching the repo would raise; the listing is passed on so it is read once.
+    """
+    from .hub import list_hub, list_local, local_path, looks_local
+
+    if looks_local(model):
+        path = local_path(model)
+        if not path.is_dir():
+            return None, path.is_file() and is_gguf(model)
+        listing = list_local(model)
+    else:
+        listing = list_hub(model, revision=revision, token=token, endpoint=endpoint)
+    files = listing.files
+    return listing, "config.json" not in files and "adapter_config.json" not in files and any(map(is_gguf, files))
+
+
+def inspect_gguf(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    listing: Listing | None = None,
+) -> GGUFReport | None:
+    """The GGUF report of a Hub repo, local folder or local .gguf file; None when it holds no .gguf file."""
+    from .hub import list_hub, list_local, local_path, looks_local, read_gguf_header
+
+    path = local_path(model)
+    if looks_local(model) and path.is_file():
+        if not is_gguf(model):
+            return None
+        listing = Listing(model, None, None, "local", {path.name: path.stat().st_size})
+        root = path.parent
+    elif looks_local(model):
+        listing = listing or list_local(model)
+        root = path
+    else:
+        listing = listing or list_hub(model, revision=revision, token=token, endpoint=endpoint)
+        root = None
+    groups = group_files(listing.files)
+    if not groups:
+        return None
+
+    def read(part: str) -> HeaderRead:
+        if root is not None:
+            return read_local_gguf(str(root / part), part)
+        return read_gguf_header(
+            model, part, commit=listing.commit, size=listing.files.get(part), token=token, endpoint=endpoint
+        )
+
+    parts = [p for g in groups for p in g.parts]
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        outcomes = dict(zip(parts, pool.map(_catching(read), parts), strict=True))
+    rows: list[GGUFFile] = []
+    errors: list[HfsizeError] = []
+    for group in groups:
+        failed = [outcomes[p] for p in group.parts if isinstance(outcomes[p], HfsizeError)]
+        if failed:
+            errors.append(failed[0])
+            rows.append(
+                GGUFFile(group.name, list(group.parts), group.kind, group.quant, group.bytes, error=str(failed[0]))
+            )
+            continue
+        rows.append(file_facts(group, [outcomes[p] for p in group.parts]))
+    if errors and len(errors) == len(groups):
+        raise errors[0]  # nothing could be read: the error itself is the answer (its exit code, e.g. 6)
+    hub = listing.gguf or {}
+    total = hub.get("total")
+    return GGUFReport(
+        model=model,
+        revision=revision,
+        commit=listing.commit,
+        location=listing.location,
+        gguf=GGUFSummary(
+            files=rows,
+            recommended=None,
+            hub_parameters=total if isinstance(total, int) else None,
+            hub_architecture=hub.get("architecture") if isinstance(hub.get("architecture"), str) else None,
+        ),
+    )
+
+
+def _catching(read: Any) -> Any:
+    def run(part: str) -> Any:
+        try:
+            return read(part)
+        except HfsizeError as e:
+            return e
+
+    return run

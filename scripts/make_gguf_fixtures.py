@@ -1,0 +1,190 @@
+"""Build the GGUF fixture heads (header only, gzipped) from the real vocab-only GGUF files of llama-cpp-python.
+
+Usage: pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz
+       python scripts/make_gguf_fixtures.py llama_cpp_python-0.3.36/vendor/llama.cpp/models
+
+Written with ggml-org's own gguf package (gguf 0.19.0: GGUFReader reads the real vocab, GGUFWriter writes the
+header, GGML_QUANT_SIZES sizes the tensors, and its shard logic writes the split set), never with hfsize's parser:
+  - metadata: the real tokenizer (tokens, scores, token types) of `ggml-vocab-llama-spm.gguf` (Llama-2's
+    SentencePiece vocab) and the Llama-2 hyperparameters, under the 19 keys the huggingface.js test lists for
+    TheBloke/Llama-2-7B-Chat-GGUF (version 2, kv_count 19, general.name "LLaMA v2");
+  - tensors: llama.cpp's names (token_embd, blk.N.attn_q/k/v/output, ffn_gate/up/down, attn_norm, ffn_norm,
+    output_norm, output) with Llama-2-7B/13B shapes, and the types llama.cpp's quantizer assigns per file type
+    (src/llama-quant.cpp, llama_tensor_get_type_impl, as vendored in llama-cpp-python 0.3.36; 1-D norms stay F32);
+  - the file's size is the header plus every tensor's bytes, each padded to the 32-byte alignment as gguf-py and
+    ggml's gguf writer pad them. TheBloke's 2023 files used an older quantizer, so these sizes are not the Hub's.
+Each head goes to fixtures/hub/<repo>/headers/<file>.gz with its size in the repo's _replica.json `sizes`.
+
+It also copies four real vocab files verbatim (gzipped) to fixtures/gguf/vocab/ for the parser tests, and writes
+fixtures/gguf/gemma4-metadata.gguf: every key of the real `ggml-vocab-gemma-4.gguf` (per-layer
+`gemma4.attention.head_count_kv`, sliding-window pattern, ...) except the tokenizer arrays, rewritten by GGUFWriter.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+
+T = GGMLQuantizationType
+ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
+ALIGN = 32
+
+SHAPES = {  # Llama-2 (Meta's params.json / HF config.json): hidden, layers, MLP, heads
+    "7B": (4096, 32, 11008, 32),
+    "13B": (5120, 40, 13824, 40),
+}
+FILE_TYPES = {"Q2_K": (10, T.Q2_K), "Q4_K_M": (15, T.Q4_K), "Q8_0": (7, T.Q8_0)}
+
+
+def use_more_bits(i_layer: int, n_layers: int) -> bool:  # llama-quant.cpp
+    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
+
+
+def quant_type(name: str, layer: int | None, n_layers: int, ftype: str) -> GGMLQuantizationType:
+    """llama_tensor_get_type_impl for a dense Llama-2 (n_gqa = 1, no experts, not 70B, untied output)."""
+    default = FILE_TYPES[ftype][1]
+    if name == "output.weight":
+        return default if default == T.Q8_0 else T.Q6_K
+    if name.endswith("attn_v.weight"):
+        if ftype == "Q2_K":
+            return T.Q3_K  # n_gqa < 4
+        if ftype == "Q4_K_M" and use_more_bits(layer, n_layers):  # i_attention_wv counts layers here
+            return T.Q6_K
+    if name.endswith("ffn_down.weight"):
+        if ftype == "Q2_K":
+            return T.Q3_K
+        if ftype == "Q4_K_M" and use_more_bits(layer, n_layers):
+            return T.Q6_K
+    if name.endswith("attn_output.weight") and ftype == "Q2_K":
+        return T.Q3_K
+    return default
+
+
+def tensors(size: str, ftype: str) -> list[tuple[str, tuple[int, ...], GGMLQuantizationType]]:
+    """(name, numpy shape [rows, cols], type) in the order llama.cpp's convert wrote Llama-2 files."""
+    hidden, layers, mlp, _ = SHAPES[size]
+    vocab = 32000
+    out = [("token_embd.weight", (vocab, hidden), quant_type("token_embd.weight", None, layers, ftype))]
+    for i in range(layers):
+        for part, shape in (
+            ("attn_q", (hidden, hidden)), ("attn_k", (hidden, hidden)), ("attn_v", (hidden, hidden)),
+            ("attn_output", (hidden, hidden)), ("ffn_gate", (mlp, hidden)), ("ffn_up", (mlp, hidden)),
+            ("ffn_down", (hidden, mlp)),
+        ):  # fmt: skip
+            name = f"blk.{i}.{part}.weight"
+            out.append((name, shape, quant_type(name, i, layers, ftype)))
+        out += [(f"blk.{i}.attn_norm.weight", (hidden,), T.F32), (f"blk.{i}.ffn_norm.weight", (hidden,), T.F32)]
+    out.append(("output.weight", (vocab, hidden), quant_type("output.weight", None, layers, ftype)))
+    out.append(("output_norm.weight", (hidden,), T.F32))
+    return out
+
+
+def nbytes(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> int:
+    block, type_size = GGML_QUANT_SIZES[qtype]
+    return int(np.prod(shape)) // block * type_size
+
+
+def field(reader: GGUFReader, key: str):
+    f = reader.fields[key]
+    return [f.contents(i) for i in range(len(f.data))] if f.types[0] == GGUFValueType.ARRAY else f.contents()
+
+
+def build(
+    vocab: GGUFReader, out: Path, size: str, ftype: str, split_max_tensors: int = 0
+) -> list[tuple[Path, bytes, int]]:
+    hidden, layers, mlp, heads = SHAPES[size]
+    w = GGUFWriter(out, "llama", split_max_tensors=split_max_tensors)
+    w.add_name("LLaMA v2")
+    w.add_context_length(4096)
+    w.add_embedding_length(hidden)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(mlp)
+    w.add_rope_dimension_count(hidden // heads)
+    w.add_head_count(heads)
+    w.add_head_count_kv(heads)
+    w.add_layer_norm_rms_eps(1e-6)  # Llama-2-chat's rms_norm_eps (huggingface.js: 9.999999974752427e-7)
+    w.add_file_type(FILE_TYPES[ftype][0])
+    w.add_tokenizer_model("llama")
+    w.add_token_list(field(vocab, "tokenizer.ggml.tokens"))
+    w.add_token_scores(field(vocab, "tokenizer.ggml.scores"))
+    w.add_token_types(field(vocab, "tokenizer.ggml.token_type"))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_quantization_version(2)
+    for name, shape, qtype in tensors(size, ftype):
+        w.add_tensor_info(name, shape, np.dtype(np.float32), nbytes(shape, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    written = []
+    for path, part in zip(w.format_shard_names(out), w.tensors, strict=True):
+        head = path.read_bytes()
+        head += bytes(-len(head) % ALIGN)
+        data = sum(-(-ti.nbytes // ALIGN) * ALIGN for ti in part.values())
+        written.append((path, head, len(head) + data))
+    return written
+
+
+def store(repo: Path, files: list[tuple[Path, bytes, int]], version: int = 3) -> None:
+    (repo / "headers").mkdir(parents=True, exist_ok=True)
+    settings_path = repo / "_replica.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    for path, head, size in files:
+        if version != 3:  # v2 and v3 share one layout; GGUFWriter writes 3
+            head = head[:4] + version.to_bytes(4, "little") + head[8:]
+        # mtime=0: the same bytes give the same .gz
+        (repo / "headers" / (path.name + ".gz")).write_bytes(gzip.compress(head, 9, mtime=0))
+        settings.setdefault("sizes", {})[path.name] = size
+        path.unlink()
+        print(f"{repo.relative_to(ROOT)}/{path.name}: header {len(head):,} B, file {size:,} B")
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+VOCABS = ("llama-spm", "bert-bge", "phi-3", "deepseek-coder")
+
+
+def copy_vocabs(models: Path) -> None:
+    out = ROOT.parent / "gguf" / "vocab"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in VOCABS:
+        raw = (models / f"ggml-vocab-{name}.gguf").read_bytes()
+        (out / f"ggml-vocab-{name}.gguf.gz").write_bytes(gzip.compress(raw, 9, mtime=0))
+    reader = GGUFReader(models / "ggml-vocab-gemma-4.gguf")
+    w = GGUFWriter(ROOT.parent / "gguf" / "gemma4-metadata.gguf", reader.fields["general.architecture"].contents())
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = f.types[0]
+        if vtype == GGUFValueType.ARRAY and len(f.data) > 1024:
+            continue  # the tokenizer's tokens, scores, token types and merges
+        sub = f.types[-1] if vtype == GGUFValueType.ARRAY else None
+        w.add_key_value(key, f.contents(), vtype, sub_type=sub)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+
+
+def main(models: Path) -> None:
+    copy_vocabs(models)
+    vocab = GGUFReader(models / "ggml-vocab-llama-spm.gguf")
+    tmp = Path("/tmp/hfsize-gguf-fixtures")
+    tmp.mkdir(exist_ok=True)
+    seven = ROOT / "TheBloke" / "Llama-2-7B-Chat-GGUF"
+    store(seven, build(vocab, tmp / "llama-2-7b-chat.Q2_K.gguf", "7B", "Q2_K"), version=2)
+    thirteen = ROOT / "TheBloke" / "Llama-2-13B-chat-GGUF"
+    for ftype in ("Q2_K", "Q4_K_M", "Q8_0"):
+        store(thirteen, build(vocab, tmp / f"llama-2-13b-chat.{ftype}.gguf", "13B", ftype), version=2)
+    split = ROOT / "_derived" / "hfsize-gguf-split" / "Llama-2-13B-chat-GGUF-split"
+    store(split, build(vocab, tmp / "llama-2-13b-chat.Q8_0.gguf", "13B", "Q8_0", split_max_tensors=128))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
