@@ -234,7 +234,9 @@ class _Parser:
     # -- primitives
 
     def bad(self, what: str) -> BadFilesError:
-        return BadFilesError(f"'{self.filename}' {what}", _HINT)
+        # a key read from the file may hold any bytes (a newline too): escaped, the message stays one line
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in what)
+        return BadFilesError(f"'{self.filename}' {shown}", _HINT)
 
     def need(self, n: int) -> None:
         end = self.pos + n
