@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from . import cache, schemes
 from .check import disk_problem, find_problems
 from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
+from .config import apply_overrides, config_view
 from .config import validate as validate_config
 from .download import download_command, plan_download
 from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
@@ -27,7 +28,9 @@ from .results import (
     Comparison,
     Counted,
     Disk,
+    Explained,
     Failure,
+    Family,
     Fit,
     GGUFReport,
     Gpu,
@@ -54,17 +57,32 @@ def fetch(
     endpoint: str | None = None,
     warm_up: bool = False,
     listing: Listing | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> RepoFiles:
     """Metadata of a Hub repo id or a local folder; no weights are read.
+
+    `overrides` (`--set`): config keys changed before anything is built (see `with_overrides`).
 
     `warm_up` (the CLI's choice; off for a library call, which starts no thread): as soon as the config is
     known and its architecture is not cached, torch and the model's class start importing in a background
     thread, overlapping the (slower) header reads instead of following them.
     """
     if looks_local(model):
-        return read_local(model, listing)
-    on_config = _warm_up if warm_up else None
-    return fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config, listing=listing)
+        return with_overrides(read_local(model, listing), overrides)
+    on_config = _warm_up if warm_up and not overrides else None
+    return with_overrides(
+        fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config, listing=listing),
+        overrides,
+    )
+
+
+def with_overrides(repo: RepoFiles, overrides: Mapping[str, Any] | None) -> RepoFiles:
+    """The repo with its config changed as `--set` asks; every stage (and the architecture cache's key) then
+    sees the modified config. The Hub metadata cache keeps the files as they are."""
+    if not overrides:
+        return repo
+    config, done = apply_overrides(repo.config, overrides)
+    return replace(repo, config=config, overrides=[*repo.overrides, *done])
 
 
 def _warm_up(config: dict[str, Any]) -> None:
@@ -131,6 +149,7 @@ def inspect_model(
     gpus: Sequence[Gpu] = (),
     headers_only: bool = False,
     warm_up: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Report | GGUFReport:
     """Exact parameters, checkpoint facts, their reconciliation, and memory per precision for one model
     (for a GGUF repo, folder or file: a GGUFReport of its files).
@@ -150,7 +169,9 @@ def inspect_model(
         )  # fmt: skip
     # ---- end of the GGUF hook
     warm = warm_up and not headers_only
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing)
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing,
+        overrides=overrides,
+    )  # fmt: skip
     return report_for(
         repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus, headers_only=headers_only
     )
@@ -205,6 +226,7 @@ def analyze(
         checkpoint=summarize(repo),
         reconciliation=reconciliation,
         notes=[*counted.notes, *reconcile_notes, *_moe_notes(repo.config, counted.parameters)],
+        overrides=list(repo.overrides),
     )
     if built.how == How.NOT_BUILT:
         return report, built
@@ -220,7 +242,8 @@ def _readable(repo: RepoFiles) -> None:
             f"'{repo.model}' is a PEFT adapter for '{base}', not a full model",
             f"Run 'hfsize compare {repo.model}' to size the base model with the adapter.",
         )
-    validate_config(repo.config, f"config.json {'in' if repo.location == 'local' else 'of'} '{repo.model}'")
+    sets = f" with --set {', '.join(f'{o.key}={o.value!r}' for o in repo.overrides)}" if repo.overrides else ""
+    validate_config(repo.config, f"config.json {'in' if repo.location == 'local' else 'of'} '{repo.model}'{sets}")
 
 
 def resolve_architecture(
@@ -257,6 +280,17 @@ def resolve_architecture(
 def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds, *, trust_remote_code: bool = False) -> Counted:
     """Parameters from the architecture when it was built, else from the headers (and a note saying so)."""
     config = repo.config
+    if repo.overrides and not built.built:
+        sets = ", ".join(f"{o.key}={o.value!r}" for o in repo.overrides)
+        if built.how == How.HEADERS_ONLY:
+            raise UnsupportedError(
+                f"--set {sets} changes the architecture of '{repo.model}', which --headers-only never builds",
+                "Run without --headers-only.",
+            )
+        raise BadFilesError(
+            f"the config of '{repo.model}' with --set {sets} cannot be built ({built.reason})",
+            "Choose values the model class accepts.",
+        )
     if built.built:
         parameters = count_parameters(
             built.parameters, config, source="architecture", buffers=built.buffers, tied=built.tied
@@ -392,6 +426,7 @@ def check_model(
     min_tokens_per_s: float | None = None,
     plan_settings: PlanSettings | None = None,
     gguf_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
 
@@ -414,10 +449,11 @@ def check_model(
     report: Report | None = None
     unreadable: Problem | None = None
     try:
-        repo = (
+        repo = with_overrides(
             read_local(model, listing)
             if local
-            else fetch_hub(model, revision=revision, token=token, endpoint=endpoint, listing=listing)
+            else fetch_hub(model, revision=revision, token=token, endpoint=endpoint, listing=listing),
+            overrides,
         )
         report = report_for(repo, trust_remote_code=trust_remote_code, token=token, memory=memory, gpus=gpus)
     except AccessError as e:
@@ -455,6 +491,7 @@ def check_model(
         command=None if local else download_command(model, revision, plan.include),
         disk=disk,
         exit_code=int(exit_code),
+        overrides=list(repo.overrides) if repo is not None else [],
     )
 
 
@@ -559,11 +596,13 @@ def compare_models(
     gpus: Sequence[Gpu] = (),
     jobs: int = 1,
     warm_up: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[Comparison]:
     """`compare BASE FINETUNE...`, or `compare FINETUNE` against the base its card or adapter config declares.
 
     The memory figures are for `memory` and placed on `gpus`, as `inspect_model` does; `jobs` finetunes are
-    read at once (the first that cannot be read stops the comparison)."""
+    read at once (the first that cannot be read stops the comparison). `overrides` (`--set`) change the
+    finetunes' configs, never the base's: the comparison shows what the change does."""
     from .compare import compare, summarize_adapter
 
     if len(models) <= 2:  # ---- GGUF repos (issue 16): the quant against its base (gguf_compare.py)
@@ -584,8 +623,8 @@ def compare_models(
                 raise UnsupportedError(f"the base '{base_id}' is itself a GGUF repo", "Pass its safetensors repo.")
             return [compare_gguf(gguf, base, base_id, base_from)]  # type: ignore[list-item]
 
-    def read(model: str, rev: str | None = revision) -> RepoFiles:
-        return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up)
+    def read(model: str, rev: str | None = revision, sets: Mapping[str, Any] | None = overrides) -> RepoFiles:
+        return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up, overrides=sets)
 
     if len(models) == 1:
         finetunes = [read(models[0])]
@@ -594,7 +633,7 @@ def compare_models(
         base_id, base_from = models[0], "argument"
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hfsize") as pool:
             finetunes = list(pool.map(read, models[1:]))
-    base = read(base_id, base_revision)
+    base = read(base_id, base_revision, None)
     if base.adapter_config is not None:
         raise UnsupportedError(f"the base '{base_id}' is itself an adapter", "Pass the full model it adapts as BASE.")
     options = {"trust_remote_code": trust_remote_code, "token": token, "memory": memory, "gpus": gpus}
@@ -609,7 +648,7 @@ def compare_models(
             continue
         report, _ = _analyze_or_none(finetune, **options)
         results.append(compare(base, base_report, finetune, report, base_from=base_from))
-    return results
+    return [replace(r, overrides=list(f.overrides)) for r, f in zip(results, finetunes, strict=True)]
 
 
 def declared_base(repo: RepoFiles) -> tuple[str, str]:
@@ -634,3 +673,80 @@ def _analyze_or_none(repo: RepoFiles, **options: Any) -> tuple[Report | None, Bu
         return analyze(repo, **options)
     except UnsupportedError:
         return None, None
+
+
+def explain_model(
+    models: Sequence[str],
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    trust_remote_code: bool = False,
+    memory: MemorySettings | None = None,
+    gpus: Sequence[Gpu] = (),
+    overrides: Mapping[str, Any] | None = None,
+    chart: bool = False,
+    jobs: int = 1,
+    warm_up: bool = False,
+) -> Explained | Family:
+    """`explain MODEL`: where the count, KV cache per token and weight bytes come from (an `Explained`, with
+    the delta against the unmodified config when `overrides` are given, and the memory against context
+    length when `chart`); several models: a `Family` side by side."""
+    from .explain import family
+
+    settings = memory or MemorySettings()
+
+    def read(model: str) -> RepoFiles:
+        return fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up and not overrides)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hfsize") as pool:
+        repos = list(pool.map(read, models))  # the first that cannot be read stops the explanation
+    options = {"trust_remote_code": trust_remote_code, "token": token, "settings": settings, "gpus": gpus}
+    explained = [_explained(repo, overrides, chart=chart and len(models) == 1, **options) for repo in repos]
+    if len(explained) == 1:
+        return explained[0]
+    configs = [with_overrides(r, overrides).config for r in repos]
+    return family(explained, configs, gpus)
+
+
+def _explained(
+    repo: RepoFiles,
+    overrides: Mapping[str, Any] | None,
+    *,
+    trust_remote_code: bool,
+    token: str | bool | None,
+    settings: MemorySettings,
+    gpus: Sequence[Gpu],
+    chart: bool,
+) -> Explained:
+    from . import explain as stage
+
+    def one(repo: RepoFiles) -> tuple[Explained, BuiltArchitecture]:
+        report, built = analyze(repo, trust_remote_code=trust_remote_code, token=token, memory=settings, gpus=gpus)
+        shapes = built.parameters if built.built else header_shapes(repo, classify(repo))
+        explanation = stage.explain(repo.config, built, report.parameters, shapes, report.memory)
+        return Explained(
+            model=repo.model,
+            revision=repo.revision,
+            commit=repo.commit,
+            class_=report.architecture.class_,
+            parameters=report.parameters.total,
+            explain=explanation,
+            memory=report.memory,
+            overrides=list(repo.overrides),
+            delta=None,
+        ), built
+
+    modified = with_overrides(repo, overrides)
+    result, built = one(modified)
+    if overrides:
+        result = replace(result, delta=stage.delta(result, one(repo)[0]))
+    if chart and result.memory is not None and built.built:
+        view_max = config_view(modified.config).max_positions or 0
+        longest = max(settings.context, view_max)
+
+        def memory_at(context: int) -> Memory:
+            return estimate(built, modified.config, modified, (), replace(settings, context=context))
+
+        result = replace(result, chart=stage.chart(memory_at, result.memory, gpus, longest))
+    return result

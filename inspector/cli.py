@@ -50,11 +50,27 @@ def main() -> None:
 
 
 class ModelOptions(NamedTuple):
-    """--revision, --token, --trust-remote-code: keyword arguments of every API entry point."""
+    """--revision, --token, --trust-remote-code, --set: keyword arguments of every API entry point."""
 
     revision: str | None
     token: str | None
     trust_remote_code: bool
+    overrides: dict[str, Any]  # --set key=value, in order
+
+
+def _sets(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    from .config import parse_set
+
+    out: dict[str, Any] = {}
+    for text in values:
+        try:
+            key, value = parse_set(text)
+        except ValueError as e:
+            raise click.BadParameter(
+                f"{e}; write it as key=value, e.g. num_hidden_layers=61", param_hint="'--set'"
+            ) from None
+        out[key] = value
+    return out
 
 
 class MemoryOptions(NamedTuple):
@@ -96,6 +112,11 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "-v", "--verbose", is_flag=True, expose_value=False, callback=_verbose, is_eager=True,
         help="Show each Hub request (method, path, status, bytes) and the totals on stderr.",
     )(f)  # fmt: skip
+    f = click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", callback=_sets,
+        help="What if: change a config value before anything is built (repeatable; the value is JSON, else a "
+        "string): --set num_hidden_layers=61.",
+    )(f)  # fmt: skip
     f = click.option("--trust-remote-code", is_flag=True, help="Allow running the repo's own model code.")(f)
     f = click.option(
         "--token",
@@ -106,8 +127,27 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+class Output(NamedTuple):
+    """--json, --format text|json|markdown: what the command writes to stdout."""
+
+    as_json: bool
+    fmt: str | None
+
+    @property
+    def kind(self) -> str:
+        return "json" if self.as_json else self.fmt or "text"
+
+
 def _json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option("--json", "as_json", is_flag=True, help=f"JSON: {what}; one per line when several.")
+    def options(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = _grouped(f, "output", Output)
+        f = click.option(
+            "--format", "fmt", type=click.Choice(("text", "json", "markdown")), default=None,
+            help="text (default), json (as --json) or markdown (GitHub tables, for a model card).",
+        )(f)  # fmt: skip
+        return click.option("--json", "as_json", is_flag=True, help=f"JSON: {what}; one per line when several.")(f)
+
+    return options
 
 
 def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -262,7 +302,7 @@ def inspect(
     model: ModelOptions,
     memory: MemoryOptions,
     jobs: int,
-    as_json: bool,
+    output: Output,
     headers_only: bool,
 ) -> None:
     """Exact parameters, checkpoint facts, reconciliation and memory per precision for MODEL (repo id or folder).
@@ -283,13 +323,13 @@ def inspect(
             name, **model._asdict(), memory=settings, gpus=gpus, headers_only=headers_only, warm_up=True
         )
 
-    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs, as_json)
+    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs, output.kind == "json")
     if len(results) == 1:
-        _emit(results[0], as_json)
+        _emit(results[0], output.kind)
         return
     from . import render
 
-    _emit_many(results, as_json, render.report_renderable, lambda rs: render.inspect_table(rs, gpus))
+    _emit_many(results, output.kind, render.report_renderable, lambda rs: render.inspect_table(rs, gpus))
     failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
     if failures:
         raise click.exceptions.Exit(failures[0])
@@ -357,7 +397,7 @@ def check(
     min_tokens_per_s: float | None,
     ram: str | None,
     gguf_file: str | None,
-    as_json: bool,
+    output: Output,
 ) -> None:
     """Should you download MODEL? What it fetches, duplicates, integrity, access and fit, without the weights.
 
@@ -391,10 +431,10 @@ def check(
             strict=strict, gguf_file=gguf_file, **gates,
         )  # fmt: skip
 
-    results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, as_json)
+    results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, output.kind == "json")
     from . import render
 
-    _emit_many(results, as_json, render.check_renderable, render.check_table)
+    _emit_many(results, output.kind, render.check_renderable, render.check_table)
     from .check import batch_exit_code
 
     worst = batch_exit_code([r.exit_code for r in results])
@@ -402,13 +442,19 @@ def check(
         raise click.exceptions.Exit(worst)
 
 
-def _emit_many(results: list[Any], as_json: bool, one: Callable[[Any], Any], table: Callable[[list], Any]) -> None:
-    """One result in full, several as a table; JSON: one object, or one compact object per line."""
+def _emit_many(results: list[Any], kind: str, one: Callable[[Any], Any], table: Callable[[list], Any]) -> None:
+    """One result in full, several as a table; JSON: one object, or one compact object per line; Markdown:
+    each result's tables."""
     from rich.console import Console
 
     from . import render
 
-    if as_json:
+    if kind == "markdown":
+        from .render_markdown import markdown
+
+        click.echo("\n".join(markdown(r) for r in results), nl=False)
+        return
+    if kind == "json":
         for result in results:
             click.echo(render.to_json(result, indent=2 if len(results) == 1 else None))
         return
@@ -431,7 +477,7 @@ def compare(
     memory: MemoryOptions,
     jobs: int,
     base_revision: str | None,
-    as_json: bool,
+    output: Output,
 ) -> None:
     """How FINETUNE differs from BASE: config, parameters, tensors, bytes, memory, and a one-line verdict.
 
@@ -452,7 +498,7 @@ def compare(
     )  # fmt: skip
     from . import render
 
-    _emit_many(results, as_json, render.comparison_renderable, render.comparison_table)
+    _emit_many(results, output.kind, render.comparison_renderable, render.comparison_table)
 
 
 ENGINE_NAMES = ("transformers", "vllm")  # inspector.engines.ENGINES (kept here: --help imports no engine module)
@@ -546,7 +592,7 @@ def plan(
     non_torch: str | None,
     cuda_graphs: str | None,
     enforce_eager: bool,
-    as_json: bool,
+    output: Output,
 ) -> None:
     """How MODEL runs here: precision, devices, layers offloaded to CPU RAM, longest context, concurrency, tokens/s.
 
@@ -575,10 +621,10 @@ def plan(
     def one(name: str) -> Any:
         return plan_model(name, **model._asdict(), gpus=gpus, settings=settings, warm_up=True)
 
-    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs)
+    results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs, output.kind == "json")
     from . import render
 
-    _emit_many(results, as_json, render.plan_renderable, render.plan_table)
+    _emit_many(results, output.kind, render.plan_renderable, render.plan_table)
     failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
     if failures:
         raise click.exceptions.Exit(failures[0])
@@ -593,15 +639,77 @@ def _size_option(value: str | None, name: str) -> int | None:
     return size
 
 
-def _emit(report: Any, as_json: bool) -> None:
+@main.command()
+@click.argument("models", nargs=-1, metavar="MODEL...")
+@_from_option
+@_model_options
+@_memory_options
+@_jobs_option
+@click.option("--chart", is_flag=True, help="Draw total memory against context length in the terminal.")
+@click.option(
+    "--plot", "plot_file", default=None, metavar="FILE.svg|FILE.png",
+    help="Write that chart as an image (needs the plot extra: pip install 'hfsize[plot]').",
+)  # fmt: skip
+@_json_option("the arithmetic (schema in the README)")
+def explain(
+    models: tuple[str, ...],
+    from_file: Any,
+    model: ModelOptions,
+    memory: MemoryOptions,
+    jobs: int,
+    chart: bool,
+    plot_file: str | None,
+    output: Output,
+) -> None:
+    """Where MODEL's size comes from: its parameter count, KV cache per token and weight bytes as arithmetic.
+
+    \b
+    hfsize explain meta-llama/Llama-2-13b-hf                        the arithmetic, adding up to the count
+    hfsize explain A B C                                            a family side by side, and what changed
+    hfsize explain MODEL --set num_key_value_heads=8                what if, against the unmodified config
+    Without --gpu the verdicts are for cards people own: T4 (16 GB), RTX-4090 (24 GB), A100-80GB, 1 and 2 of each.
+    """
+    from .api import explain_model
+    from .gpus import OWNED_GPUS, local_gpus, parse_gpu
+
+    names = _models(models, from_file)
+    if plot_file is not None and not plot_file.lower().endswith((".svg", ".png")):
+        raise click.BadParameter(f"'{plot_file}' must end in .svg or .png", param_hint="'--plot'")
+    if (chart or plot_file) and len(names) > 1:
+        raise click.UsageError("--chart and --plot draw one model; pass one MODEL.")
+    gpus = [parse_gpu(s) for s in memory.gpu_specs or OWNED_GPUS] + local_gpus()
+    _hub_client()
+    result = explain_model(
+        names, **model._asdict(), memory=memory.settings(), gpus=gpus, chart=chart or plot_file is not None,
+        jobs=jobs, warm_up=True,
+    )  # fmt: skip
+    if plot_file is not None:
+        from .plot import save
+
+        result = save(result, plot_file)
+    _emit(result, output.kind)
+
+
+def _emit(report: Any, kind: str) -> None:
     from rich.console import Console
 
     from . import render
 
-    if as_json:
+    if kind == "markdown":
+        from .render_markdown import markdown
+
+        click.echo(markdown(report), nl=False)
+    elif kind == "json":
         click.echo(render.to_json(report))
     else:
-        render.print_report(report, Console(file=sys.stdout, highlight=False, soft_wrap=False))
+        from .render_explain import renderable
+
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+        explained = renderable(report)
+        if explained is None:
+            render.print_report(report, console)
+        else:
+            console.print(explained)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -9,7 +9,10 @@ transformers resolved it (architecture.py).
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import re
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from typing import Any
 
 from .dtypes import config_dtype
 from .errors import BadFilesError
+from .results import Override
 
 # Aliases in the order transformers' config classes prefer them (first present wins).
 LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
@@ -25,6 +29,8 @@ HEADS = ("num_attention_heads", "n_head", "num_heads")
 KV_HEADS = ("num_key_value_heads", "num_kv_heads", "n_head_kv")
 EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 TOP_K = ("num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k")
+MAX_POSITIONS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+FFN = ("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "d_ff")  # the MLP's inner width
 
 # Upper bounds, far above any real model, so that a typo is an error rather than a page of nonsense:
 # 126 layers (Llama-3.1-405B), hidden 25,600 (PaLM-class), 128 heads, vocab 262,144 (Gemma 3), 2,048 experts
@@ -59,6 +65,8 @@ class ConfigView:
     dtype: str | None  # "fp32" | "bf16" | "fp16" as declared (`dtype`, or `torch_dtype` before transformers 5)
     sliding_window: int | None
     layer_types: tuple[str, ...] | None
+    ffn: int | None = None  # the MLP's inner width as declared (GPT-2's n_inner null: None, transformers uses 4h)
+    max_positions: int | None = None  # the context the model was trained for, as declared
 
 
 def _count(value: Any, least: int = 1) -> int | None:
@@ -98,6 +106,8 @@ def config_view(config: Mapping[str, Any]) -> ConfigView:
         dtype=config_dtype(dict(config)),
         sliding_window=_first(config, ("sliding_window",)),
         layer_types=tuple(types) if isinstance(types, list) and all(isinstance(t, str) for t in types) else None,
+        ffn=_first(config, FFN),
+        max_positions=_first(config, MAX_POSITIONS),
     )
 
 
@@ -131,3 +141,42 @@ def _shown(value: Any) -> str:
     short = reprlib.Repr()
     short.maxstring, short.maxother, short.maxlist = 40, 40, 4
     return short.repr(value)
+
+
+# ---------------------------------------------------------------- what if: `--set key=value`
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """`key=value` -> (key, value): the value parsed as JSON (61, 1e-5, true, null, [..]), else the string.
+
+    ValueError names what is wrong (no '=', an empty or malformed key)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ValueError(f"'{text}' is not key=value")
+    if not _KEY.match(key):
+        raise ValueError(f"'{key}' in '{text}' is not a config key (letters, digits, _; dots for nested keys)")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(config: Mapping[str, Any], sets: Mapping[str, Any]) -> tuple[dict[str, Any], list[Override]]:
+    """A copy of `config` with each key set (a dotted key descends into the nested dicts it names)."""
+    out = copy.deepcopy(dict(config))
+    done = []
+    for key, value in sets.items():
+        *parents, last = key.split(".")
+        target = out
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        done.append(Override(key=key, value=value, original=target.get(last)))
+        target[last] = value
+    return out, done

@@ -96,6 +96,8 @@ def parse_gpu(spec: str) -> Gpu:
 
 
 DEFAULT_GPUS = ("T4", "RTX-4090", "A100-40GB", "H100-80GB")
+# `explain`: the cards people own, one and two of each (16 GB, 24 GB, 80 GB)
+OWNED_GPUS = ("T4", "T4x2", "RTX-4090", "RTX-4090x2", "A100-80GB", "A100-80GBx2")
 
 
 def choose_gpus(specs: Sequence[str]) -> list[Gpu]:

@@ -36,7 +36,7 @@ def to_json(report: Any, indent: int | None = 2) -> str:
 def report_renderable(report: Report, width: int = 120) -> Group:
     if not isinstance(report, Report):  # the GGUF report (issue 16): rendered by gguf_renderable below
         return gguf_renderable(report)
-    parts: list[Any] = [_title(report), _parameters(report), _checkpoint(report)]
+    parts: list[Any] = [_title(report), *_overrides(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
         parts.append(_memory(report.memory, width))
         if report.memory.computed() and any(line.max_context for line in report.memory.computed().values()):
@@ -51,6 +51,13 @@ def report_renderable(report: Report, width: int = 120) -> Group:
     for part in parts:
         spaced.extend([part, Text("")])
     return Group(*spaced[:-1])
+
+
+def _overrides(result: Any) -> list[Text]:
+    """`--set`: the config values this answer is for, when any were changed."""
+    from .render_explain import overrides_line
+
+    return [Text(overrides_line(result.overrides), style="yellow")] if result.overrides else []
 
 
 def print_report(report: Report, console: Console) -> None:
@@ -244,7 +251,7 @@ def check_renderable(result: Any) -> Group:
         line += f"\n{mark} {gb(d.free_bytes)} free at {d.path}{cached}"
     table.add_row("Download", line)
     table.add_row("Fit", _fit_summary(result))
-    parts: list[Any] = [title, table]
+    parts: list[Any] = [title, *_overrides(result), table]
     if result.problems:
         problems = Table(box=None, show_header=False, pad_edge=False)
         problems.add_column(no_wrap=True)
@@ -305,7 +312,7 @@ def comparison_renderable(c: Any) -> Group:
     title.append(c.base, style="bold")
     if c.base_from != "argument":
         title.append(f"  (declared by its {c.base_from})", style="dim")
-    parts: list[Any] = [title, Text.from_markup(f"[bold]Verdict:[/bold] {c.verdict}")]
+    parts: list[Any] = [title, *_overrides(c), Text.from_markup(f"[bold]Verdict:[/bold] {c.verdict}")]
     if c.adapter is not None:
         parts.append(_adapter(c.adapter))
         return Group(*parts)

@@ -139,6 +139,16 @@ class RepoFiles:
     gated: str | None = None  # "auto" | "manual" when the Hub gates the repo
     card_data: dict[str, Any] = field(default_factory=dict)
     adapter_config: dict[str, Any] | None = None  # a PEFT adapter repo: its adapter_config.json (config is {})
+    overrides: list[Override] = field(default_factory=list)  # `--set`: config is the modified one
+
+
+@dataclass(frozen=True)
+class Override:
+    """One `--set key=value`: the config key (dotted for a nested dict), the value set, the value it replaced."""
+
+    key: str
+    value: Any
+    original: Any  # None when the config did not have the key
 
 
 # ---------------------------------------------------------------- what the architecture says
@@ -457,6 +467,7 @@ class Report:
     notes: list[str]
     memory: Any = None  # filled by the memory stage (see inspector.memory)
     schema_version: int = SCHEMA_VERSION
+    overrides: list[Override] = field(default_factory=list)  # `--set`: the config values changed before the build
 
 
 @dataclass(frozen=True)
@@ -583,6 +594,7 @@ class CheckResult:
     error: str | None = None  # the check could not run (the repo could not be read); see exit_code
     exit_code: int = 0
     schema_version: int = SCHEMA_VERSION
+    overrides: list[Override] = field(default_factory=list)  # `--set`
 
 
 # ---------------------------------------------------------------- `hfsize compare`
@@ -656,6 +668,126 @@ class Comparison:
     stored_bytes_from: str  # "headers" or "file sizes" (pickle checkpoints), base / finetune
     memory_delta: dict[str, int]  # per precision: finetune total - base total (adapter: what it adds)
     adapter: AdapterSummary | None
+    schema_version: int = SCHEMA_VERSION
+    overrides: list[Override] = field(default_factory=list)  # `--set`, applied to the finetune
+
+
+# ---------------------------------------------------------------- `hfsize explain`
+
+
+@dataclass(frozen=True)
+class Term:
+    """One line of arithmetic: `formula` (text, e.g. "5,120 x 5,120" or "317,204,480 x 40") equals `value`;
+    `count` is how many equal pieces it adds up (layers of a run, experts, 1 for a single tensor)."""
+
+    name: str
+    formula: str
+    count: int
+    value: int
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """Consecutive layers of one stack with the same parameters (names and shapes)."""
+
+    stack: str  # the name prefix of the stack, e.g. "model.layers"
+    first: int
+    last: int
+    parameters_each: int
+    terms: list[Term]  # one layer's distinct parameters (expert copies folded): values sum to parameters_each
+
+
+@dataclass(frozen=True)
+class WeightTerms:
+    """The weight bytes of one scheme, split by how each parameter loads; values sum to weights_bytes."""
+
+    scheme: str
+    weights_bytes: int
+    terms: list[Term]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    shape: dict[str, Any]  # vocab, hidden, layers, heads, kv_heads, head_dim, ffn, experts, top_k, tied_head
+    terms: list[Term]  # values sum to parameters.total
+    layers: list[LayerRun]
+    kv_dtype: str | None
+    kv_bytes_per_token: int | None  # per sequence, summed over the cached layers (None: no KV cache counted)
+    kv_terms: list[Term]  # values sum to kv_bytes_per_token
+    weights: dict[str, WeightTerms]  # scheme -> its weight bytes as arithmetic
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ExplainDelta:
+    """`--set`: the modified model less the unmodified one."""
+
+    shape: dict[str, list[Any]]  # key -> [unmodified, modified], keys that changed
+    parameters: int
+    kv_bytes_per_token: int | None
+    weights_bytes: dict[str, int]  # scheme -> difference
+    total_bytes: dict[str, int]  # scheme -> difference (weights + KV cache + overhead)
+    parameters_unmodified: int
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Total memory against context length per scheme, and the GPUs' capacities (the crossing is the
+    longest context that fits)."""
+
+    contexts: list[int]
+    series: dict[str, list[int]]  # scheme -> total bytes at each context (weights + KV cache + one overhead)
+    capacities: dict[str, int]  # GPU label -> usable bytes of all its devices less each extra device's overhead
+    file: str | None = None  # the image written (--plot)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """`hfsize explain MODEL`: where the count, the KV cache and the weight bytes come from."""
+
+    model: str
+    revision: str | None
+    commit: str | None
+    class_: str | None
+    parameters: int  # parameters.total
+    explain: Explanation
+    memory: Memory | None
+    overrides: list[Override]
+    delta: ExplainDelta | None  # with --set: against the unmodified config
+    chart: Chart | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class ShapeChange:
+    key: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class FamilyStep:
+    """What changed from one model of a family to the next."""
+
+    before: str
+    after: str
+    changes: list[ShapeChange]  # shape keys that differ
+    attention_before: str  # "multi-head" | "grouped-query" | "multi-query" | "latent (MLA)" | "none"
+    attention_after: str
+    parameters_before: int
+    parameters_after: int
+    kv_bytes_per_token_before: int | None
+    kv_bytes_per_token_after: int | None
+
+
+@dataclass(frozen=True)
+class Family:
+    """`hfsize explain A B C`: the models side by side."""
+
+    models: list[Explained]
+    schemes: list[str]  # the schemes whose verdicts are shown (16-bit and 8-bit)
+    gpus: list[str]  # GPU labels the verdicts are for
+    steps: list[FamilyStep]
     schema_version: int = SCHEMA_VERSION
 
 

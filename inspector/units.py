@@ -34,3 +34,8 @@ def human_count(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f}{suffix}"
     return str(n)
+
+
+def kib(n: int) -> str:
+    """819_200 -> '800.0 KiB' (a KV cache per token)."""
+    return f"{n / 1024:,.1f} KiB"

@@ -19,6 +19,8 @@ class Engine:
     description: str
     tensor_parallel: bool  # whether `--tp N` applies
     paged_kv: bool  # KV cache in fixed-size blocks from a pre-reserved pool (else grown per sequence)
+    checkpoint: str = "safetensors"  # what it loads: `hfsize plan --engine` offers the safetensors ones; llama.cpp's
+    # GGUF files are planned by the GGUF report (gguf_repo.py -> llamacpp.plan_gguf)
 
 
 ENGINES: dict[str, Engine] = {
@@ -45,6 +47,7 @@ ENGINES: dict[str, Engine] = {
             "RAM, KV cache per layer's device (padded to 256, sliding windows), compute buffer",
             tensor_parallel=False,
             paged_kv=False,
+            checkpoint="gguf",
         ),
     )
 }
