@@ -372,10 +372,11 @@ def plan_model(
     gpus: Sequence[Gpu] = (),
     settings: PlanSettings | None = None,
     warm_up: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> PlanResult:
     """How `model` runs on `gpus` (and CPU RAM): the recommended precision, devices, offload, longest context,
-    concurrency and tokens/s, then the alternatives (plan.py)."""
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up)
+    concurrency and tokens/s, then the alternatives (plan.py). `overrides`: `--set`, as for `inspect_model`."""
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up, overrides=overrides)
     return plan_for(repo, gpus, settings or PlanSettings(), trust_remote_code=trust_remote_code, token=token)
 
 
