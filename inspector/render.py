@@ -65,7 +65,7 @@ def _title(report: Report) -> Text:
     arch = report.architecture
     text.append("\n")
     if arch.how in ("not built", "headers only"):
-        why = " (--headers-only)" if arch.how == "headers only" else ""
+        why = f" ({arch.reason})" if arch.how == "headers only" else ""
         text.append(
             f"{arch.class_ or arch.model_type}: not built{why}, counted from the safetensors headers", style="yellow"
         )
