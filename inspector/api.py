@@ -15,7 +15,15 @@ from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
 from .config import validate as validate_config
 from .download import download_command, plan_download
-from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
+from .errors import (
+    AccessError,
+    BadFilesError,
+    ExitCode,
+    HfsizeError,
+    NeedsModelClassError,
+    NotFoundError,
+    UnsupportedError,
+)
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import MemorySettings, estimate
 from .parameters import count_parameters, moe_shape
@@ -218,13 +226,16 @@ def resolve_architecture(
     absent = install.missing() if built is None and not headers_only else ()
     if built is None and (headers_only or absent):
         reason = install.light_reason(absent) if absent else "--headers-only"
-        if not repo.headers:
+        if not repo.headers and headers_only:
             raise UnsupportedError(
-                f"{'--headers-only' if headers_only else install.LIGHT}: '{repo.model}' has no safetensors "
-                "headers to count from",
-                "Run without --headers-only to count its parameters from the architecture."
-                if headers_only
-                else f"Install the model class to count its parameters from the architecture: {install.EXACT_INSTALL}",
+                f"--headers-only: '{repo.model}' has no safetensors headers to count from",
+                "Run without --headers-only to count its parameters from the architecture.",
+            )
+        if not repo.headers:
+            raise NeedsModelClassError(
+                f"{install.LIGHT}: '{repo.model}' has no safetensors headers to count from, and building its "
+                f"model class needs {install.listed(absent)}",
+                f"Install them with: {install.EXACT_INSTALL}",
             )
         kinds = classify(repo)
         return Resolved(header_architecture(repo, reason, kinds), kinds)
@@ -332,6 +343,8 @@ def check_model(
         unreadable = Problem(ProblemCode.NO_ACCESS, Severity.ERROR, _joined(e))
     except BadFilesError as e:
         unreadable = Problem(ProblemCode.BAD_FILES, Severity.ERROR, _joined(e))
+    except NeedsModelClassError as e:  # the install's limit, not the repo's fault
+        unreadable = Problem(ProblemCode.UNSUPPORTED, Severity.WARNING, _joined(e))
     except UnsupportedError as e:
         unreadable = Problem(ProblemCode.UNSUPPORTED, Severity.ERROR, _joined(e))
     plan = plan_download(

@@ -35,7 +35,7 @@ def missing() -> tuple[str, ...]:
 
 def light_reason(absent: tuple[str, ...]) -> str:
     """Why nothing was built on a light install, naming what is missing and the install that adds it."""
-    return f"{LIGHT}: {_listed(absent)} {'is' if len(absent) == 1 else 'are'} not installed; {EXACT_INSTALL} adds them"
+    return f"{LIGHT}: {listed(absent)} {'is' if len(absent) == 1 else 'are'} not installed; {EXACT_INSTALL} adds them"
 
 
 def model_class_hint(reason: str) -> str:
@@ -70,5 +70,6 @@ def fallback(internal: str, detail: str) -> None:
         warnings.warn(f"hfsize: {internal}: {detail}", FallbackWarning, stacklevel=3)
 
 
-def _listed(names: tuple[str, ...]) -> str:
+def listed(names: tuple[str, ...]) -> str:
+    """'torch', 'torch and accelerate', 'torch, transformers and accelerate'."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
