@@ -26,9 +26,10 @@ test: install
 test-latest:
 	rm -rf $(LATEST_VENV)
 	$(PY) -m venv $(LATEST_VENV)
+	echo 'torch==2.13.0' > $(LATEST_VENV)/torch-pin.txt
 	$(LATEST)/pip install -q --upgrade pip
-	$(LATEST)/pip install -q torch==2.13.0
-	$(LATEST)/pip install -q --upgrade --upgrade-strategy eager -e '.[exact,test]'
+	$(LATEST)/pip install -q -c $(LATEST_VENV)/torch-pin.txt torch
+	$(LATEST)/pip install -q -c $(LATEST_VENV)/torch-pin.txt --upgrade --upgrade-strategy eager -e '.[exact,test]'
 	$(LATEST)/pip freeze --exclude-editable | $(LATEST)/python scripts/versions.py constraints.txt
 	$(LATEST)/python -m pytest -q
 
