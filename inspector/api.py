@@ -9,14 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import cache, schemes
+from . import cache, install, schemes
 from .check import disk_problem, find_problems
 from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
 from .config import apply_overrides, config_view
 from .config import validate as validate_config
 from .download import download_command, plan_download
-from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
+from .errors import (
+    AccessError,
+    BadFilesError,
+    ExitCode,
+    HfsizeError,
+    NeedsModelClassError,
+    NotFoundError,
+    UnsupportedError,
+)
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import DTYPE_BYTES, MemorySettings, estimate, load_dtype
 from .parameters import count_parameters, moe_shape
@@ -86,8 +94,8 @@ def with_overrides(repo: RepoFiles, overrides: Mapping[str, Any] | None) -> Repo
 
 
 def _warm_up(config: dict[str, Any]) -> None:
-    if cache.has(cache.key(config)):
-        return  # the architecture is cached: no torch at all
+    if cache.has(cache.key(config)) or install.missing():
+        return  # the architecture is cached (no torch at all), or the light install cannot build it
 
     def imports() -> None:
         from .architecture import warm_up
@@ -221,6 +229,7 @@ def analyze(
             model_type=built.model_type or repo.config.get("model_type"),
             how=built.how,
             transformers_version=built.transformers_version,
+            reason=built.reason or None,
         ),
         parameters=counted.parameters,
         checkpoint=summarize(repo),
@@ -254,14 +263,23 @@ def resolve_architecture(
     config = repo.config
     cache_key = cache.key(config)
     built = cache.load(cache_key)
-    if built is None and headers_only:
-        if not repo.headers:
+    # The light install (no torch, transformers or accelerate) answers as --headers-only does, and says why.
+    absent = install.missing() if built is None and not headers_only else ()
+    if built is None and (headers_only or absent):
+        reason = install.light_reason(absent) if absent else "--headers-only"
+        if not repo.headers and headers_only:
             raise UnsupportedError(
                 f"--headers-only: '{repo.model}' has no safetensors headers to count from",
                 "Run without --headers-only to count its parameters from the architecture.",
             )
+        if not repo.headers:
+            raise NeedsModelClassError(
+                f"{install.LIGHT}: '{repo.model}' has no safetensors headers to count from, and building its "
+                f"model class needs {install.listed(absent)}",
+                f"Install them with: {install.EXACT_INSTALL}",
+            )
         kinds = classify(repo)
-        return Resolved(header_architecture(repo, "--headers-only", kinds), kinds)
+        return Resolved(header_architecture(repo, reason, kinds), kinds)
     if built is None:
         from .architecture import build
 
@@ -301,7 +319,7 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds, *, trust_remo
             count_parameters(built.parameters, config, source="checkpoint"),
             None,
             [
-                "Headers only (--headers-only): the model class was not built, so parameters are the stored ones "
+                f"Headers only ({built.reason}): the model class was not built, so parameters are the stored ones "
                 "(buffers, quantization state and unused layers left out) and nothing is reconciled with an "
                 "architecture."
             ],
@@ -461,6 +479,8 @@ def check_model(
         unreadable = Problem(ProblemCode.NO_ACCESS, Severity.ERROR, _joined(e))
     except BadFilesError as e:
         unreadable = Problem(ProblemCode.BAD_FILES, Severity.ERROR, _joined(e))
+    except NeedsModelClassError as e:  # the install's limit, not the repo's fault
+        unreadable = Problem(ProblemCode.UNSUPPORTED, Severity.WARNING, _joined(e))
     except UnsupportedError as e:
         unreadable = Problem(ProblemCode.UNSUPPORTED, Severity.ERROR, _joined(e))
     plan = plan_download(
@@ -643,7 +663,10 @@ def compare_models(
     for finetune in finetunes:
         if finetune.adapter_config is not None:
             if base_built is None or base_report is None:
-                raise UnsupportedError(f"cannot build the base '{base_id}' to size the adapter '{finetune.model}'")
+                raise UnsupportedError(
+                    f"cannot build the base '{base_id}' to size the adapter '{finetune.model}'",
+                    f"Install the model class: {install.EXACT_INSTALL}" if install.missing() else "",
+                )
             adapter = summarize_adapter(finetune, base_report, base_built, base_id)
             results.append(compare(base, base_report, finetune, None, base_from=base_from, adapter=adapter))
             continue

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .install import fallback
 from .results import BuiltArchitecture, How, KvLayer
 from .state import Kind
+
+# The transformers internal whose absence or failure falls back (see install.fallback).
+REVERT_WEIGHT_CONVERSION = "transformers.core_model_loading.revert_weight_conversion"
 
 # model_types that older configs carry and the installed transformers knows under another name.
 # The original tiiuae/falcon-7b config says "RefinedWebModel" with an auto_map to repo code;
@@ -462,10 +466,13 @@ def checkpoint_format(model: Any, tied: set[str]) -> dict[str, tuple[int, ...]]:
     state = {k: v for k, v in model.state_dict().items() if k not in tied}
     try:
         from transformers.core_model_loading import revert_weight_conversion
-
+    except ImportError as exc:  # a transformers that moved it: fall back to the in-memory names
+        fallback(REVERT_WEIGHT_CONVERSION, f"not importable ({exc}); in-memory names used")
+        return {name: tuple(t.shape) for name, t in state.items()}
+    try:
         state = revert_weight_conversion(model, state)
-    except Exception:  # noqa: BLE001 - older/newer transformers: fall back to in-memory names
-        pass
+    except Exception as exc:  # noqa: BLE001 - its signature or contract changed: fall back to in-memory names
+        fallback(REVERT_WEIGHT_CONVERSION, f"failed on {type(model).__name__} ({type(exc).__name__}: {exc})")
     return {name: tuple(t.shape) for name, t in state.items()}
 
 

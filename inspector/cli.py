@@ -38,8 +38,25 @@ class _Interrupted(BaseException):
     """Ctrl-C during a command (a BaseException, like KeyboardInterrupt, so that nothing on the way catches it)."""
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version: hfsize's and the libraries' versions that decide its figures, read without importing them."""
+    if not value or ctx.resilient_parsing:
+        return
+    from . import install
+
+    libraries = ", ".join(
+        f"{name} {install.version(name) or 'not installed'}" for name in ("huggingface_hub", *install.BUILD_PACKAGES)
+    )
+    extra = f"; {install.EXACT_INSTALL} adds the model class" if install.missing() else ""
+    click.echo(f"hfsize {install.version('hfsize') or 'unknown'} ({libraries}{extra})")
+    ctx.exit()
+
+
 @click.group(cls=_DefaultToInspect, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="hfsize", prog_name="hfsize")
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+    help="Show hfsize's version and those of huggingface_hub, torch, transformers and accelerate.",
+)  # fmt: skip
 def main() -> None:
     """How big is a Hugging Face model, and will it fit? Answered from metadata, before the download.
 
@@ -283,6 +300,19 @@ def _hub_client() -> None:
     install()
 
 
+def _light_install_note() -> None:
+    """Once per command on a light install: what is left out and the install that adds it (stderr)."""
+    from . import install
+
+    absent = install.missing()
+    if absent:
+        click.echo(
+            f"hfsize: {install.light_reason(absent)}. Models whose architecture is not cached are counted from "
+            "their safetensors headers: no reconciliation, 8/4-bit, KV cache or finetuning figures.",
+            err=True,
+        )
+
+
 @main.command()
 @click.argument("models", nargs=-1, metavar="MODEL...")
 @_from_option
@@ -317,6 +347,8 @@ def inspect(
     names = _models(models, from_file)
     settings, gpus = memory.settings(), choose_gpus(memory.gpu_specs)
     _hub_client()
+    if not headers_only:
+        _light_install_note()
 
     def one(name: str) -> Any:
         return inspect_model(
@@ -414,6 +446,7 @@ def check(
     names = _models(models, from_file)
     settings, gpus = memory.settings(), [parse_gpu(s) for s in memory.gpu_specs] or local_gpus()
     _hub_client()
+    _light_install_note()
 
     gates = {}
     if min_context or min_tokens_per_s:
@@ -492,6 +525,7 @@ def compare(
 
     names = _models(models, from_file)
     _hub_client()
+    _light_install_note()
     results = compare_models(
         names, **model._asdict(), base_revision=base_revision, memory=memory.settings(),
         gpus=choose_gpus(memory.gpu_specs), jobs=jobs, warm_up=True,
@@ -712,11 +746,11 @@ def _emit(report: Any, kind: str) -> None:
             console.print(explained)
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
     """Console-script entry point: one line on stderr and a documented exit code for every failure."""
     _quiet_libraries()
     try:
-        code = main.main(args=argv, prog_name="hfsize", standalone_mode=False)
+        code = main.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except HfsizeError as e:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -755,7 +789,16 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    code = run()
+    """The `hfsize` console script."""
+    _exit(run())
+
+
+def hf_entry() -> None:
+    """The `hf-size` console script: huggingface_hub's `hf` runs it for `hf size ...` (an hf CLI extension)."""
+    _exit(run(prog_name="hf size"))
+
+
+def _exit(code: int) -> None:
     if "torch" in sys.modules:
         # Tearing torch and transformers down at interpreter exit takes about a second (a fifth of a cold
         # run) and serves nothing: caches are written synchronously and the output is flushed here.

@@ -182,9 +182,11 @@ def summarize_adapter(
     merged = {}
     if memory is not None:
         for precision in PRECISIONS:
-            total = memory[precision].total_bytes  # type: ignore[union-attr]  # built: every scheme is there
-            serve[precision] = total + loaded
-            merged[precision] = total
+            line = memory[precision]
+            if line is None:  # a base counted from its headers has no 8/4-bit figures
+                continue
+            serve[precision] = line.total_bytes + loaded
+            merged[precision] = line.total_bytes
     return AdapterSummary(
         base_model=base_model,
         peft_type=str(adapter.get("peft_type") or "LORA"),

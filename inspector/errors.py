@@ -49,3 +49,8 @@ class BadFilesError(HfsizeError):
 
 class UnsupportedError(HfsizeError):
     exit_code = ExitCode.UNSUPPORTED
+
+
+class NeedsModelClassError(UnsupportedError):
+    """The light install cannot count this model (no headers, no cached architecture): the repo is not at fault,
+    the install lacks torch/transformers/accelerate (`check` reports it as a warning, not an error)."""

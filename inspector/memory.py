@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import placement, state
+from . import install, placement, state
 from .dtypes import BYTES, KV_DTYPES, bulk_float, config_dtype
 from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training
 from .schemes import LOAD_SCHEMES, Scheme
@@ -107,7 +107,7 @@ def estimate(
     # pre-quantized: as the files hold it, the cache in the load dtype
     by_scheme["as_stored"] = line(stored_loaded, 0, list(stored_loaded), base) if stored_loaded else None
     if headers_only:
-        notes = _headers_only_notes(settings)
+        notes = _headers_only_notes(settings, built.reason)
         training = None
     else:
         kv_total = by_scheme["int8"].kv_cache_bytes  # type: ignore[union-attr]  # built: every line is there
@@ -129,12 +129,12 @@ def estimate(
     )
 
 
-def _headers_only_notes(settings: MemorySettings) -> list[str]:
+def _headers_only_notes(settings: MemorySettings, reason: str) -> list[str]:
     return [
         "Headers only: the weights are the stored parameters at each dtype (buffers such as rotary inv_freq, "
         "a few KiB, left out). No int8/4-bit figures, KV cache or finetuning estimate: they need the model "
-        "class (which Linear modules bitsandbytes replaces, the layers transformers caches); run without "
-        "--headers-only for them. Verdicts count weights and overhead only.",
+        f"class (which Linear modules bitsandbytes replaces, the layers transformers caches); "
+        f"{install.model_class_hint(reason)} for them. Verdicts count weights and overhead only.",
         f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
         "change it with --overhead.",
     ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -77,7 +78,7 @@ def _title(report: Report) -> Text:
     arch = report.architecture
     text.append("\n")
     if arch.how in ("not built", "headers only"):
-        why = " (--headers-only)" if arch.how == "headers only" else ""
+        why = f" ({arch.reason})" if arch.how == "headers only" else ""
         text.append(
             f"{arch.class_ or arch.model_type}: not built{why}, counted from the safetensors headers", style="yellow"
         )
@@ -235,7 +236,11 @@ def check_renderable(result: Any) -> Group:
     if result.parameters is not None:
         title.append(f"  {result.parameters:,} parameters ({human_count(result.parameters)})")
     if result.error is not None:
-        return Group(title, Text.from_markup(f"  [red]✗[/red] {result.error}"), Text.from_markup(_result_word(result)))
+        return Group(
+            title,
+            Text.from_markup(f"  [red]✗[/red] {escape(result.error or '')}"),
+            Text.from_markup(_result_word(result)),
+        )
     plan = result.download
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -258,7 +263,7 @@ def check_renderable(result: Any) -> Group:
         problems.add_column(no_wrap=True, style="dim")
         problems.add_column()
         for p in result.problems:
-            problems.add_row(f"  {_SEVERITY[p.severity]}", p.code, p.message)
+            problems.add_row(f"  {_SEVERITY[p.severity]}", p.code, Text(p.message))  # a message is not markup
         parts += [Text("Problems", style="bold"), problems]
     else:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))

@@ -354,6 +354,9 @@ class Architecture:
     model_type: str | None
     how: str
     transformers_version: str | None
+    # why the class was not built ("how" is "not built" or "headers only"): "--headers-only", "light install:
+    # ... not installed (pip install 'hfsize[exact]' adds them)", or what failed; None when it was built
+    reason: str | None = None
 
 
 # ---------------------------------------------------------------- what the checkpoint stores

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .install import fallback
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_METHODS = frozenset({"GET", "HEAD"})
 # The Hub routes hfsize reads; huggingface_hub's own best-effort calls (its agent registry) are left alone.
@@ -214,6 +216,8 @@ def _transport_class() -> type:
 
 _installed = False
 _install_lock = threading.Lock()
+# The huggingface_hub internal whose absence falls back to its default client (see install.fallback).
+REQUEST_HOOK = "huggingface_hub.utils._http.hf_request_event_hook"
 
 
 def install() -> None:
@@ -227,7 +231,9 @@ def install() -> None:
 
         try:  # offline-mode guard and request ids, exactly as huggingface_hub's default client has them
             from huggingface_hub.utils._http import hf_request_event_hook
-        except ImportError:  # a huggingface_hub that moved it: keep its default client rather than guess
+        except ImportError as exc:  # a huggingface_hub that moved it: keep its default client rather than guess
+            kept = "huggingface_hub's own client kept: no retries, timeouts or --verbose counts"
+            fallback(REQUEST_HOOK, f"not importable ({exc}); {kept}")
             return
 
         transport = _transport_class()

@@ -57,6 +57,7 @@ ADDED = [
     r"\.json\.memory\.gpus\[\d+\]\.(variant|bandwidth_bytes_per_s|tflops|interconnect)",  # GPU datasheet figures
     r"\.json\.memory\.\w+\.max_context",  # longest context per GPU setup (issue 15)
     r"\.json\.overrides",  # `--set` (issue 17): the config values changed, [] without --set
+    r"\.json\.architecture\.reason",  # why the class was not built (--headers-only, light install, a failure)
 ]
 
 
