@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -29,6 +33,97 @@ COMPONENT_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class Col:
+    """A column of a `Fitted` table. Numbers, ids and verdicts never wrap (`wrap=False`); prose may, at spaces."""
+
+    header: str
+    justify: str = "left"
+    wrap: bool = False
+    optional: bool = False  # dropped first when the table is too wide (a decoration such as the bar)
+
+
+class Fitted:
+    """A table that never cuts a cell or drops a requested column, whatever the terminal's width.
+
+    Whole when every column fits; else stacked: the first `key` columns (the row's name) repeated with as
+    many of the others as fit, table after table; else, when even one column beside the key is too wide,
+    one block per row ("header  value" lines). rich alone would shrink no_wrap columns to an ellipsis and
+    crop the rest of the line."""
+
+    def __init__(self, columns: Sequence[Col], rows: Iterable[Sequence[str]], *, key: int = 1, **table: Any) -> None:
+        self.columns, self.rows, self.key, self.table = list(columns), [list(r) for r in rows], key, table
+
+    def _table(self, chosen: Sequence[int]) -> Table:
+        table = Table(**{"header_style": "bold", "pad_edge": False, **self.table})
+        for i in chosen:
+            c = self.columns[i]
+            # rich measures a cell by its longest word even when it may not wrap: the whole cell is its minimum
+            whole = None if c.wrap else max(_cell_width(cell) for cell in [c.header, *(r[i] for r in self.rows)])
+            table.add_column(
+                c.header, justify=c.justify, no_wrap=not c.wrap, overflow="fold" if c.wrap else "crop", min_width=whole
+            )
+        for row in self.rows:
+            table.add_row(*(row[i] for i in chosen))
+        return table
+
+    @staticmethod
+    def _fits(console: Console, options: ConsoleOptions, table: Table) -> bool:
+        # measured unbounded: rich clamps a measurement to the width it is given
+        return Measurement.get(console, options.update_width(10**6), table).minimum <= options.max_width
+
+    def layouts(self, console: Console, options: ConsoleOptions) -> list[Table] | None:
+        """The tables to print one after another, or None when only the vertical layout fits."""
+        keys = list(range(self.key))
+        rest = [i for i in range(self.key, len(self.columns)) if not self.columns[i].optional]
+        full = self._table(range(len(self.columns)))
+        if self._fits(console, options, full):
+            return [full]
+        groups: list[list[int]] = []
+        for i in rest:
+            if groups and self._fits(console, options, self._table(keys + groups[-1] + [i])):
+                groups[-1].append(i)
+            elif self._fits(console, options, self._table(keys + [i])):
+                groups.append([i])
+            else:
+                return None
+        return [self._table(keys + g) for g in groups] or [self._table(keys)]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        tables = self.layouts(console, options)
+        if tables is not None:
+            for i, table in enumerate(tables):
+                if i:
+                    yield Text("")
+                yield table
+            return
+        for n, row in enumerate(self.rows):
+            if n:
+                yield Text("")
+            yield Text.from_markup("  ".join(cell for cell in row[: self.key] if cell), style="bold")
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            for c, cell in zip(self.columns[self.key :], row[self.key :], strict=True):
+                if cell and not c.optional:
+                    grid.add_row("  " + Text.from_markup(c.header).plain.replace("\n", " "), cell)
+            yield grid
+
+
+def _cell_width(cell: str) -> int:
+    return max((cell_len(line) for line in Text.from_markup(cell).plain.splitlines()), default=0)
+
+
+def bullets(items: Iterable[str], style: str = "") -> Table:
+    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for item in items:
+        grid.add_row(Text("  •", style=style), Text(item, style=style))
+    return grid
+
+
 def to_json(report: Any, indent: int | None = 2) -> str:
     return json.dumps(report_to_dict(report), indent=indent)
 
@@ -36,13 +131,9 @@ def to_json(report: Any, indent: int | None = 2) -> str:
 def report_renderable(report: Report, width: int = 120) -> Group:
     parts: list[Any] = [_title(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
-        parts.append(_memory(report.memory, width))
+        parts.append(_memory(report.memory))
     if report.notes:
-        notes = Text()
-        notes.append("Reconciliation\n", style="bold")
-        for i, note in enumerate(report.notes):
-            notes.append(("\n" if i else "") + f"  • {note}")
-        parts.append(notes)
+        parts.append(Group(Text("Reconciliation", style="bold"), bullets(report.notes)))
     spaced: list[Any] = []
     for part in parts:
         spaced.extend([part, Text("")])
@@ -132,6 +223,11 @@ def _checkpoint(report: Report) -> Table | Text | Group:
 
 BAR_WIDTH = 10
 
+VERDICT_LEGEND = (
+    "Per GPU: fits = on one GPU; fits (N) = spread over N of the GPUs given; N GPUs = needs N of that GPU, more "
+    "than given; no = one layer is larger than a GPU."
+)
+
 
 def _verdict(fit: Any) -> str:
     if fit.verdict == "fits":
@@ -141,10 +237,18 @@ def _verdict(fit: Any) -> str:
     return "[red]no[/red]"
 
 
-def _memory(memory: Any, width: int = 120) -> Group:
+def gpu_header(label: str, gpus: Sequence[Any] = ()) -> str:
+    """A GPU column's header: its name, and under it the memory one device offers, in GiB, as the fit counted it
+    (a size typed in GB is 10**9 bytes: '80GB' is 74.5 GiB, where the A100-80GB card has 80 GiB)."""
+    gpu = next((g for g in gpus if g.label == label), None)
+    if gpu is None:
+        return label
+    return f"{label}\n{gpu.usable_bytes / GIB:,.1f} GiB"
+
+
+def _memory(memory: Any) -> Group:
     lines = memory.computed()
     biggest = max(line.total_bytes for line in lines.values())
-    table = Table(box=None, header_style="bold", pad_edge=False)
     kv = (
         "no KV cache (headers only)"
         if any(line.kv_cache_bytes is None for line in lines.values())
@@ -154,41 +258,51 @@ def _memory(memory: Any, width: int = 120) -> Group:
         f"Memory in GiB: {kv}, total includes {gib(memory.overhead_per_gpu_bytes)} overhead per GPU",
         style="bold",
     )
-    table.add_column("", no_wrap=True)
-    for column in ("weights", "KV", "total"):
-        table.add_column(column, justify="right", no_wrap=True)
     gpu_labels = list(next(iter(lines.values())).fits)
-    # the bars are for wide terminals: the verdict columns matter more when the width is short
-    bars = 22 + 3 * 8 + BAR_WIDTH + 2 + sum(max(len(label), 7) + 2 for label in gpu_labels) <= width
-    if bars:
-        table.add_column("", no_wrap=True)
-    for label in gpu_labels:
-        table.add_column(label, justify="center", no_wrap=True)
+    columns = [Col(""), Col("weights", "right"), Col("KV", "right"), Col("total", "right"), Col("", optional=True)]
+    columns += [Col(gpu_header(label, memory.gpus), "center") for label in gpu_labels]
+    rows = []
     for key, line in lines.items():
         filled = max(1, round(BAR_WIDTH * line.total_bytes / biggest))
-        table.add_row(
-            f"  {PRECISION_LABELS[key]}",
-            _gib_number(line.weights_bytes),
-            "-" if line.kv_cache_bytes is None else _gib_number(line.kv_cache_bytes),
-            f"[bold]{_gib_number(line.total_bytes)}[/bold]",
-            *(["[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled)] if bars else []),
-            *[_verdict(line.fits[label]) for label in gpu_labels],
+        rows.append(
+            [
+                f"  {PRECISION_LABELS[key]}",
+                _gib_number(line.weights_bytes),
+                "-" if line.kv_cache_bytes is None else _gib_number(line.kv_cache_bytes),
+                f"[bold]{_gib_number(line.total_bytes)}[/bold]",
+                "[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled),
+                *[_verdict(line.fits[label]) for label in gpu_labels],
+            ]
         )
-    parts: list[Any] = [heading, table]
+    legend = [VERDICT_LEGEND] if gpu_labels else []
+    parts: list[Any] = [heading, _MemoryTable(Fitted(columns, rows, box=None), legend)]
     if memory.training is not None:
         t = memory.training
-        text = Text()
-        text.append("Finetuning (weights + grads + optimizer, activations excluded)\n", style="bold")
-        text.append(f"  full AdamW, mixed precision  {gib(t.full_adamw_bytes)}\n")
-        text.append(f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} params)  {gib(t.lora_bytes)}\n")
-        text.append(f"  QLoRA r={t.lora_rank} (nf4 base)  {gib(t.qlora_bytes)}")
-        parts.append(Text(""))
-        parts.append(text)
-    notes = Text()
-    for note in memory.notes:
-        notes.append(f"\n  • {note}", style="dim")
-    parts.append(notes)
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        table.add_row("  full AdamW, mixed precision", gib(t.full_adamw_bytes))
+        table.add_row(f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes))
+        table.add_row(f"  QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes))
+        parts += [Text(""), Text("Finetuning (weights + grads + optimizer, activations excluded)", style="bold"), table]
+    parts += [Text(""), bullets(memory.notes, style="dim")]
     return Group(*parts)
+
+
+class _MemoryTable:
+    """The memory table and its legend; the bar's line of the legend only when the bar is shown."""
+
+    def __init__(self, table: Fitted, legend: list[str]) -> None:
+        self.fitted, self.legend = table, legend
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        tables = self.fitted.layouts(console, options)
+        yield self.fitted
+        bar = tables is not None and len(tables) == 1 and len(tables[0].columns) == len(self.fitted.columns)
+        legend = (["bar: each total against the largest one."] if bar else []) + self.legend
+        if legend:
+            yield Text("")
+            yield bullets(legend, style="dim")
 
 
 # ---------------------------------------------------------------- `hfsize check`
@@ -256,22 +370,24 @@ def check_renderable(result: Any) -> Group:
     return Group(*parts)
 
 
-def check_table(results: list[Any]) -> Table:
-    table = Table(header_style="bold", pad_edge=False)
-    table.add_column("model", no_wrap=True, min_width=max(len(r.model) for r in results))
-    table.add_column("download", no_wrap=True)
-    table.add_column("fit")
-    table.add_column("problems")
-    table.add_column("result", no_wrap=True)
+def check_table(results: list[Any]) -> Group:
+    columns = [Col("model"), Col("download", "right"), Col("fit", wrap=True), Col("problems", wrap=True), Col("result")]
+    rows, errors = [], []
     for r in results:
         if r.error is not None:
-            table.add_row(r.model, "", "", f"[red]{r.error.split('. ')[0]}[/red]", _result_word(r))
+            rows.append([r.model, "-", "-", "[red]could not be read (below)[/red]", _result_word(r)])
+            errors.append(f"{r.model}: {r.error}")
             continue
         counts = [f"{n} {s}{'s' if n > 1 else ''}" for s in ("error", "warning") if (n := _count(r, s))]
         first = next((p for p in r.problems if p.severity != "info"), None)
         problems = ", ".join(counts) + (f": {first.code}" if first else "") if counts else "[green]none[/green]"
-        table.add_row(r.model, gb(r.download.bytes), _fit_summary(r), problems, _result_word(r))
-    return table
+        rows.append([r.model, gib(r.download.bytes), _fit_summary(r), problems, _result_word(r)])
+    parts: list[Any] = [Fitted(columns, rows, box=box.HEAVY_HEAD)]
+    if any(r.verdicts for r in results if r.error is None):
+        parts.append(bullets([VERDICT_LEGEND], style="dim"))
+    if errors:
+        parts += [Text(""), bullets(errors, style="red")]
+    return Group(*parts)
 
 
 def _count(result: Any, severity: str) -> int:
@@ -297,25 +413,18 @@ def comparison_renderable(c: Any) -> Group:
     title.append(c.base, style="bold")
     if c.base_from != "argument":
         title.append(f"  (declared by its {c.base_from})", style="dim")
-    parts: list[Any] = [title, Text.from_markup(f"[bold]Verdict:[/bold] {c.verdict}")]
+    parts: list[Any] = [title, _labelled("Verdict:", c.verdict)]
     if c.adapter is not None:
         parts.append(_adapter(c.adapter))
         return Group(*parts)
     if c.config_changes:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("Config changes", no_wrap=True)
-        table.add_column("key", no_wrap=True)
-        table.add_column("base")
-        table.add_column("finetune")
+        columns = [Col("Config changes"), Col("key"), Col("base", wrap=True), Col("finetune", wrap=True)]
+        rows = []
         for change in c.config_changes:
             style = {"shape": "bold", "behaviour": "", "cosmetic": "dim"}[change.kind]
-            table.add_row(
-                f"  [{style}]{change.kind}[/{style}]" if style else f"  {change.kind}",
-                change.key,
-                _value(change.base),
-                _value(change.finetune),
-            )
-        parts.append(table)
+            kind = f"  [{style}]{change.kind}[/{style}]" if style else f"  {change.kind}"
+            rows.append([kind, change.key, _value(change.base), _value(change.finetune)])
+        parts.append(Fitted(columns, rows, key=2, box=None))
     else:
         parts.append(Text("Config: identical", style="bold"))
     if c.parameters_delta is not None:
@@ -327,38 +436,44 @@ def comparison_renderable(c: Any) -> Group:
             line.append(f"\n  {COMPONENT_LABELS.get(component, component)} {_signed(delta)}")
         parts.append(line)
     if c.stored_bytes_delta is not None:
+        base_from, _, fine_from = c.stored_bytes_from.partition(" / ")
+        source = base_from if base_from == fine_from else f"{base_from} (base) and {fine_from} (finetune)"
         parts.append(
-            Text.from_markup(
-                f"[bold]Stored[/bold]  {c.stored_bytes_base:,} -> {c.stored_bytes_finetune:,} bytes "
-                f"({_signed(c.stored_bytes_delta)}) [dim]from {c.stored_bytes_from}[/dim]"
+            _labelled(
+                "Stored",
+                f"{c.stored_bytes_base:,} -> {c.stored_bytes_finetune:,} bytes ({_signed(c.stored_bytes_delta)}) "
+                f"[dim]from the {source}[/dim]",
             )
         )
     parts.append(_tensor_diff(c.tensors))
     if c.memory_delta and not any(c.memory_delta.values()):
-        parts.append(Text.from_markup("[bold]Memory delta[/bold]  none at any precision"))
+        parts.append(_labelled("Memory delta", "none at any precision"))
     elif c.memory_delta:
         deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in c.memory_delta.items())
-        parts.append(Text.from_markup(f"[bold]Memory delta[/bold]  {deltas}"))
+        parts.append(_labelled("Memory delta", deltas))
     return Group(*parts)
 
 
-def _tensor_diff(diff: Any) -> Table | Text:
+def _labelled(label: str, markup: str) -> Table:
+    """'Label  text' whose text wraps under itself, not under the label."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column()
+    grid.add_row(label, Text.from_markup(markup))
+    return grid
+
+
+def _tensor_diff(diff: Any) -> Fitted | Text:
     if not diff.available:
         return Text(f"Tensors: not compared ({diff.reason})", style="dim")
     rows = [(kind, g) for kind in ("added", "removed", "reshaped", "retyped") for g in getattr(diff, kind)]
     if not rows:
         return Text("Tensors: same names, shapes and dtypes", style="bold")
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("Tensors", no_wrap=True)
-    table.add_column("pattern")
-    table.add_column("count", justify="right")
-    table.add_column("base")
-    table.add_column("finetune")
-    for kind, g in rows[:20]:
-        table.add_row(f"  {kind}", g.pattern, str(g.count), g.base or "-", g.finetune or "-")
+    columns = [Col("Tensors"), Col("pattern"), Col("count", "right"), Col("base"), Col("finetune")]
+    cells = [[f"  {kind}", g.pattern, f"{g.count:,}", g.base or "-", g.finetune or "-"] for kind, g in rows[:20]]
     if len(rows) > 20:
-        table.add_row(f"  [dim]... {len(rows) - 20} more groups (--json lists all)[/dim]", "", "", "", "")
-    return table
+        cells.append([f"  [dim]... {len(rows) - 20} more groups (--json lists all)[/dim]", "", "", "", ""])
+    return Fitted(columns, cells, key=2, box=None)
 
 
 def _adapter(a: Any) -> Table:
@@ -379,19 +494,21 @@ def _adapter(a: Any) -> Table:
     return table
 
 
-def comparison_table(results: list[Any]) -> Table:
-    table = Table(header_style="bold", pad_edge=False)
-    table.add_column("finetune", overflow="fold", min_width=min(40, max(len(c.finetune) for c in results)))
-    table.add_column("verdict", min_width=24)
-    table.add_column("parameters", justify="right", no_wrap=True)
-    table.add_column("stored bytes", justify="right", no_wrap=True)
-    table.add_column("bf16 memory", justify="right", no_wrap=True)
+def comparison_table(results: list[Any]) -> Fitted:
+    columns = [
+        Col("finetune"),
+        Col("verdict", wrap=True),
+        Col("parameters", "right"),
+        Col("stored bytes", "right"),
+        Col("bf16 memory", "right"),
+    ]
+    rows = []
     for c in results:
         params = _signed(c.parameters_delta) if c.parameters_delta is not None else "?"
         stored = _signed(c.stored_bytes_delta) if c.stored_bytes_delta is not None else "?"
         memory = signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
-        table.add_row(c.finetune, c.verdict, params, stored, memory)
-    return table
+        rows.append([c.finetune, c.verdict, params, stored, memory])
+    return Fitted(columns, rows, box=box.HEAVY_HEAD)
 
 
 # ---------------------------------------------------------------- several models (`hfsize A B C`)
@@ -399,34 +516,41 @@ def comparison_table(results: list[Any]) -> Table:
 _TABLE_PRECISIONS = (("bf16", "16-bit"), ("int8", "int8"), ("nf4", "nf4"))  # (scheme, column): the table's pick
 
 
-def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
-    """One row per model: parameters, download, memory totals, and per GPU the first precision that fits."""
-    table = Table(header_style="bold", pad_edge=False, caption_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("model", overflow="fold", min_width=12, ratio=1)
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("stored", justify="right", no_wrap=True)
-    for _, label in _TABLE_PRECISIONS:
-        table.add_column(label, justify="right", no_wrap=True)
+def inspect_table(results: list[Any], gpus: list[Any]) -> Group:
+    """One row per model: parameters, download, memory totals, and per GPU the first precision that fits.
+    A model that failed keeps its row ("failed") and its error is written in full under the table."""
     labels = [g.label for g in gpus]
-    for label in labels:
-        table.add_column(label, min_width=6)
+    columns = [Col("model"), Col("params", "right"), Col("stored\nGiB", "right")]
+    columns += [Col(f"{label}\nGiB", "right") for _, label in _TABLE_PRECISIONS]
+    columns += [Col(gpu_header(label, gpus)) for label in labels]
+    rows, errors = [], []
     headers_only = False
     for r in results:
         if isinstance(r, Failure):
-            table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
+            rows.append([r.model, "[red]failed[/red]", *["-"] * (1 + len(_TABLE_PRECISIONS) + len(labels))])
+            errors.append(f"{r.model}: {r.error}")
             continue
-        stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
+        stored = _gib_number(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
         lines = [r.memory[p] for p, _ in _TABLE_PRECISIONS]
         totals = [_table_total(line) for line in lines]
         headers_only = headers_only or any(line is not None and line.kv_cache_bytes is None for line in lines)
         fits = [_first_fit(r.memory, label) for label in labels]
-        table.add_row(r.model, human_count(r.parameters.total), stored, *totals, *fits)
-    caption = f"16-bit, int8, nf4: total GiB (weights + KV cache for {_results_context(results)} + overhead)."
+        rows.append([r.model, human_count(r.parameters.total), stored, *totals, *fits])
+    notes = [
+        f"16-bit, int8, nf4: total GiB (weights + KV cache for {_results_context(results)} + overhead); "
+        "stored: the checkpoint's tensor bytes in GiB."
+    ]
     if headers_only:
-        caption += " *: weights + overhead only (--headers-only: no KV cache, no 8/4-bit)."
-    first = " Per GPU: the first that fits on one (as stored first, for pre-quantized checkpoints)."
-    table.caption = caption + (first if labels else "")
-    return table
+        notes.append("*: weights + overhead only (--headers-only: no KV cache, no 8/4-bit).")
+    if labels:
+        notes.append(
+            "Per GPU: the first precision that fits on one GPU (as stored first, for pre-quantized checkpoints); "
+            "no: none of them does. Under each GPU: the memory one device offers."
+        )
+    parts: list[Any] = [Fitted(columns, rows, box=box.SIMPLE_HEAD), bullets(notes, style="dim")]
+    if errors:
+        parts += [Text(""), bullets(errors, style="red")]
+    return Group(*parts)
 
 
 def _table_total(line: Any) -> str:

@@ -1,0 +1,70 @@
+"""What a person reads at 80 and 150 columns: every number whole, every requested column shown, verdicts where
+they belong. Expected figures are arithmetic on the real configs and the GPU catalog, shown beside each."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.helpers import cli
+
+MISTRAL = "mistralai/Mistral-7B-v0.1"
+LZLV_70B = "YouZiSoftware-lzlv_70b_fp16_hf/lzlv_70b_fp16_hf"  # Llama-2-70B's shape, served from _derived/
+LLAMA_13B = "meta-llama/Llama-2-13b-hf"  # the README's main job (a declared stand-in, fixtures/hub/_stand_ins.json)
+GPUS = ("--gpu", "T4", "--gpu", "RTX-4090", "--gpu", "A100-80GB", "--gpu", "H100-80GB")
+
+
+def words(text: str) -> str:
+    """The text as one line of words: what is said, however the renderer wrapped it."""
+    return " ".join(text.split())
+
+
+def assert_fits(out: str, width: int) -> None:
+    assert "…" not in out, out  # rich's ellipsis: a cut cell
+    too_long = [line for line in out.splitlines() if len(line) > width]
+    assert not too_long, too_long
+
+
+@pytest.mark.parametrize("width", [80, 150])
+def test_several_models_table_keeps_every_column_and_every_word(capsys, on_replica, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, _ = cli(capsys, MISTRAL, LZLV_70B, "org/nope", *GPUS)
+    assert code == 3  # org/nope is not found; the other rows are still shown
+    assert_fits(out, width)
+    lines = out.splitlines()
+    for model in (MISTRAL, LZLV_70B, "org/nope"):
+        assert any(model in line for line in lines), model  # an id on one line, never split mid-word
+    for gpu in ("T4", "RTX-4090", "A100-80GB", "H100-80GB"):
+        assert gpu in out, gpu  # every requested column
+    # the error of the failed row, every word of it, and the footer's
+    assert "Model 'org/nope' was not found on" in words(out)
+    assert "Per GPU: the first precision that fits on one" in words(out)
+    # Llama-2-70B: 68,976,648,192 parameters (Meta's index total_size / 2); 68,976,648,192 / 10**9 = 69.0B
+    assert "69.0B" in out
+
+
+@pytest.mark.parametrize("width", [80, 150])
+def test_compare_table_keeps_whole_numbers_and_columns(capsys, on_replica, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    fines = ["mistralai/Mistral-7B-Instruct-v0.2", LZLV_70B, "devadigapratham-MistralXGo-7B/MistralXGo-7B"]
+    code, out, _ = cli(capsys, "compare", MISTRAL, *fines)
+    assert code == 0
+    assert_fits(out, width)
+    # lzlv (Llama-2-70B's 68,976,648,192) - Mistral-7B (7,241,732,096, Mistral AI's count) = 61,734,916,096
+    assert "+61,734,916,096" in out
+    for header in ("finetune", "verdict", "parameters", "stored bytes", "bf16 memory"):
+        assert header in out, header
+    assert "adapter: LORA r=16" in out
+
+
+@pytest.mark.parametrize("width", [80, 150])
+def test_main_report_keeps_gpu_headers_and_numbers_whole(capsys, on_replica, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, _ = cli(capsys, LLAMA_13B, *GPUS)
+    assert code == 0
+    assert_fits(out, width)
+    for gpu in ("T4", "RTX-4090", "A100-80GB", "H100-80GB"):
+        assert re.search(rf"(^|\s){gpu}(\s|$)", out, re.M), gpu
+    # stored: 13,015,864,320 x 2 (F16) + 40 x 64 x 4 (F32 inv_freq) = 26,031,738,880
+    assert "26,031,738,880" in out
