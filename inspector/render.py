@@ -310,6 +310,30 @@ class _MemoryTable:
 _SEVERITY = {"error": "[red]✗ error[/red]", "warning": "[yellow]! warning[/yellow]", "info": "[dim]i info[/dim]"}
 
 
+class ShellCommand:
+    """A command for copying: one line when it fits, else shell continuations (` \\` at the end of each line)
+    between its options, never a renderer's wrap, which would paste as two commands."""
+
+    def __init__(self, command: str, indent: int = 2) -> None:
+        self.command, self.indent = command, indent
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        pad = " " * self.indent
+        if self.indent + cell_len(self.command) <= options.max_width:
+            yield Text(pad + self.command, no_wrap=True, overflow="ignore")
+            return
+        pieces = [p if i == 0 else "--" + p for i, p in enumerate(self.command.split(" --"))]
+        lines: list[str] = []
+        for piece in pieces:
+            if lines and cell_len(pad + lines[-1] + " " + piece + " \\") <= options.max_width:
+                lines[-1] += " " + piece
+            else:
+                lines.append(piece)
+        for i, line in enumerate(lines):
+            prefix = pad if i == 0 else pad + "  "
+            yield Text(prefix + line + (" \\" if i < len(lines) - 1 else ""), no_wrap=True, overflow="ignore")
+
+
 def _result_word(result: Any) -> str:
     if result.error is not None:
         return "[red]ERROR[/red]"
@@ -341,7 +365,7 @@ def check_renderable(result: Any) -> Group:
     plan = result.download
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # a long path folds, never an ellipsis
     weights = f"{len(plan.weights)} {plan.weights_format} file(s)" if plan.weights else "no weights"
     line = f"{gb(plan.bytes)} ({weights} + {len(plan.companions)} config/tokenizer file(s))"
     if plan.unused_bytes:
@@ -358,14 +382,14 @@ def check_renderable(result: Any) -> Group:
         problems = Table(box=None, show_header=False, pad_edge=False)
         problems.add_column(no_wrap=True)
         problems.add_column(no_wrap=True, style="dim")
-        problems.add_column()
+        problems.add_column(overflow="fold")
         for p in result.problems:
             problems.add_row(f"  {_SEVERITY[p.severity]}", p.code, p.message)
         parts += [Text("Problems", style="bold"), problems]
     else:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))
     if result.command and plan.unused:
-        parts += [Text("Fetch only what from_pretrained reads:", style="bold"), Text(f"  {result.command}")]
+        parts += [Text("Fetch only what from_pretrained reads:", style="bold"), ShellCommand(result.command)]
     parts.append(Text.from_markup(f"Result: {_result_word(result)}"))
     return Group(*parts)
 

@@ -68,3 +68,32 @@ def test_main_report_keeps_gpu_headers_and_numbers_whole(capsys, on_replica, mon
         assert re.search(rf"(^|\s){gpu}(\s|$)", out, re.M), gpu
     # stored: 13,015,864,320 x 2 (F16) + 40 x 64 x 4 (F32 inv_freq) = 26,031,738,880
     assert "26,031,738,880" in out
+
+
+@pytest.mark.parametrize("width", [80, 150])
+def test_check_prints_the_download_command_as_one_pasteable_line(capsys, on_replica, monkeypatch, hf_home, width):
+    """Paste what `check` prints into a shell: huggingface_hub's own CLI (dry run) must fetch exactly what
+    from_pretrained reads. A renderer's hard wrap would paste as two commands; a line that does not fit the width
+    ends in ` \\`, which the shell joins (as it is done here)."""
+    import shlex
+    import shutil
+
+    from tests.test_check import hf_download_dry_run
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**15, 0, 10**15))
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, _ = cli(capsys, "check", LLAMA_13B)
+    assert_fits(out, width)
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("hf download"))
+    block = [lines[at]]
+    while block[-1].endswith(" \\"):
+        block.append(lines[at + len(block)])
+    assert lines[at + len(block)].startswith("Result:")  # nothing of the command left over
+    pasted = "\n".join(block).replace("\\\n", "")  # what a shell does with a backslash-newline
+    argv = shlex.split(pasted)
+    # the stand-in's index and its 3 shards, config.json: what from_pretrained reads (no .bin pickles)
+    shards = {f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)}
+    assert argv[:3] == ["hf", "download", LLAMA_13B]
+    selected = hf_download_dry_run(on_replica.endpoint, hf_home, shlex.join(argv))
+    assert set(selected) == shards | {"config.json", "model.safetensors.index.json"}
