@@ -18,7 +18,7 @@ from .dtypes import TO_CONFIG
 from .errors import ExitCode
 from .names import OUTPUT_HEAD_WEIGHT, TOKEN_EMBEDDING_TABLE
 from .results import Disk, DownloadPlan, How, Listing, Problem, ProblemCode, ReconKind, RepoFiles, Report, Severity
-from .units import gb
+from .units import gib
 
 
 def find_problems(
@@ -125,15 +125,15 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
         )
     if plan.unused:
         kinds = ", ".join(
-            f"{u.format} ({len(u.files)} file{'s' if len(u.files) > 1 else ''}, {gb(u.bytes, 1)})" for u in plan.unused
+            f"{u.format} ({len(u.files)} file{'s' if len(u.files) > 1 else ''}, {gib(u.bytes, 1)})" for u in plan.unused
         )
         out.append(
             Problem(
                 ProblemCode.DUPLICATE_WEIGHTS,
                 Severity.WARNING,
-                f"Besides the {plan.weights_format} weights from_pretrained reads ({gb(plan.bytes, 1)}), "
+                f"Besides the {plan.weights_format} weights from_pretrained reads ({gib(plan.bytes, 1)}), "
                 f"the repo ships "
-                f"{kinds}: an unfiltered download fetches {gb(plan.unused_bytes, 1)} more. "
+                f"{kinds}: an unfiltered download fetches {gib(plan.unused_bytes, 1)} more. "
                 "Use the hf download command below to fetch only what is needed.",
             )
         )

@@ -17,7 +17,7 @@ from rich.text import Text
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
 from .results import Failure, Report, report_to_dict
-from .units import GIB, gb, gib, human_count, signed_gib
+from .units import GIB, gib, human_count, signed_gib
 from .units import gib_number as _gib_number
 
 COMPONENT_LABELS = {
@@ -237,13 +237,26 @@ def _verdict(fit: Any) -> str:
     return "[red]no[/red]"
 
 
+def _usable(label: str, gpus: Sequence[Any] = ()) -> int | None:
+    """The memory one device of a verdict's GPU offers, from the GPUs given, else from its label (a catalog name
+    or a size, as --gpu reads it); None for a GPU neither names (a local one)."""
+    gpu = next((g for g in gpus if g.label == label), None)
+    if gpu is None:
+        from .errors import HfsizeError
+        from .gpus import parse_gpu
+
+        try:
+            gpu = parse_gpu(label)
+        except HfsizeError:
+            return None
+    return gpu.usable_bytes
+
+
 def gpu_header(label: str, gpus: Sequence[Any] = ()) -> str:
     """A GPU column's header: its name, and under it the memory one device offers, in GiB, as the fit counted it
     (a size typed in GB is 10**9 bytes: '80GB' is 74.5 GiB, where the A100-80GB card has 80 GiB)."""
-    gpu = next((g for g in gpus if g.label == label), None)
-    if gpu is None:
-        return label
-    return f"{label}\n{gpu.usable_bytes / GIB:,.1f} GiB"
+    usable = _usable(label, gpus)
+    return label if usable is None else f"{label}\n{usable / GIB:,.1f} GiB"
 
 
 def _memory(memory: Any) -> Group:
@@ -344,12 +357,17 @@ def _result_word(result: Any) -> str:
     return "[green]OK[/green]"
 
 
+def _gpu_inline(label: str) -> str:
+    usable = _usable(label)
+    return label if usable is None else f"{label} ({usable / GIB:,.1f} GiB)"
+
+
 def _fit_summary(result: Any) -> str:
     if result.precision is None:
         return "[dim]not judged[/dim]"
     if not result.verdicts:
         return f"{result.precision} {gib(result.memory_bytes)}, [dim]no GPU given (--gpu)[/dim]"
-    verdicts = ", ".join(f"{label} {_verdict(v)}" for label, v in result.verdicts.items())
+    verdicts = ", ".join(f"{_gpu_inline(label)} {_verdict(v)}" for label, v in result.verdicts.items())
     return f"{result.precision} {gib(result.memory_bytes)}: {verdicts}"
 
 
@@ -366,15 +384,15 @@ def check_renderable(result: Any) -> Group:
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # a long path folds, never an ellipsis
-    weights = f"{len(plan.weights)} {plan.weights_format} file(s)" if plan.weights else "no weights"
-    line = f"{gb(plan.bytes)} ({weights} + {len(plan.companions)} config/tokenizer file(s))"
+    weights = _plural(len(plan.weights), f"{plan.weights_format} file") if plan.weights else "no weights"
+    line = f"{gib(plan.bytes)} ({weights} + {_plural(len(plan.companions), 'config/tokenizer file')})"
     if plan.unused_bytes:
-        line += f"; the whole repo is {gb(plan.repo_bytes)}"
+        line += f"; the whole repo is {gib(plan.repo_bytes)}"
     if result.disk is not None:
         d = result.disk
         mark = "[green]✓[/green]" if d.fits else "[red]✗[/red]"
-        cached = f", {gb(d.cached_bytes)} already cached" if d.cached_bytes else ""
-        line += f"\n{mark} {gb(d.free_bytes)} free at {d.path}{cached}"
+        cached = f", {gib(d.cached_bytes)} already cached" if d.cached_bytes else ""
+        line += f"\n{mark} {gib(d.free_bytes)} free at {d.path}{cached}"
     table.add_row("Download", line)
     table.add_row("Fit", _fit_summary(result))
     parts: list[Any] = [title, table]
@@ -412,6 +430,11 @@ def check_table(results: list[Any]) -> Group:
     if errors:
         parts += [Text(""), bullets(errors, style="red")]
     return Group(*parts)
+
+
+def _plural(n: int, thing: str) -> str:
+    """'1 file', '2 files', '1,024 tensors'."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
 def _count(result: Any, severity: str) -> int:

@@ -97,3 +97,38 @@ def test_check_prints_the_download_command_as_one_pasteable_line(capsys, on_repl
     assert argv[:3] == ["hf", "download", LLAMA_13B]
     selected = hf_download_dry_run(on_replica.endpoint, hf_home, shlex.join(argv))
     assert set(selected) == shards | {"config.json", "model.safetensors.index.json"}
+
+
+def test_one_unit_for_memory_and_sizes_in_every_view(capsys, on_replica, monkeypatch):
+    """GiB (2**30) everywhere a person reads bytes: the report, the several-models table and check agree on the
+    same checkpoint; a GPU typed as a size says what it was taken to mean."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**15, 0, 10**15))
+    monkeypatch.setenv("COLUMNS", "150")
+    stored = 13_015_864_320 * 2 + 40 * 64 * 4  # the stand-in's index total_size: 26,031,738,880 B = 24.244 GiB
+    assert f"{stored / 2**30:.2f}" == "24.24"
+    _, report_out, _ = cli(capsys, LLAMA_13B, "--gpu", "80GB")
+    assert "26,031,738,880 bytes (24.24 GiB)" in report_out
+    _, table_out, _ = cli(capsys, LLAMA_13B, MISTRAL, "--gpu", "80GB")
+    row = next(line for line in table_out.splitlines() if line.strip().startswith(LLAMA_13B))
+    assert row.split()[2] == "24.24" and "stored" in table_out and "GiB" in table_out
+    _, check_out, _ = cli(capsys, "check", LLAMA_13B, "--gpu", "80GB", "--gpu", "A100-80GB")
+    # the download: the same tensor bytes plus a few KiB of config and index, still 24.24 GiB; and no GB figure
+    assert re.search(r"Download\s+24\.24 GiB", check_out), check_out
+    assert not re.search(r"\d GB\b", check_out), check_out
+    # --gpu 80GB is 80 x 10**9 B = 74.51 GiB, the A100-80GB card 81,920 MiB = 80.0 GiB: each says which
+    assert "80GB (74.5 GiB) fits" in words(check_out) and "A100-80GB (80.0 GiB) fits" in words(check_out)
+    for out in (report_out, table_out):
+        assert re.search(r"80GB\s", out) and "74.5 GiB" in out
+
+
+def test_a_size_in_gb_and_the_card_of_that_name_can_differ_and_the_header_says_why(capsys, on_replica, monkeypatch):
+    """Llama-2-70B at int8 (bnb): 66.4 GiB in the table. --gpu 70GB is 65.19 GiB (70 x 10**9 / 2**30): no int8 on
+    one; 80GB is 74.51 GiB: int8 fits. The header's GiB is what a reader needs to see why."""
+    monkeypatch.setenv("COLUMNS", "150")
+    _, out, _ = cli(capsys, LZLV_70B, MISTRAL, "--gpu", "70GB", "--gpu", "80GB")
+    header = next(line for line in out.splitlines() if "65.2 GiB" in line)
+    assert "74.5 GiB" in header
+    row = next(line for line in out.splitlines() if line.strip().startswith(LZLV_70B)).split()
+    assert row[-2:] == ["nf4", "int8"]
