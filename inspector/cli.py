@@ -112,6 +112,7 @@ def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     import time
 
     from .transport import TRAFFIC, Exchange
+    from .units import plural
 
     started = time.monotonic()
 
@@ -123,7 +124,7 @@ def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     def totals() -> None:
         retries = f" ({TRAFFIC.retries} retried)" if TRAFFIC.retries else ""
         click.echo(
-            f"hfsize: {TRAFFIC.requests} requests{retries}, {TRAFFIC.bytes_received:,} bytes received, "
+            f"hfsize: {plural(TRAFFIC.requests, 'request')}{retries}, {TRAFFIC.bytes_received:,} bytes received, "
             f"{time.monotonic() - started:.2f} s",
             err=True,
         )

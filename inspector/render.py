@@ -17,7 +17,7 @@ from rich.text import Text
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
 from .results import Failure, Report, report_to_dict
-from .units import GIB, gib, human_count, signed_gib
+from .units import GIB, gib, human_count, plural, signed_gib
 from .units import gib_number as _gib_number
 
 COMPONENT_LABELS = {
@@ -196,13 +196,14 @@ def _checkpoint(report: Report) -> Table | Text | Group:
         return Text("Checkpoint  no weight files", style="bold")
     if not c.headers_read:
         table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column(f"Checkpoint  {c.format} (pickle), {len(c.files)} file(s), no headers", no_wrap=True)
+        table.add_column(f"Checkpoint  {c.format} (pickle), {plural(len(c.files), 'file')}, no headers", no_wrap=True)
         table.add_column("size", justify="right")
         for f in c.files:
             table.add_row(f"  {f.name}", gib(f.size) if f.size is not None else "?")
         return table
     heading = Text(
-        f"Checkpoint  {c.format}, {len(c.files)} file(s), {c.tensors:,} tensors, {c.bytes:,} bytes ({gib(c.bytes)})",
+        f"Checkpoint  {c.format}, {plural(len(c.files), 'file')}, {plural(c.tensors, 'tensor')}, {c.bytes:,} bytes "
+        f"({gib(c.bytes)})",
         style="bold",
     )
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -215,7 +216,7 @@ def _checkpoint(report: Report) -> Table | Text | Group:
     for i, f in enumerate(shown):
         if len(c.files) > 8 and i == 3:
             table.add_row(f"  [dim]... {len(c.files) - 5} more files[/dim]", "", "")
-        table.add_row(f"  [dim]{f.name}[/dim]", f"[dim]{f.tensors:,} tensors[/dim]", f"[dim]{f.bytes:,}[/dim]")
+        table.add_row(f"  [dim]{f.name}[/dim]", f"[dim]{plural(f.tensors, 'tensor')}[/dim]", f"[dim]{f.bytes:,}[/dim]")
     if c.index_total_size is not None:
         table.add_row("  [dim]index total_size[/dim]", "", f"[dim]{c.index_total_size:,}[/dim]")
     return Group(heading, table)
@@ -384,8 +385,8 @@ def check_renderable(result: Any) -> Group:
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # a long path folds, never an ellipsis
-    weights = _plural(len(plan.weights), f"{plan.weights_format} file") if plan.weights else "no weights"
-    line = f"{gib(plan.bytes)} ({weights} + {_plural(len(plan.companions), 'config/tokenizer file')})"
+    weights = plural(len(plan.weights), f"{plan.weights_format} file") if plan.weights else "no weights"
+    line = f"{gib(plan.bytes)} ({weights} + {plural(len(plan.companions), 'config/tokenizer file')})"
     if plan.unused_bytes:
         line += f"; the whole repo is {gib(plan.repo_bytes)}"
     if result.disk is not None:
@@ -430,11 +431,6 @@ def check_table(results: list[Any]) -> Group:
     if errors:
         parts += [Text(""), bullets(errors, style="red")]
     return Group(*parts)
-
-
-def _plural(n: int, thing: str) -> str:
-    """'1 file', '2 files', '1,024 tensors'."""
-    return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
 def _count(result: Any, severity: str) -> int:

@@ -34,3 +34,8 @@ def human_count(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f}{suffix}"
     return str(n)
+
+
+def plural(n: int, thing: str) -> str:
+    """(1, 'tensor') -> '1 tensor'; (1024, 'tensor') -> '1,024 tensors'."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"

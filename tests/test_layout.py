@@ -132,3 +132,48 @@ def test_a_size_in_gb_and_the_card_of_that_name_can_differ_and_the_header_says_w
     assert "74.5 GiB" in header
     row = next(line for line in out.splitlines() if line.strip().startswith(LZLV_70B)).split()
     assert row[-2:] == ["nf4", "int8"]
+
+
+def test_notes_legend_and_finetuning_block_read_as_aligned_text(capsys, on_replica, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli(capsys, LLAMA_13B, "--gpu", "T4", "--gpu", "A100-80GB")
+    assert code == 0
+    lines = out.splitlines()
+    # a note's continuation lines stay under its text (4 spaces: "  • "), never at column 0
+    bullets = [i for i, line in enumerate(lines) if line.startswith("  • ")]
+    assert len(bullets) >= 5
+    for i in bullets:
+        for follow in lines[i + 1 :]:
+            if not follow.strip() or follow.startswith("  • "):
+                break
+            assert follow.startswith("    "), (lines[i], follow)
+    # the verdicts have a legend; T4 (15.0 GiB) needs 2 for fp16 (26.81 GiB): "2 GPUs" is explained
+    text = words(out)
+    assert "fits (N) = spread over N of the GPUs given" in text and "N GPUs = needs N of that GPU" in text
+    assert "no = one layer is larger than a GPU" in text
+    # Finetuning: the three figures right-aligned in one column
+    at = next(i for i, line in enumerate(lines) if line.startswith("Finetuning"))
+    block = lines[at + 1 : at + 4]
+    assert [line.split()[0] for line in block] == ["full", "LoRA", "QLoRA"]
+    ends = {len(line.rstrip()) for line in block}
+    assert len(ends) == 1, block
+
+
+def test_bar_has_a_legend_when_it_is_shown(capsys, on_replica, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "150")
+    _, out, _ = cli(capsys, LLAMA_13B, "--gpu", "T4")
+    assert "█" in out and "bar: each total against the largest one" in words(out)
+    monkeypatch.setenv("COLUMNS", "60")
+    _, out, _ = cli(capsys, LLAMA_13B, "--gpu", "T4")
+    assert "█" not in out and "bar:" not in out  # no bar at 60 columns, so no legend for it
+
+
+def test_counts_are_written_in_the_singular_for_one(capsys, on_replica, monkeypatch):
+    from inspector.units import plural
+
+    assert [plural(n, "tensor") for n in (0, 1, 2, 1024)] == ["0 tensors", "1 tensor", "2 tensors", "1,024 tensors"]
+    monkeypatch.setenv("COLUMNS", "150")
+    # TheBloke's Llama-2-7B-AWQ stores one file, model.safetensors
+    _, out, _ = cli(capsys, "gogongxt-python/Llama-2-7B-AWQ")
+    assert "Checkpoint  safetensors, 1 file, " in out
+    assert "file(s)" not in out and "1 tensors" not in out
