@@ -177,3 +177,54 @@ def test_counts_are_written_in_the_singular_for_one(capsys, on_replica, monkeypa
     _, out, _ = cli(capsys, "gogongxt-python/Llama-2-7B-AWQ")
     assert "Checkpoint  safetensors, 1 file, " in out
     assert "file(s)" not in out and "1 tensors" not in out
+
+
+def cell(out: str, row: str, column: str) -> str:
+    """What a reader finds in the table of `out` on the row that starts with `row`, under the header `column`:
+    the row's text that covers the middle of the header's name (cells are centered or aligned under it)."""
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if re.search(rf"(^|\s){re.escape(column)}(\s|$)", line))
+    start = re.search(rf"(^|\s)({re.escape(column)})(\s|$)", lines[head]).start(2)
+    middle = start + len(column) // 2
+    line = next(line for line in lines[head + 1 :] if line.strip().startswith(row + "  ") or line.strip() == row)
+    for match in re.finditer(r"\S+(?: \S+)*", line):  # cells: runs of text with single spaces inside
+        if match.start() <= middle < match.end() or abs(match.start() + len(match.group()) / 2 - middle) <= 3:
+            return match.group()
+    return ""
+
+
+def test_the_verdict_under_each_gpu_is_the_one_the_arithmetic_gives(capsys, on_replica, monkeypatch):
+    """Llama-2-13B fp16: 24.24 GiB of weights (26,031,728,640 B) + 1.56 GiB of KV cache (2 x 40 layers x 5,120 x
+    2,048 tokens x 2 B = 1,677,721,600 B) = 25.81 GiB of blocks, plus 1 GiB overhead on each GPU.
+    T4: 15,360 MiB = 15.0 GiB, 14.0 GiB left: 25.81 / 14.0 -> 2 of them ("2 GPUs"; "fits (2)" with T4x2).
+    A100-80GB: 80 GiB, 79 left: "fits". fp32 (51.61 GiB of blocks) on T4: 51.61 / 14.0 = 3.7 -> 4 ("4 GPUs").
+    nf4 (7.26 + 1.56 = 8.82 GiB) fits one T4. 2GB = 2 x 10**9 B = 1.86 GiB, 0.86 left: one fp32 layer is
+    317,204,480 x 4 B = 1.18 GiB, larger than that: "no"."""
+    monkeypatch.setenv("COLUMNS", "150")
+    code, out, _ = cli(capsys, LLAMA_13B, "--gpu", "T4", "--gpu", "T4x2", "--gpu", "A100-80GB", "--gpu", "2GB")
+    assert code == 0
+    assert cell(out, "fp16", "T4") == "2 GPUs"
+    assert cell(out, "fp16", "T4 x2") == "fits (2)"
+    assert cell(out, "fp16", "A100-80GB") == "fits"
+    assert cell(out, "fp32", "T4") == "4 GPUs"
+    assert cell(out, "nf4 (bnb)", "T4") == "fits"
+    assert cell(out, "fp32", "2GB") == "no"
+    # the totals the verdicts rest on, in their columns: 24.24 + 1.56 + 1.00 = 26.81 (rounded from 26.805)
+    fp16 = next(line for line in out.splitlines() if line.startswith("  fp16 ")).split()
+    assert fp16[1:4] == ["24.24", "1.56", "26.81"]  # weights, KV, total
+    # check says the same at its precision (fp16, the config's dtype)
+    _, out, _ = cli(capsys, "check", LLAMA_13B, "--gpu", "T4", "--gpu", "A100-80GB")
+    assert "fp16 26.81 GiB: T4 (15.0 GiB) 2 GPUs, A100-80GB (80.0 GiB) fits" in words(out)
+
+
+def test_the_table_picks_as_stored_first_for_a_pre_quantized_checkpoint(capsys, on_replica, monkeypatch):
+    """gpt-oss-20b as stored (MXFP4 experts): 13,761,264,768 B = 12.82 GiB of weights, + KV + 1 GiB, fits an L4
+    (23,034 MiB = 22.5 GiB); int8 (bnb) of its 20.9B parameters would too, so only "as stored" first tells them
+    apart. A T4 (15.0 GiB) takes no 16-bit 20.9B model (39 GiB): a dense model there shows its first fit."""
+    monkeypatch.setenv("COLUMNS", "150")
+    code, out, _ = cli(capsys, "EchoCog-gpt-oss-20b/gpt-oss-20b", MISTRAL, "--gpu", "L4", "--gpu", "H100-80GB")
+    assert code == 0
+    assert cell(out, "EchoCog-gpt-oss-20b/gpt-oss-20b", "L4") == "as stored"
+    assert cell(out, "EchoCog-gpt-oss-20b/gpt-oss-20b", "H100-80GB") == "as stored"
+    # Mistral-7B at 16-bit: 7,241,732,096 x 2 B = 13.49 GiB + 0.25 GiB KV + 1 GiB = 14.74 GiB < 22.5: "16-bit"
+    assert cell(out, MISTRAL, "L4") == "16-bit"
