@@ -7,17 +7,12 @@ import re
 
 import pytest
 
-from tests.helpers import cli
+from tests.helpers import cell, cli, words
 
 MISTRAL = "mistralai/Mistral-7B-v0.1"
 LZLV_70B = "YouZiSoftware-lzlv_70b_fp16_hf/lzlv_70b_fp16_hf"  # Llama-2-70B's shape, served from _derived/
 LLAMA_13B = "meta-llama/Llama-2-13b-hf"  # the README's main job (a declared stand-in, fixtures/hub/_stand_ins.json)
 GPUS = ("--gpu", "T4", "--gpu", "RTX-4090", "--gpu", "A100-80GB", "--gpu", "H100-80GB")
-
-
-def words(text: str) -> str:
-    """The text as one line of words: what is said, however the renderer wrapped it."""
-    return " ".join(text.split())
 
 
 def assert_fits(out: str, width: int) -> None:
@@ -177,20 +172,6 @@ def test_counts_are_written_in_the_singular_for_one(capsys, on_replica, monkeypa
     _, out, _ = cli(capsys, "gogongxt-python/Llama-2-7B-AWQ")
     assert "Checkpoint  safetensors, 1 file, " in out
     assert "file(s)" not in out and "1 tensors" not in out
-
-
-def cell(out: str, row: str, column: str) -> str:
-    """What a reader finds in the table of `out` on the row that starts with `row`, under the header `column`:
-    the row's text that covers the middle of the header's name (cells are centered or aligned under it)."""
-    lines = out.splitlines()
-    head = next(i for i, line in enumerate(lines) if re.search(rf"(^|\s){re.escape(column)}(\s|$)", line))
-    start = re.search(rf"(^|\s)({re.escape(column)})(\s|$)", lines[head]).start(2)
-    middle = start + len(column) // 2
-    line = next(line for line in lines[head + 1 :] if line.strip().startswith(row + "  ") or line.strip() == row)
-    for match in re.finditer(r"\S+(?: \S+)*", line):  # cells: runs of text with single spaces inside
-        if match.start() <= middle < match.end() or abs(match.start() + len(match.group()) / 2 - middle) <= 3:
-            return match.group()
-    return ""
 
 
 def test_the_verdict_under_each_gpu_is_the_one_the_arithmetic_gives(capsys, on_replica, monkeypatch):
