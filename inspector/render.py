@@ -385,7 +385,10 @@ def check_renderable(result: Any) -> Group:
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # a long path folds, never an ellipsis
-    weights = plural(len(plan.weights), f"{plan.weights_format} file") if plan.weights else "no weights"
+    # the index is a weight file from_pretrained reads, but no weights: counted apart, as inspect counts the shards
+    shards = [f for f in plan.weights if not f.path.endswith(".index.json")]
+    indexed = " + the index" if len(shards) < len(plan.weights) else ""
+    weights = plural(len(shards), f"{plan.weights_format} file") + indexed if plan.weights else "no weights"
     line = f"{gib(plan.bytes)} ({weights} + {plural(len(plan.companions), 'config/tokenizer file')})"
     if plan.unused_bytes:
         line += f"; the whole repo is {gib(plan.repo_bytes)}"

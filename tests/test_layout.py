@@ -209,3 +209,20 @@ def test_the_table_picks_as_stored_first_for_a_pre_quantized_checkpoint(capsys, 
     assert cell(out, "EchoCog-gpt-oss-20b/gpt-oss-20b", "H100-80GB") == "as stored"
     # Mistral-7B at 16-bit: 7,241,732,096 x 2 B = 13.49 GiB + 0.25 GiB KV + 1 GiB = 14.74 GiB < 22.5: "16-bit"
     assert cell(out, MISTRAL, "L4") == "16-bit"
+
+
+def test_check_counts_the_shards_as_inspect_does_not_the_index(capsys, on_replica, monkeypatch):
+    import json
+    import shutil
+
+    from tests.helpers import FIXTURES
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**15, 0, 10**15))
+    monkeypatch.setenv("COLUMNS", "150")
+    index = FIXTURES / "_derived/bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian/model.safetensors.index.json"
+    shards = len(set(json.loads(index.read_text())["weight_map"].values()))
+    assert shards == 3  # model-00001..3-of-00003
+    _, report_out, _ = cli(capsys, LLAMA_13B)
+    assert f"Checkpoint  safetensors, {shards} files," in report_out
+    _, check_out, _ = cli(capsys, "check", LLAMA_13B)
+    assert f"({shards} safetensors files + the index + 1 config/tokenizer file)" in check_out
