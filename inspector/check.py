@@ -251,12 +251,12 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
             )
         others = [n for n in recon.missing if n not in heads]
         if others:
-            more = "+" if len(recon.missing) >= 20 else ""
             out.append(
                 Problem(
                     ProblemCode.MISSING_TENSORS,
                     Severity.ERROR,
-                    f"{len(others)}{more} tensor(s) the architecture needs are not in the checkpoint "
+                    f"{len(others):,} tensor{'' if len(others) == 1 else 's'} the architecture needs "
+                    f"{'is' if len(others) == 1 else 'are'} not in the checkpoint "
                     f"(e.g. {others[0]}): from_pretrained would initialise them randomly. "
                     "The upload looks incomplete or the config does not match the weights.",
                 )
@@ -275,7 +275,8 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
             Problem(
                 ProblemCode.UNEXPECTED_TENSORS,
                 Severity.WARNING,
-                f"{len(recon.unexpected)}{'+' if len(recon.unexpected) >= 20 else ''} stored tensor(s) are not part of "
+                f"{len(recon.unexpected):,} stored tensor{'' if len(recon.unexpected) == 1 else 's'} "
+                f"{'is' if len(recon.unexpected) == 1 else 'are'} not part of "
                 f"the architecture (e.g. {recon.unexpected[0]}): from_pretrained skips them.",
             )
         )

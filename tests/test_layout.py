@@ -226,3 +226,36 @@ def test_check_counts_the_shards_as_inspect_does_not_the_index(capsys, on_replic
     assert f"Checkpoint  safetensors, {shards} files," in report_out
     _, check_out, _ = cli(capsys, "check", LLAMA_13B)
     assert f"({shards} safetensors files + the index + 1 config/tokenizer file)" in check_out
+
+
+def test_every_missing_tensor_is_counted_in_the_text_and_listed_in_the_json(capsys, tmp_path, monkeypatch):
+    """A Llama of 8 layers saved by transformers' save_pretrained (75 tensors: 9 per layer, embeddings, norm, head),
+    re-written by safetensors' save_file with layer 0's tensors only: 63 missing, more than the 20 a cap kept."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tests.helpers import TINY_LLAMA
+
+    config = dict(TINY_LLAMA, num_hidden_layers=8)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "config.json").write_text(json.dumps(config))
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(full), dtype=torch.float32).save_pretrained(full)
+    tensors = load_file(full / "model.safetensors")
+    kept = {n: t for n, t in tensors.items() if ".layers." not in n or ".layers.0." in n}
+    dropped = sorted(set(tensors) - set(kept))
+    assert len(tensors) == 8 * 9 + 3 and len(dropped) == 63
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "config.json").write_text(json.dumps(config))
+    save_file(kept, cut / "model.safetensors", metadata={"format": "pt"})
+    monkeypatch.setenv("COLUMNS", "150")
+    code, out, _ = cli(capsys, str(cut), "--json")
+    assert sorted(json.loads(out)["reconciliation"]["missing"]) == dropped  # all 63, not the first 20
+    _, out, _ = cli(capsys, str(cut))
+    assert "63 tensors the architecture expects are missing" in words(out) and "20+" not in out
+    _, out, _ = cli(capsys, "check", str(cut))
+    assert "63 tensors the architecture needs are not in the checkpoint" in words(out)
