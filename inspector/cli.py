@@ -488,7 +488,9 @@ def _sentence(message: str) -> str:
     message = " ".join(message.split())
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 3].rstrip() + "..."
-    message = message[0].upper() + message[1:] if message else message
+    first = message.split(" ", 1)[0] if message else ""
+    if first.isalpha():  # a word, not a file name or identifier: 'config.json', 'model_type' keep their case
+        message = message[0].upper() + message[1:]
     return message if message.endswith((".", "!", "?")) else message + "."
 
 

@@ -181,9 +181,13 @@ def _notes(
         sliding = [layer.window for layer in built.kv_layers if layer.window]
         per_1k = kv_total * 1024 // max(settings.context, 1)
         text = (
-            f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
-            f"({kv_dtype} for 8/4-bit, change with --kv-dtype) "
-            f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens)"
+            f"KV cache for {settings.context:,} tokens x batch {settings.batch} "
+            + (
+                f"in {kv_dtype} (--kv-dtype) at every precision "
+                if settings.kv_dtype
+                else f"in the model's dtype ({kv_dtype} for 8/4-bit, change with --kv-dtype) "
+            )
+            + f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens)"
         )
         if sliding:
             text += f"; {len(sliding)} sliding-window layers keep at most {max(sliding) - 1:,} tokens"

@@ -259,3 +259,26 @@ def test_every_missing_tensor_is_counted_in_the_text_and_listed_in_the_json(caps
     assert "63 tensors the architecture expects are missing" in words(out) and "20+" not in out
     _, out, _ = cli(capsys, "check", str(cut))
     assert "63 tensors the architecture needs are not in the checkpoint" in words(out)
+
+
+def test_the_words_say_what_was_done(capsys, on_replica, monkeypatch, tmp_path):
+    """--kv-dtype fp8 is no 'model's dtype'; compare names where stored bytes come from once; a file name
+    keeps its case at the start of an Error line."""
+    import json
+
+    monkeypatch.setenv("COLUMNS", "150")
+    code, out, _ = cli(capsys, "deepcogito/cogito-v1-preview-qwen-14B", "--kv-dtype", "fp8")
+    assert code == 0
+    note = next(line for line in words(out).split("• ") if line.startswith("KV cache for"))
+    assert "in fp8 (--kv-dtype)" in note and "model's dtype" not in note, note
+    _, out, _ = cli(capsys, "deepcogito/cogito-v1-preview-qwen-14B")
+    note = next(line for line in words(out).split("• ") if line.startswith("KV cache for"))
+    assert "in the model's dtype" in note  # without --kv-dtype it is the model's (bf16)
+    sakura = "1235357-Backup_hf_sakura-14b-qwen2.5-v1.0-q6k/sakura-14b-qwen2.5-v1.0"
+    _, out, _ = cli(capsys, "compare", sakura, "deepcogito/cogito-v1-preview-qwen-14B")
+    assert "from the headers" in out and "headers / headers" not in out
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": "32"}))
+    code, _, err = cli(capsys, str(folder))
+    assert code == 6 and err.startswith("Error: config.json"), err

@@ -132,7 +132,7 @@ def test_a_bad_size_key_is_a_malformed_config(capsys, tmp_path, key, raw, messag
     code, out, err = cli(capsys, str(folder))
     assert code == ExitCode.BAD_FILES, err
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith(f"Error: Config.json in '{folder}': {message}"), err
+    assert err.count("\n") == 1 and err.startswith(f"Error: config.json in '{folder}': {message}"), err
     assert "Exception raised from" not in err
 
 
