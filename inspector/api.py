@@ -15,7 +15,7 @@ from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
 from .config import validate as validate_config
 from .download import download_command, plan_download
-from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError
+from .errors import AccessError, BadFilesError, ExitCode, HfsizeError, NotFoundError, UnsupportedError, capitalized
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import MemorySettings, estimate
 from .parameters import count_parameters, moe_shape
@@ -365,7 +365,7 @@ def check_failed(model: str, revision: str | None, error: HfsizeError) -> CheckR
 
 
 def _joined(error: HfsizeError) -> str:
-    message = error.message[0].upper() + error.message[1:]
+    message = capitalized(error.message)
     return f"{message}. {error.hint}".strip() if error.hint else message + "."
 
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import click
 
 from .dtypes import KV_DTYPES  # plain data: --help imports nothing else of hfsize
-from .errors import ExitCode, HfsizeError
+from .errors import ExitCode, HfsizeError, capitalized
 from .precisions import CHECK_PRECISIONS
 
 DEBUG_ENV = "HFSIZE_DEBUG"
@@ -488,9 +488,7 @@ def _sentence(message: str) -> str:
     message = " ".join(message.split())
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 3].rstrip() + "..."
-    first = message.split(" ", 1)[0] if message else ""
-    if first.isalpha():  # a word, not a file name or identifier: 'config.json', 'model_type' keep their case
-        message = message[0].upper() + message[1:]
+    message = capitalized(message)
     return message if message.endswith((".", "!", "?")) else message + "."
 
 

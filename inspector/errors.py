@@ -49,3 +49,10 @@ class BadFilesError(HfsizeError):
 
 class UnsupportedError(HfsizeError):
     exit_code = ExitCode.UNSUPPORTED
+
+
+def capitalized(message: str) -> str:
+    """A message's first letter in upper case when it starts with a plain word; a file name or identifier
+    ('config.json', 'model_type') keeps its case. The one rule for stderr's Error line and JSON error rows."""
+    first = message.split(" ", 1)[0] if message else ""
+    return message[0].upper() + message[1:] if first.isalpha() else message
