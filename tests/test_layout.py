@@ -282,3 +282,17 @@ def test_the_words_say_what_was_done(capsys, on_replica, monkeypatch, tmp_path):
     (folder / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": "32"}))
     code, _, err = cli(capsys, str(folder))
     assert code == 6 and err.startswith("Error: config.json"), err
+
+
+def test_below_the_width_of_one_column_each_row_is_a_block(capsys, on_replica, monkeypatch):
+    """At 40 columns the 47-character lzlv id leaves no room for a column beside it: one block per row, every
+    value under its column's name (found by mutation testing: the vertical layout had no test)."""
+    monkeypatch.setenv("COLUMNS", "40")
+    code, out, _ = cli(capsys, LZLV_70B, MISTRAL, "--gpu", "A100-80GB")
+    assert code == 0
+    assert "…" not in out
+    blocks = out.split("\n\n")
+    lzlv = next(b for b in blocks if b.lstrip().startswith(LZLV_70B.split("/")[0]))
+    lines = [" ".join(line.split()) for line in lzlv.splitlines()]
+    # 68,976,648,192 parameters; int8 (bnb) 66.4 GiB fits the A100-80GB (80 GiB, 79 after overhead), 16-bit does not
+    assert "params 69.0B" in lines and "A100-80GB 80.0 GiB int8" in lines, lines
