@@ -59,7 +59,9 @@ class Fitted:
         for i in chosen:
             c = self.columns[i]
             # rich measures a cell by its longest word even when it may not wrap: the whole cell is its minimum
-            whole = None if c.wrap else max(_cell_width(cell) for cell in [c.header, *(r[i] for r in self.rows)])
+            cells = [c.header, *(r[i] for r in self.rows)]
+            # and a prose cell by its longest word, which it must not split
+            whole = max((_word_width(cell) if c.wrap else _cell_width(cell)) for cell in cells)
             table.add_column(
                 c.header, justify=c.justify, no_wrap=not c.wrap, overflow="fold" if c.wrap else "crop", min_width=whole
             )
@@ -72,13 +74,33 @@ class Fitted:
         # measured unbounded: rich clamps a measurement to the width it is given
         return Measurement.get(console, options.update_width(10**6), table).minimum <= options.max_width
 
+    @staticmethod
+    def _sized(console: Console, options: ConsoleOptions, table: Table) -> Table:
+        """Widths set for the prose columns so that the table takes the width exactly, each at least its longest
+        word: rich's own shrinking gives up when two prose columns reach the same width and crops them all."""
+        unbounded = options.update_width(10**6)
+        ranges = [table._measure_column(console, unbounded, column) for column in table.columns]
+        whole = Measurement.get(console, unbounded, table)
+        if whole.maximum <= options.max_width:
+            return table
+        extra = whole.minimum - sum(r.minimum for r in ranges)  # borders and padding
+        prose = [i for i, column in enumerate(table.columns) if not column.no_wrap]
+        budget = options.max_width - extra - sum(r.minimum for r in ranges)
+        slack = sum(ranges[i].maximum - ranges[i].minimum for i in prose) or 1
+        for i in prose:
+            share = budget * (ranges[i].maximum - ranges[i].minimum) // slack
+            # a column's width excludes its padding, which the measurement includes
+            padding = ranges[i].minimum - (table.columns[i].min_width or 0) if table.columns[i].min_width else 0
+            table.columns[i].width = ranges[i].minimum + share - padding
+        return table
+
     def layouts(self, console: Console, options: ConsoleOptions) -> list[Table] | None:
         """The tables to print one after another, or None when only the vertical layout fits."""
         keys = list(range(self.key))
         rest = [i for i in range(self.key, len(self.columns)) if not self.columns[i].optional]
         full = self._table(range(len(self.columns)))
         if self._fits(console, options, full):
-            return [full]
+            return [self._sized(console, options, full)]
         groups: list[list[int]] = []
         for i in rest:
             if groups and self._fits(console, options, self._table(keys + groups[-1] + [i])):
@@ -87,7 +109,7 @@ class Fitted:
                 groups.append([i])
             else:
                 return None
-        return [self._table(keys + g) for g in groups] or [self._table(keys)]
+        return [self._sized(console, options, self._table(keys + g)) for g in groups] or [self._table(keys)]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
         tables = self.layouts(console, options)
@@ -112,6 +134,10 @@ class Fitted:
 
 def _cell_width(cell: str) -> int:
     return max((cell_len(line) for line in Text.from_markup(cell).plain.splitlines()), default=0)
+
+
+def _word_width(cell: str) -> int:
+    return max((cell_len(word) for word in Text.from_markup(cell).plain.split()), default=0)
 
 
 def bullets(items: Iterable[str], style: str = "") -> Table:

@@ -296,3 +296,16 @@ def test_below_the_width_of_one_column_each_row_is_a_block(capsys, on_replica, m
     lines = [" ".join(line.split()) for line in lzlv.splitlines()]
     # 68,976,648,192 parameters; int8 (bnb) 66.4 GiB fits the A100-80GB (80 GiB, 79 after overhead), 16-bit does not
     assert "params 69.0B" in lines and "A100-80GB 80.0 GiB int8" in lines, lines
+
+
+def test_check_table_keeps_problem_codes_and_the_result_column_whole(capsys, on_replica, monkeypatch):
+    """At 80 columns rich squeezed the problems column below its longest word ('duplicate_we' / 'ights') and, once
+    two prose columns were equally wide, cropped the result column: prose columns now get their widths here."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**15, 0, 10**15))
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli(capsys, "check", LLAMA_13B, MISTRAL, "--gpu", "80GB", "--gpu", "T4")
+    assert code == 11  # the Mistral fixture has no weights: no_weights
+    assert_fits(out, 80)
+    assert "duplicate_weights" in out and "no_weights" in out and "PROBLEMS" in out and "result" in out
