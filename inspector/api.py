@@ -24,6 +24,7 @@ from .errors import (
     NeedsModelClassError,
     NotFoundError,
     UnsupportedError,
+    capitalized,
 )
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import DTYPE_BYTES, MemorySettings, estimate, load_dtype
@@ -554,7 +555,7 @@ def check_failed(model: str, revision: str | None, error: HfsizeError) -> CheckR
 
 
 def _joined(error: HfsizeError) -> str:
-    message = error.message[0].upper() + error.message[1:]
+    message = capitalized(error.message)
     return f"{message}. {error.hint}".strip() if error.hint else message + "."
 
 

@@ -476,6 +476,19 @@ def checkpoint_format(model: Any, tied: set[str]) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in state.items()}
 
 
+def resolved_config(config: dict[str, Any]) -> dict[str, Any] | None:
+    """`config` as the installed transformers' config class resolves it (a missing num_key_value_heads is
+    num_attention_heads, a missing key is the class default), for comparing two configs; None when transformers
+    has no native class for its model_type or refuses it."""
+    model_type = native_model_type(config)
+    if model_type is None:
+        return None
+    try:
+        return _native_config(config, model_type).to_dict()
+    except Exception:  # noqa: BLE001 - a config transformers refuses is compared as written
+        return None
+
+
 def _native_config(config: dict[str, Any], model_type: str) -> Any:
     from transformers import CONFIG_MAPPING
 

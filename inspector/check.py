@@ -18,7 +18,7 @@ from .dtypes import TO_CONFIG
 from .errors import ExitCode
 from .names import OUTPUT_HEAD_WEIGHT, TOKEN_EMBEDDING_TABLE
 from .results import Disk, DownloadPlan, How, Listing, Problem, ProblemCode, ReconKind, RepoFiles, Report, Severity
-from .units import gb
+from .units import gib
 
 
 def find_problems(
@@ -145,15 +145,15 @@ def _files(listing: Listing, plan: DownloadPlan, repo: RepoFiles | None) -> list
         )
     if plan.unused:
         kinds = ", ".join(
-            f"{u.format} ({len(u.files)} file{'s' if len(u.files) > 1 else ''}, {gb(u.bytes, 1)})" for u in plan.unused
+            f"{u.format} ({len(u.files)} file{'s' if len(u.files) > 1 else ''}, {gib(u.bytes, 1)})" for u in plan.unused
         )
         out.append(
             Problem(
                 ProblemCode.DUPLICATE_WEIGHTS,
                 Severity.WARNING,
-                f"Besides the {plan.weights_format} weights from_pretrained reads ({gb(plan.bytes, 1)}), "
+                f"Besides the {plan.weights_format} weights from_pretrained reads ({gib(plan.bytes, 1)}), "
                 f"the repo ships "
-                f"{kinds}: an unfiltered download fetches {gb(plan.unused_bytes, 1)} more. "
+                f"{kinds}: an unfiltered download fetches {gib(plan.unused_bytes, 1)} more. "
                 "Use the hf download command below to fetch only what is needed.",
             )
         )
@@ -271,12 +271,12 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
             )
         others = [n for n in recon.missing if n not in heads]
         if others:
-            more = "+" if len(recon.missing) >= 20 else ""
             out.append(
                 Problem(
                     ProblemCode.MISSING_TENSORS,
                     Severity.ERROR,
-                    f"{len(others)}{more} tensor(s) the architecture needs are not in the checkpoint "
+                    f"{len(others):,} tensor{'' if len(others) == 1 else 's'} the architecture needs "
+                    f"{'is' if len(others) == 1 else 'are'} not in the checkpoint "
                     f"(e.g. {others[0]}): from_pretrained would initialise them randomly. "
                     "The upload looks incomplete or the config does not match the weights.",
                 )
@@ -295,7 +295,8 @@ def _reconciliation(report: Report, repo: RepoFiles | None) -> list[Problem]:
             Problem(
                 ProblemCode.UNEXPECTED_TENSORS,
                 Severity.WARNING,
-                f"{len(recon.unexpected)}{'+' if len(recon.unexpected) >= 20 else ''} stored tensor(s) are not part of "
+                f"{len(recon.unexpected):,} stored tensor{'' if len(recon.unexpected) == 1 else 's'} "
+                f"{'is' if len(recon.unexpected) == 1 else 'are'} not part of "
                 f"the architecture (e.g. {recon.unexpected[0]}): from_pretrained skips them.",
             )
         )

@@ -126,16 +126,19 @@ def reconcile(
     missing, unexpected, reshaped = _name_diff(built, tensors, groups)
     if missing:
         notes.append(
-            f"{len(missing)}{'+' if len(missing) == 20 else ''} tensor(s) the architecture expects are missing "
+            f"{_tensors(len(missing))} the architecture expects {_are(len(missing))} missing "
             f"from the checkpoint, e.g. {', '.join(missing[:3])}."
         )
     if unexpected:
         notes.append(
-            f"{len(unexpected)}{'+' if len(unexpected) == 20 else ''} stored tensor(s) are not in the architecture, "
+            f"{_tensors(len(unexpected), 'stored ')} {_are(len(unexpected))} not in the architecture, "
             f"e.g. {', '.join(unexpected[:3])}."
         )
     if reshaped:
-        notes.append(f"{len(reshaped)} stored tensor(s) have another shape than the architecture's: {reshaped[0]}.")
+        notes.append(
+            f"{_tensors(len(reshaped), 'stored ')} {'has' if len(reshaped) == 1 else 'have'} another shape than the "
+            f"architecture's: {reshaped[0]}."
+        )
     unexplained = None
     if architecture_total is not None and built.built:
         unexplained = architecture_total - checkpoint_params
@@ -255,7 +258,7 @@ def _name_diff(
         for n in stored & set(expected)
         if n in tensors and n not in packed_names and tensors[n].shape != expected[n]
     )
-    return missing[:20], unexpected[:20], reshaped[:20]
+    return missing, unexpected, reshaped  # all of them: the JSON lists every one, the text counts them
 
 
 def _unpacked_name(name: str) -> str:
@@ -340,3 +343,12 @@ def header_architecture(repo: RepoFiles, reason: str, kinds: Kinds | None = None
         transformers_version=None,
         reason=reason,
     )
+
+
+def _tensors(n: int, what: str = "") -> str:
+    """'1 stored tensor', '63 tensors'."""
+    return f"{n:,} {what}tensor{'' if n == 1 else 's'}"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"

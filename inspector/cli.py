@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import click
 
 from .dtypes import KV_DTYPES, LLAMA_CACHE_TYPES  # plain data: --help imports nothing else of hfsize
-from .errors import ExitCode, HfsizeError
+from .errors import ExitCode, HfsizeError, capitalized
 from .precisions import CHECK_PRECISIONS
 
 DEBUG_ENV = "HFSIZE_DEBUG"
@@ -174,6 +174,7 @@ def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     import time
 
     from .transport import TRAFFIC, Exchange
+    from .units import plural
 
     started = time.monotonic()
 
@@ -185,7 +186,7 @@ def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     def totals() -> None:
         retries = f" ({TRAFFIC.retries} retried)" if TRAFFIC.retries else ""
         click.echo(
-            f"hfsize: {TRAFFIC.requests} requests{retries}, {TRAFFIC.bytes_received:,} bytes received, "
+            f"hfsize: {plural(TRAFFIC.requests, 'request')}{retries}, {TRAFFIC.bytes_received:,} bytes received, "
             f"{time.monotonic() - started:.2f} s",
             err=True,
         )
@@ -817,7 +818,7 @@ def _sentence(message: str) -> str:
     message = " ".join(message.split())
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 3].rstrip() + "..."
-    message = message[0].upper() + message[1:] if message else message
+    message = capitalized(message)
     return message if message.endswith((".", "!", "?")) else message + "."
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checkpoint import all_tensors, stored_float_dtype
+from .config import KV_HEADS, config_view
 from .dtypes import config_dtype
 from .precisions import PRECISIONS
 from .results import (
@@ -52,18 +53,39 @@ CONTEXT_KEYS = ("max_position_embeddings", "rope_scaling", "rope_theta", "rope_p
 _INDEX = re.compile(r"\.(\d+)\.")
 
 
-def config_changes(base: Mapping[str, Any], finetune: Mapping[str, Any]) -> list[ConfigChange]:
-    """Every key whose value differs (missing counts as None), classified shape / behaviour / cosmetic."""
+def config_changes(base: Mapping[str, Any], finetune: Mapping[str, Any], resolve: bool = True) -> list[ConfigChange]:
+    """Every key whose value differs, classified shape / behaviour / cosmetic. A key one config omits takes the
+    value transformers gives it (`_resolved`): a missing num_key_value_heads is num_attention_heads, a missing
+    sliding_window the class default, so an omitted default is no change and an omitted key is not None."""
+    base_resolved, fine_resolved = (_resolved(base), _resolved(finetune)) if resolve else ({}, {})
     base, finetune = _dtype_as_one_key(base), _dtype_as_one_key(finetune)
     changes = []
     for key in sorted(set(base) | set(finetune)):
-        a, b = base.get(key), finetune.get(key)
+        a = base[key] if key in base else base_resolved.get(key)
+        b = finetune[key] if key in finetune else fine_resolved.get(key)
         if a == b:
             continue
         kind = "shape" if key in SHAPE_KEYS else "cosmetic" if key in COSMETIC_KEYS else "behaviour"
         changes.append(ConfigChange(key=key, base=a, finetune=b, kind=kind))
     order = {"shape": 0, "behaviour": 1, "cosmetic": 2}
     return sorted(changes, key=lambda c: order[c.kind])
+
+
+def _resolved(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of keys `config` may omit: the size keys from the config view (config.py's one alias table),
+    then, where transformers has the class, every attribute as its config class resolves it."""
+    from .architecture import resolved_config
+
+    view = config_view(config)
+    values: dict[str, Any] = {}
+    if view.kv_heads is not None:
+        values.update(dict.fromkeys(KV_HEADS, view.kv_heads))
+    if view.head_dim is not None:
+        values["head_dim"] = view.head_dim
+    resolved = resolved_config(dict(config)) or {}
+    # not the cosmetic keys: to_dict() writes the installed transformers_version and an empty _name_or_path
+    values.update({k: v for k, v in resolved.items() if k not in ("dtype", "torch_dtype") and k not in COSMETIC_KEYS})
+    return values
 
 
 def _dtype_as_one_key(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,13 @@ class UnsupportedError(HfsizeError):
     exit_code = ExitCode.UNSUPPORTED
 
 
+def capitalized(message: str) -> str:
+    """A message's first letter in upper case when it starts with a plain word; a file name or identifier
+    ('config.json', 'model_type') keeps its case. The one rule for stderr's Error line and JSON error rows."""
+    first = message.split(" ", 1)[0] if message else ""
+    return message[0].upper() + message[1:] if first.isalpha() else message
+
+
 class NeedsModelClassError(UnsupportedError):
     """The light install cannot count this model (no headers, no cached architecture): the repo is not at fault,
     the install lacks torch/transformers/accelerate (`check` reports it as a warning, not an error)."""

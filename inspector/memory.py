@@ -258,8 +258,13 @@ def _kv_note(built: BuiltArchitecture, kv_dtype: str, settings: MemorySettings, 
         parts.append(text)
     per_1k = kv_total * 1024 // max(settings.context, 1)
     return (
-        f"KV cache for {settings.context:,} tokens x batch {settings.batch} in the model's dtype "
-        f"({kv_dtype} for 8/4-bit, change with --kv-dtype; states the modeling code keeps in fp32 stay fp32) "
+        f"KV cache for {settings.context:,} tokens x batch {settings.batch} "
+        + (
+            f"in {kv_dtype} (--kv-dtype) at every precision "
+            if settings.kv_dtype
+            else f"in the model's dtype ({kv_dtype} for 8/4-bit, change with --kv-dtype) "
+        )
+        + "(states the modeling code keeps in fp32 stay fp32) "
         f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens at this context): "
         + "; ".join(parts)
         + "."

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
 from .results import Failure, Report, report_to_dict
-from .units import GIB, gb, gib, human_count, signed_gib
+from .units import GIB, gb, gib, human_count, plural, signed_gib
 from .units import gib_number as _gib_number
 
 COMPONENT_LABELS = {
@@ -30,6 +34,123 @@ COMPONENT_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class Col:
+    """A column of a `Fitted` table. Numbers, ids and verdicts never wrap (`wrap=False`); prose may, at spaces."""
+
+    header: str
+    justify: str = "left"
+    wrap: bool = False
+    optional: bool = False  # dropped first when the table is too wide (a decoration such as the bar)
+
+
+class Fitted:
+    """A table that never cuts a cell or drops a requested column, whatever the terminal's width.
+
+    Whole when every column fits; else stacked: the first `key` columns (the row's name) repeated with as
+    many of the others as fit, table after table; else, when even one column beside the key is too wide,
+    one block per row ("header  value" lines). rich alone would shrink no_wrap columns to an ellipsis and
+    crop the rest of the line."""
+
+    def __init__(self, columns: Sequence[Col], rows: Iterable[Sequence[str]], *, key: int = 1, **table: Any) -> None:
+        self.columns, self.rows, self.key, self.table = list(columns), [list(r) for r in rows], key, table
+
+    def _table(self, chosen: Sequence[int]) -> Table:
+        table = Table(**{"header_style": "bold", "pad_edge": False, **self.table})
+        for i in chosen:
+            c = self.columns[i]
+            # rich measures a cell by its longest word even when it may not wrap: the whole cell is its minimum
+            cells = [c.header, *(r[i] for r in self.rows)]
+            # and a prose cell by its longest word, which it must not split
+            whole = max((_word_width(cell) if c.wrap else _cell_width(cell)) for cell in cells)
+            table.add_column(
+                c.header, justify=c.justify, no_wrap=not c.wrap, overflow="fold" if c.wrap else "crop", min_width=whole
+            )
+        for row in self.rows:
+            table.add_row(*(row[i] for i in chosen))
+        return table
+
+    @staticmethod
+    def _fits(console: Console, options: ConsoleOptions, table: Table) -> bool:
+        # measured unbounded: rich clamps a measurement to the width it is given
+        return Measurement.get(console, options.update_width(10**6), table).minimum <= options.max_width
+
+    @staticmethod
+    def _sized(console: Console, options: ConsoleOptions, table: Table) -> Table:
+        """Widths set for the prose columns so that the table takes the width exactly, each at least its longest
+        word: rich's own shrinking gives up when two prose columns reach the same width and crops them all."""
+        unbounded = options.update_width(10**6)
+        ranges = [table._measure_column(console, unbounded, column) for column in table.columns]
+        whole = Measurement.get(console, unbounded, table)
+        if whole.maximum <= options.max_width:
+            return table
+        extra = whole.minimum - sum(r.minimum for r in ranges)  # borders and padding
+        prose = [i for i, column in enumerate(table.columns) if not column.no_wrap]
+        budget = options.max_width - extra - sum(r.minimum for r in ranges)
+        slack = sum(ranges[i].maximum - ranges[i].minimum for i in prose) or 1
+        for i in prose:
+            share = budget * (ranges[i].maximum - ranges[i].minimum) // slack
+            # a column's width excludes its padding, which the measurement includes
+            padding = ranges[i].minimum - (table.columns[i].min_width or 0) if table.columns[i].min_width else 0
+            table.columns[i].width = ranges[i].minimum + share - padding
+        return table
+
+    def layouts(self, console: Console, options: ConsoleOptions) -> list[Table] | None:
+        """The tables to print one after another, or None when only the vertical layout fits."""
+        keys = list(range(self.key))
+        rest = [i for i in range(self.key, len(self.columns)) if not self.columns[i].optional]
+        full = self._table(range(len(self.columns)))
+        if self._fits(console, options, full):
+            return [self._sized(console, options, full)]
+        groups: list[list[int]] = []
+        for i in rest:
+            if groups and self._fits(console, options, self._table(keys + groups[-1] + [i])):
+                groups[-1].append(i)
+            elif self._fits(console, options, self._table(keys + [i])):
+                groups.append([i])
+            else:
+                return None
+        return [self._sized(console, options, self._table(keys + g)) for g in groups] or [self._table(keys)]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        tables = self.layouts(console, options)
+        if tables is not None:
+            for i, table in enumerate(tables):
+                if i:
+                    yield Text("")
+                yield table
+            return
+        for n, row in enumerate(self.rows):
+            if n:
+                yield Text("")
+            yield Text.from_markup("  ".join(cell for cell in row[: self.key] if cell), style="bold")
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            for c, cell in zip(self.columns[self.key :], row[self.key :], strict=True):
+                if cell and not c.optional:
+                    grid.add_row("  " + Text.from_markup(c.header).plain.replace("\n", " "), cell)
+            yield grid
+
+
+def _cell_width(cell: str) -> int:
+    return max((cell_len(line) for line in Text.from_markup(cell).plain.splitlines()), default=0)
+
+
+def _word_width(cell: str) -> int:
+    return max((cell_len(word) for word in Text.from_markup(cell).plain.split()), default=0)
+
+
+def bullets(items: Iterable[str], style: str = "") -> Table:
+    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for item in items:
+        grid.add_row(Text("  •", style=style), Text(item, style=style))
+    return grid
+
+
 def to_json(report: Any, indent: int | None = 2) -> str:
     return json.dumps(report_to_dict(report), indent=indent)
 
@@ -39,15 +160,11 @@ def report_renderable(report: Report, width: int = 120) -> Group:
         return gguf_renderable(report)
     parts: list[Any] = [_title(report), *_overrides(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
-        parts.append(_memory(report.memory, width))
+        parts.append(_memory(report.memory))
         if report.memory.computed() and any(line.max_context for line in report.memory.computed().values()):
             parts.append(how_it_runs(report.memory))
     if report.notes:
-        notes = Text()
-        notes.append("Reconciliation\n", style="bold")
-        for i, note in enumerate(report.notes):
-            notes.append(("\n" if i else "") + f"  • {note}")
-        parts.append(notes)
+        parts.append(Group(Text("Reconciliation", style="bold"), bullets(report.notes)))
     spaced: list[Any] = []
     for part in parts:
         spaced.extend([part, Text("")])
@@ -118,13 +235,14 @@ def _checkpoint(report: Report) -> Table | Text | Group:
         return Text("Checkpoint  no weight files", style="bold")
     if not c.headers_read:
         table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column(f"Checkpoint  {c.format} (pickle), {len(c.files)} file(s), no headers", no_wrap=True)
+        table.add_column(f"Checkpoint  {c.format} (pickle), {plural(len(c.files), 'file')}, no headers", no_wrap=True)
         table.add_column("size", justify="right")
         for f in c.files:
             table.add_row(f"  {f.name}", gib(f.size) if f.size is not None else "?")
         return table
     heading = Text(
-        f"Checkpoint  {c.format}, {len(c.files)} file(s), {c.tensors:,} tensors, {c.bytes:,} bytes ({gib(c.bytes)})",
+        f"Checkpoint  {c.format}, {plural(len(c.files), 'file')}, {plural(c.tensors, 'tensor')}, {c.bytes:,} bytes "
+        f"({gib(c.bytes)})",
         style="bold",
     )
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -137,13 +255,18 @@ def _checkpoint(report: Report) -> Table | Text | Group:
     for i, f in enumerate(shown):
         if len(c.files) > 8 and i == 3:
             table.add_row(f"  [dim]... {len(c.files) - 5} more files[/dim]", "", "")
-        table.add_row(f"  [dim]{f.name}[/dim]", f"[dim]{f.tensors:,} tensors[/dim]", f"[dim]{f.bytes:,}[/dim]")
+        table.add_row(f"  [dim]{f.name}[/dim]", f"[dim]{plural(f.tensors, 'tensor')}[/dim]", f"[dim]{f.bytes:,}[/dim]")
     if c.index_total_size is not None:
         table.add_row("  [dim]index total_size[/dim]", "", f"[dim]{c.index_total_size:,}[/dim]")
     return Group(heading, table)
 
 
 BAR_WIDTH = 10
+
+VERDICT_LEGEND = (
+    "Per GPU: fits = on one GPU; fits (N) = spread over N of the GPUs given; N GPUs = needs N of that GPU, more "
+    "than given; no = one layer is larger than a GPU."
+)
 
 
 def _verdict(fit: Any) -> str:
@@ -154,10 +277,31 @@ def _verdict(fit: Any) -> str:
     return "[red]no[/red]"
 
 
-def _memory(memory: Any, width: int = 120) -> Group:
+def _usable(label: str, gpus: Sequence[Any] = ()) -> int | None:
+    """The memory one device of a verdict's GPU offers, from the GPUs given, else from its label (a catalog name
+    or a size, as --gpu reads it); None for a GPU neither names (a local one)."""
+    gpu = next((g for g in gpus if g.label == label), None)
+    if gpu is None:
+        from .errors import HfsizeError
+        from .gpus import parse_gpu
+
+        try:
+            gpu = parse_gpu(label)
+        except HfsizeError:
+            return None
+    return gpu.usable_bytes
+
+
+def gpu_header(label: str, gpus: Sequence[Any] = ()) -> str:
+    """A GPU column's header: its name, and under it the memory one device offers, in GiB, as the fit counted it
+    (a size typed in GB is 10**9 bytes: '80GB' is 74.5 GiB, where the A100-80GB card has 80 GiB)."""
+    usable = _usable(label, gpus)
+    return label if usable is None else f"{label}\n{usable / GIB:,.1f} GiB"
+
+
+def _memory(memory: Any) -> Group:
     lines = memory.computed()
     biggest = max(line.total_bytes for line in lines.values())
-    table = Table(box=None, header_style="bold", pad_edge=False)
     kv = (
         "no KV cache (headers only)"
         if any(line.kv_cache_bytes is None for line in lines.values())
@@ -167,46 +311,80 @@ def _memory(memory: Any, width: int = 120) -> Group:
         f"Memory in GiB: {kv}, total includes {gib(memory.overhead_per_gpu_bytes)} overhead per GPU",
         style="bold",
     )
-    table.add_column("", no_wrap=True)
-    for column in ("weights", "KV", "total"):
-        table.add_column(column, justify="right", no_wrap=True)
     gpu_labels = list(next(iter(lines.values())).fits)
-    # the bars are for wide terminals: the verdict columns matter more when the width is short
-    bars = 22 + 3 * 8 + BAR_WIDTH + 2 + sum(max(len(label), 7) + 2 for label in gpu_labels) <= width
-    if bars:
-        table.add_column("", no_wrap=True)
-    for label in gpu_labels:
-        table.add_column(label, justify="center", no_wrap=True)
+    columns = [Col(""), Col("weights", "right"), Col("KV", "right"), Col("total", "right"), Col("", optional=True)]
+    columns += [Col(gpu_header(label, memory.gpus), "center") for label in gpu_labels]
+    rows = []
     for key, line in lines.items():
         filled = max(1, round(BAR_WIDTH * line.total_bytes / biggest))
-        table.add_row(
-            f"  {PRECISION_LABELS[key]}",
-            _gib_number(line.weights_bytes),
-            "-" if line.kv_cache_bytes is None else _gib_number(line.kv_cache_bytes),
-            f"[bold]{_gib_number(line.total_bytes)}[/bold]",
-            *(["[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled)] if bars else []),
-            *[_verdict(line.fits[label]) for label in gpu_labels],
+        rows.append(
+            [
+                f"  {PRECISION_LABELS[key]}",
+                _gib_number(line.weights_bytes),
+                "-" if line.kv_cache_bytes is None else _gib_number(line.kv_cache_bytes),
+                f"[bold]{_gib_number(line.total_bytes)}[/bold]",
+                "[cyan]" + "█" * filled + "[/cyan]" + "·" * (BAR_WIDTH - filled),
+                *[_verdict(line.fits[label]) for label in gpu_labels],
+            ]
         )
-    parts: list[Any] = [heading, table]
+    legend = [VERDICT_LEGEND] if gpu_labels else []
+    parts: list[Any] = [heading, _MemoryTable(Fitted(columns, rows, box=None), legend)]
     if memory.training is not None:
         t = memory.training
-        text = Text()
-        text.append("Finetuning (weights + grads + optimizer, activations excluded)\n", style="bold")
-        text.append(f"  full AdamW, mixed precision  {gib(t.full_adamw_bytes)}\n")
-        text.append(f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} params)  {gib(t.lora_bytes)}\n")
-        text.append(f"  QLoRA r={t.lora_rank} (nf4 base)  {gib(t.qlora_bytes)}")
-        parts.append(Text(""))
-        parts.append(text)
-    notes = Text()
-    for note in memory.notes:
-        notes.append(f"\n  • {note}", style="dim")
-    parts.append(notes)
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        table.add_row("  full AdamW, mixed precision", gib(t.full_adamw_bytes))
+        table.add_row(f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes))
+        table.add_row(f"  QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes))
+        parts += [Text(""), Text("Finetuning (weights + grads + optimizer, activations excluded)", style="bold"), table]
+    parts += [Text(""), bullets(memory.notes, style="dim")]
     return Group(*parts)
+
+
+class _MemoryTable:
+    """The memory table and its legend; the bar's line of the legend only when the bar is shown."""
+
+    def __init__(self, table: Fitted, legend: list[str]) -> None:
+        self.fitted, self.legend = table, legend
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        tables = self.fitted.layouts(console, options)
+        yield self.fitted
+        bar = tables is not None and len(tables) == 1 and len(tables[0].columns) == len(self.fitted.columns)
+        legend = (["bar: each total against the largest one."] if bar else []) + self.legend
+        if legend:
+            yield Text("")
+            yield bullets(legend, style="dim")
 
 
 # ---------------------------------------------------------------- `hfsize check`
 
 _SEVERITY = {"error": "[red]✗ error[/red]", "warning": "[yellow]! warning[/yellow]", "info": "[dim]i info[/dim]"}
+
+
+class ShellCommand:
+    """A command for copying: one line when it fits, else shell continuations (` \\` at the end of each line)
+    between its options, never a renderer's wrap, which would paste as two commands."""
+
+    def __init__(self, command: str, indent: int = 2) -> None:
+        self.command, self.indent = command, indent
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        pad = " " * self.indent
+        if self.indent + cell_len(self.command) <= options.max_width:
+            yield Text(pad + self.command, no_wrap=True, overflow="ignore")
+            return
+        pieces = [p if i == 0 else "--" + p for i, p in enumerate(self.command.split(" --"))]
+        lines: list[str] = []
+        for piece in pieces:
+            if lines and cell_len(pad + lines[-1] + " " + piece + " \\") <= options.max_width:
+                lines[-1] += " " + piece
+            else:
+                lines.append(piece)
+        for i, line in enumerate(lines):
+            prefix = pad if i == 0 else pad + "  "
+            yield Text(prefix + line + (" \\" if i < len(lines) - 1 else ""), no_wrap=True, overflow="ignore")
 
 
 def _result_word(result: Any) -> str:
@@ -219,12 +397,17 @@ def _result_word(result: Any) -> str:
     return "[green]OK[/green]"
 
 
+def _gpu_inline(label: str) -> str:
+    usable = _usable(label)
+    return label if usable is None else f"{label} ({usable / GIB:,.1f} GiB)"
+
+
 def _fit_summary(result: Any) -> str:
     if result.precision is None:
         return "[dim]not judged[/dim]"
     if not result.verdicts:
         return f"{result.precision} {gib(result.memory_bytes)}, [dim]no GPU given (--gpu)[/dim]"
-    verdicts = ", ".join(f"{label} {_verdict(v)}" for label, v in result.verdicts.items())
+    verdicts = ", ".join(f"{_gpu_inline(label)} {_verdict(v)}" for label, v in result.verdicts.items())
     return f"{result.precision} {gib(result.memory_bytes)}: {verdicts}"
 
 
@@ -244,16 +427,19 @@ def check_renderable(result: Any) -> Group:
     plan = result.download
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    weights = f"{len(plan.weights)} {plan.weights_format} file(s)" if plan.weights else "no weights"
-    line = f"{gb(plan.bytes)} ({weights} + {len(plan.companions)} config/tokenizer file(s))"
+    table.add_column(overflow="fold")  # a long path folds, never an ellipsis
+    # the index is a weight file from_pretrained reads, but no weights: counted apart, as inspect counts the shards
+    shards = [f for f in plan.weights if not f.path.endswith(".index.json")]
+    indexed = " + the index" if len(shards) < len(plan.weights) else ""
+    weights = plural(len(shards), f"{plan.weights_format} file") + indexed if plan.weights else "no weights"
+    line = f"{gib(plan.bytes)} ({weights} + {plural(len(plan.companions), 'config/tokenizer file')})"
     if plan.unused_bytes:
-        line += f"; the whole repo is {gb(plan.repo_bytes)}"
+        line += f"; the whole repo is {gib(plan.repo_bytes)}"
     if result.disk is not None:
         d = result.disk
         mark = "[green]✓[/green]" if d.fits else "[red]✗[/red]"
-        cached = f", {gb(d.cached_bytes)} already cached" if d.cached_bytes else ""
-        line += f"\n{mark} {gb(d.free_bytes)} free at {d.path}{cached}"
+        cached = f", {gib(d.cached_bytes)} already cached" if d.cached_bytes else ""
+        line += f"\n{mark} {gib(d.free_bytes)} free at {d.path}{cached}"
     table.add_row("Download", line)
     table.add_row("Fit", _fit_summary(result))
     parts: list[Any] = [title, *_overrides(result), table]
@@ -261,7 +447,7 @@ def check_renderable(result: Any) -> Group:
         problems = Table(box=None, show_header=False, pad_edge=False)
         problems.add_column(no_wrap=True)
         problems.add_column(no_wrap=True, style="dim")
-        problems.add_column()
+        problems.add_column(overflow="fold")
         for p in result.problems:
             problems.add_row(f"  {_SEVERITY[p.severity]}", p.code, Text(p.message))  # a message is not markup
         parts += [Text("Problems", style="bold"), problems]
@@ -269,27 +455,29 @@ def check_renderable(result: Any) -> Group:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))
     if result.command and plan.unused:
         fetch = "Fetch only this file:" if plan.weights_format == "gguf" else "Fetch only what from_pretrained reads:"
-        parts += [Text(fetch, style="bold"), Text(f"  {result.command}")]
+        parts += [Text(fetch, style="bold"), ShellCommand(result.command)]
     parts.append(Text.from_markup(f"Result: {_result_word(result)}"))
     return Group(*parts)
 
 
-def check_table(results: list[Any]) -> Table:
-    table = Table(header_style="bold", pad_edge=False)
-    table.add_column("model", no_wrap=True, min_width=max(len(r.model) for r in results))
-    table.add_column("download", no_wrap=True)
-    table.add_column("fit")
-    table.add_column("problems")
-    table.add_column("result", no_wrap=True)
+def check_table(results: list[Any]) -> Group:
+    columns = [Col("model"), Col("download", "right"), Col("fit", wrap=True), Col("problems", wrap=True), Col("result")]
+    rows, errors = [], []
     for r in results:
         if r.error is not None:
-            table.add_row(r.model, "", "", f"[red]{r.error.split('. ')[0]}[/red]", _result_word(r))
+            rows.append([r.model, "-", "-", "[red]could not be read (below)[/red]", _result_word(r)])
+            errors.append(f"{r.model}: {r.error}")
             continue
         counts = [f"{n} {s}{'s' if n > 1 else ''}" for s in ("error", "warning") if (n := _count(r, s))]
         first = next((p for p in r.problems if p.severity != "info"), None)
         problems = ", ".join(counts) + (f": {first.code}" if first else "") if counts else "[green]none[/green]"
-        table.add_row(r.model, gb(r.download.bytes), _fit_summary(r), problems, _result_word(r))
-    return table
+        rows.append([r.model, gib(r.download.bytes), _fit_summary(r), problems, _result_word(r)])
+    parts: list[Any] = [Fitted(columns, rows, box=box.HEAVY_HEAD)]
+    if any(r.verdicts for r in results if r.error is None):
+        parts.append(bullets([VERDICT_LEGEND], style="dim"))
+    if errors:
+        parts += [Text(""), bullets(errors, style="red")]
+    return Group(*parts)
 
 
 def _count(result: Any, severity: str) -> int:
@@ -317,25 +505,18 @@ def comparison_renderable(c: Any) -> Group:
     title.append(c.base, style="bold")
     if c.base_from != "argument":
         title.append(f"  (declared by its {c.base_from})", style="dim")
-    parts: list[Any] = [title, *_overrides(c), Text.from_markup(f"[bold]Verdict:[/bold] {c.verdict}")]
+    parts: list[Any] = [title, *_overrides(c), _labelled("Verdict:", c.verdict)]
     if c.adapter is not None:
         parts.append(_adapter(c.adapter))
         return Group(*parts)
     if c.config_changes:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("Config changes", no_wrap=True)
-        table.add_column("key", no_wrap=True)
-        table.add_column("base")
-        table.add_column("finetune")
+        columns = [Col("Config changes"), Col("key"), Col("base", wrap=True), Col("finetune", wrap=True)]
+        rows = []
         for change in c.config_changes:
             style = {"shape": "bold", "behaviour": "", "cosmetic": "dim"}[change.kind]
-            table.add_row(
-                f"  [{style}]{change.kind}[/{style}]" if style else f"  {change.kind}",
-                change.key,
-                _value(change.base),
-                _value(change.finetune),
-            )
-        parts.append(table)
+            kind = f"  [{style}]{change.kind}[/{style}]" if style else f"  {change.kind}"
+            rows.append([kind, change.key, _value(change.base), _value(change.finetune)])
+        parts.append(Fitted(columns, rows, key=2, box=None))
     else:
         parts.append(Text("Config: identical", style="bold"))
     if c.parameters_delta is not None:
@@ -347,38 +528,44 @@ def comparison_renderable(c: Any) -> Group:
             line.append(f"\n  {COMPONENT_LABELS.get(component, component)} {_signed(delta)}")
         parts.append(line)
     if c.stored_bytes_delta is not None:
+        base_from, _, fine_from = c.stored_bytes_from.partition(" / ")
+        source = base_from if base_from == fine_from else f"{base_from} (base) and {fine_from} (finetune)"
         parts.append(
-            Text.from_markup(
-                f"[bold]Stored[/bold]  {c.stored_bytes_base:,} -> {c.stored_bytes_finetune:,} bytes "
-                f"({_signed(c.stored_bytes_delta)}) [dim]from {c.stored_bytes_from}[/dim]"
+            _labelled(
+                "Stored",
+                f"{c.stored_bytes_base:,} -> {c.stored_bytes_finetune:,} bytes ({_signed(c.stored_bytes_delta)}) "
+                f"[dim]from the {source}[/dim]",
             )
         )
     parts.append(_tensor_diff(c.tensors))
     if c.memory_delta and not any(c.memory_delta.values()):
-        parts.append(Text.from_markup("[bold]Memory delta[/bold]  none at any precision"))
+        parts.append(_labelled("Memory delta", "none at any precision"))
     elif c.memory_delta:
         deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in c.memory_delta.items())
-        parts.append(Text.from_markup(f"[bold]Memory delta[/bold]  {deltas}"))
+        parts.append(_labelled("Memory delta", deltas))
     return Group(*parts)
 
 
-def _tensor_diff(diff: Any) -> Table | Text:
+def _labelled(label: str, markup: str) -> Table:
+    """'Label  text' whose text wraps under itself, not under the label."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column()
+    grid.add_row(label, Text.from_markup(markup))
+    return grid
+
+
+def _tensor_diff(diff: Any) -> Fitted | Text:
     if not diff.available:
         return Text(f"Tensors: not compared ({diff.reason})", style="dim")
     rows = [(kind, g) for kind in ("added", "removed", "reshaped", "retyped") for g in getattr(diff, kind)]
     if not rows:
         return Text("Tensors: same names, shapes and dtypes", style="bold")
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("Tensors", no_wrap=True)
-    table.add_column("pattern")
-    table.add_column("count", justify="right")
-    table.add_column("base")
-    table.add_column("finetune")
-    for kind, g in rows[:20]:
-        table.add_row(f"  {kind}", g.pattern, str(g.count), g.base or "-", g.finetune or "-")
+    columns = [Col("Tensors"), Col("pattern"), Col("count", "right"), Col("base"), Col("finetune")]
+    cells = [[f"  {kind}", g.pattern, f"{g.count:,}", g.base or "-", g.finetune or "-"] for kind, g in rows[:20]]
     if len(rows) > 20:
-        table.add_row(f"  [dim]... {len(rows) - 20} more groups (--json lists all)[/dim]", "", "", "", "")
-    return table
+        cells.append([f"  [dim]... {len(rows) - 20} more groups (--json lists all)[/dim]", "", "", "", ""])
+    return Fitted(columns, cells, key=2, box=None)
 
 
 def _adapter(a: Any) -> Table:
@@ -399,19 +586,21 @@ def _adapter(a: Any) -> Table:
     return table
 
 
-def comparison_table(results: list[Any]) -> Table:
-    table = Table(header_style="bold", pad_edge=False)
-    table.add_column("finetune", overflow="fold", min_width=min(40, max(len(c.finetune) for c in results)))
-    table.add_column("verdict", min_width=24)
-    table.add_column("parameters", justify="right", no_wrap=True)
-    table.add_column("stored bytes", justify="right", no_wrap=True)
-    table.add_column("bf16 memory", justify="right", no_wrap=True)
+def comparison_table(results: list[Any]) -> Fitted:
+    columns = [
+        Col("finetune"),
+        Col("verdict", wrap=True),
+        Col("parameters", "right"),
+        Col("stored bytes", "right"),
+        Col("bf16 memory", "right"),
+    ]
+    rows = []
     for c in results:
         params = _signed(c.parameters_delta) if c.parameters_delta is not None else "?"
         stored = _signed(c.stored_bytes_delta) if c.stored_bytes_delta is not None else "?"
         memory = signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
-        table.add_row(c.finetune, c.verdict, params, stored, memory)
-    return table
+        rows.append([c.finetune, c.verdict, params, stored, memory])
+    return Fitted(columns, rows, box=box.HEAVY_HEAD)
 
 
 # ---------------------------------------------------------------- several models (`hfsize A B C`)
@@ -419,37 +608,44 @@ def comparison_table(results: list[Any]) -> Table:
 _TABLE_PRECISIONS = (("bf16", "16-bit"), ("int8", "int8"), ("nf4", "nf4"))  # (scheme, column): the table's pick
 
 
-def inspect_table(results: list[Any], gpus: list[Any]) -> Table:
-    """One row per model: parameters, download, memory totals, and per GPU the first precision that fits."""
-    table = Table(header_style="bold", pad_edge=False, caption_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("model", overflow="fold", min_width=12, ratio=1)
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("stored", justify="right", no_wrap=True)
-    for _, label in _TABLE_PRECISIONS:
-        table.add_column(label, justify="right", no_wrap=True)
+def inspect_table(results: list[Any], gpus: list[Any]) -> Group:
+    """One row per model: parameters, download, memory totals, and per GPU the first precision that fits.
+    A model that failed keeps its row ("failed") and its error is written in full under the table."""
     labels = [g.label for g in gpus]
-    for label in labels:
-        table.add_column(label, min_width=6)
+    columns = [Col("model"), Col("params", "right"), Col("stored\nGiB", "right")]
+    columns += [Col(f"{label}\nGiB", "right") for _, label in _TABLE_PRECISIONS]
+    columns += [Col(gpu_header(label, gpus)) for label in labels]
+    rows, errors = [], []
     headers_only = False
     for r in results:
         if isinstance(r, Failure):
-            table.add_row(f"{r.model}\n[red]{r.error}[/red]", *[""] * (2 + len(_TABLE_PRECISIONS) + len(labels)))
+            rows.append([r.model, "[red]failed[/red]", *["-"] * (1 + len(_TABLE_PRECISIONS) + len(labels))])
+            errors.append(f"{r.model}: {r.error}")
             continue
         if not isinstance(r, Report):  # a GGUF repo (issue 16): its recommended file's figures
-            table.add_row(*_gguf_table_row(r, labels, len(_TABLE_PRECISIONS)))
+            rows.append(_gguf_table_row(r, labels, len(_TABLE_PRECISIONS)))
             continue
-        stored = gb(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
+        stored = _gib_number(r.checkpoint.bytes) if r.checkpoint.bytes else "-"
         lines = [r.memory[p] for p, _ in _TABLE_PRECISIONS]
         totals = [_table_total(line) for line in lines]
         headers_only = headers_only or any(line is not None and line.kv_cache_bytes is None for line in lines)
         fits = [_first_fit(r.memory, label) for label in labels]
-        table.add_row(r.model, human_count(r.parameters.total), stored, *totals, *fits)
-    caption = f"16-bit, int8, nf4: total GiB (weights + KV cache for {_results_context(results)} + overhead)."
+        rows.append([r.model, human_count(r.parameters.total), stored, *totals, *fits])
+    notes = [
+        f"16-bit, int8, nf4: total GiB (weights + KV cache for {_results_context(results)} + overhead); "
+        "stored: the checkpoint's tensor bytes in GiB."
+    ]
     if headers_only:
-        caption += " *: weights + overhead only (--headers-only: no KV cache, no 8/4-bit)."
-    first = " Per GPU: the first that fits on one (as stored first, for pre-quantized checkpoints)."
-    table.caption = caption + (first if labels else "")
-    return table
+        notes.append("*: weights + overhead only (--headers-only: no KV cache, no 8/4-bit).")
+    if labels:
+        notes.append(
+            "Per GPU: the first precision that fits on one GPU (as stored first, for pre-quantized checkpoints); "
+            "no: none of them does. Under each GPU: the memory one device offers."
+        )
+    parts: list[Any] = [Fitted(columns, rows, box=box.SIMPLE_HEAD), bullets(notes, style="dim")]
+    if errors:
+        parts += [Text(""), bullets(errors, style="red")]
+    return Group(*parts)
 
 
 def _gguf_table_row(r: Any, labels: list[str], precisions: int) -> list[str]:

@@ -397,9 +397,9 @@ class Reconciliation:
     checkpoint_parameters: int | None  # parameters the checkpoint holds, once explained
     items: list[ReconItem]
     unexplained: int | None  # architecture - checkpoint after every explained item; 0 is exact
-    missing: list[str]  # tensors the architecture expects that the checkpoint lacks (first 20)
-    unexpected: list[str]  # stored tensors the architecture does not have (first 20)
-    reshaped: list[str]  # stored with another shape than the architecture's (first 20)
+    missing: list[str]  # tensors the architecture expects that the checkpoint lacks (all of them)
+    unexpected: list[str]  # stored tensors the architecture does not have (all of them)
+    reshaped: list[str]  # stored with another shape than the architecture's (all of them)
 
 
 # ---------------------------------------------------------------- what a download fetches

@@ -39,3 +39,8 @@ def human_count(n: int) -> str:
 def kib(n: int) -> str:
     """819_200 -> '800.0 KiB' (a KV cache per token)."""
     return f"{n / 1024:,.1f} KiB"
+
+
+def plural(n: int, thing: str) -> str:
+    """(1, 'tensor') -> '1 tensor'; (1024, 'tensor') -> '1,024 tensors'."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,22 @@ def report(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 def total_size(folder: str) -> int:
     """The real index's metadata.total_size of a fixture folder."""
     return json.loads((FIXTURES / folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
+
+
+def words(text: str) -> str:
+    """The text as one line of words: what is said, however the renderer wrapped it."""
+    return " ".join(text.split())
+
+
+def cell(out: str, row: str, column: str) -> str:
+    """What a reader finds in the table of `out` on the row that starts with `row`, under the header `column`:
+    the row's text that covers the middle of the header's name (cells are centered or aligned under it)."""
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if re.search(rf"(^|\s){re.escape(column)}(\s|$)", line))
+    start = re.search(rf"(^|\s)({re.escape(column)})(\s|$)", lines[head]).start(2)
+    middle = start + len(column) // 2
+    line = next(line for line in lines[head + 1 :] if line.strip().startswith(row + "  ") or line.strip() == row)
+    for match in re.finditer(r"\S+(?: \S+)*", line):  # cells: runs of text with single spaces inside
+        if match.start() <= middle < match.end() or abs(match.start() + len(match.group()) / 2 - middle) <= 3:
+            return match.group()
+    return ""

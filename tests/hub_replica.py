@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -378,14 +379,16 @@ class _Handler(BaseHTTPRequestHandler):
             sys.stderr.write(f"[hub-replica] {self.address_string()} {format % args}\n")
 
     def do_GET(self) -> None:
-        if self.server.replica.latency:  # a round trip to a distant Hub, for benchmarks
-            time.sleep(self.server.replica.latency)
-        self._dispatch()
+        with self.server.replica.answering():
+            if self.server.replica.latency:  # a round trip to a distant Hub, for benchmarks
+                time.sleep(self.server.replica.latency)
+            self._dispatch()
 
     def do_HEAD(self) -> None:
-        if self.server.replica.latency:
-            time.sleep(self.server.replica.latency)
-        self._dispatch()  # same answer as GET, minus the body (see _send)
+        with self.server.replica.answering():
+            if self.server.replica.latency:
+                time.sleep(self.server.replica.latency)
+            self._dispatch()  # same answer as GET, minus the body (see _send)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -703,6 +706,8 @@ class HubReplica:
         self._lock = threading.Lock()
         self._cache: dict[tuple, Entry] = {}
         self._failures: dict[tuple[str, str], int] = {}
+        self._in_flight = 0
+        self.max_in_flight = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -738,6 +743,19 @@ class HubReplica:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.max_in_flight = 0
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Counts the GET/HEAD requests being answered at once: `max_in_flight` shows a client's concurrency."""
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def requests_matching(self, fragment: str = "", method: str | None = None) -> list[RequestLog]:
         """Logged requests whose path contains `fragment` (and with that method, if given)."""

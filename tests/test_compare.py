@@ -146,3 +146,36 @@ def test_local_folders(capsys, tmp_path):
         shutil.copytree(FIXTURES / "mistralai" / name, tmp_path / name)
     r = compare_json(capsys, str(tmp_path / "Mistral-7B-v0.1"), str(tmp_path / "Mistral-7B-Instruct-v0.3"))
     assert r["parameters_delta"] == 768 * 4096 * 2
+
+
+def _folder(tmp_path, name: str, config: dict) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def test_an_omitted_default_is_no_config_change(capsys, tmp_path):
+    """Meta's Llama-2-7b-chat-hf config (real, fixtures/hub/_derived) declares num_key_value_heads 32; configs
+    written before transformers 4.31 (huggyllama/llama-7b's) omit it, and LlamaConfig resolves a missing
+    num_key_value_heads to num_attention_heads (32): the same model, no change to report."""
+    real = json.loads(
+        (FIXTURES / "_derived/metacarbon-attentionReasoning-llm/Llama-2-7b-chat-hf/config.json").read_text()
+    )
+    assert real["num_key_value_heads"] == real["num_attention_heads"] == 32
+    older = {k: v for k, v in real.items() if k != "num_key_value_heads"}
+    r = compare_json(capsys, _folder(tmp_path, "declared", real), _folder(tmp_path, "omitted", older))
+    assert "num_key_value_heads" not in changes(r)
+    assert r["parameters_delta"] == 0
+    assert not any(c["kind"] == "shape" for c in r["config_changes"])
+
+
+def test_an_omitted_key_is_the_class_default_not_none(capsys, tmp_path):
+    """Mistral-7B-v0.1's config says sliding_window null (full attention); without the key MistralConfig's
+    default applies, 4096 (transformers' MistralConfig docstring: 'defaults to 4096'): a real change, None -> 4096,
+    where comparing the raw JSON would say nothing (both None)."""
+    real = json.loads((FIXTURES / "mistralai/Mistral-7B-v0.1/config.json").read_text())
+    assert real["sliding_window"] is None
+    omitted = {k: v for k, v in real.items() if k != "sliding_window"}
+    r = compare_json(capsys, _folder(tmp_path, "null", real), _folder(tmp_path, "omitted", omitted))
+    assert changes(r)["sliding_window"][:2] == (None, 4096)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from inspector.errors import ExitCode
-from tests.helpers import cli, report, total_size
+from tests.helpers import cell, cli, report, total_size
 
 LZLV_70B = "YouZiSoftware-lzlv_70b_fp16_hf/lzlv_70b_fp16_hf"  # served from _derived/
 GPT_OSS_20B = "EchoCog-gpt-oss-20b/gpt-oss-20b"
@@ -90,5 +90,8 @@ def test_table_marks_totals_without_kv_cache(capsys, on_replica, empty_cache):
     assert code == 0
     assert "129.5*" in out  # 137,953,296,384 B of weights + 1 GiB overhead = 129.48 GiB, no KV cache
     assert "no KV cache" in out
-    # gpt-oss-20b as stored: 13,761,264,768 B + 1 GiB = 13.8 GiB fits an L4 (23,034 MiB = 22.5 GiB)
-    assert "as stored" in out
+    # gpt-oss-20b as stored: 13,761,264,768 B + 1 GiB = 13.8 GiB fits an L4 (23,034 MiB = 22.5 GiB), read in its
+    # row under L4 (the caption says "as stored" too, so the text alone proved nothing); the 70B at 16-bit,
+    # 129.5 GiB, fits none of them
+    assert cell(out, GPT_OSS_20B, "L4") == "as stored"
+    assert cell(out, LZLV_70B, "L4") == "no"

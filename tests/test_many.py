@@ -25,12 +25,22 @@ def test_json_lines_in_input_order_and_a_failure_in_its_row(capsys, on_replica):
     assert err == ""
 
 
-def test_concurrency_changes_nothing_but_the_time(capsys, on_replica):
-    models = [MISTRAL, GEMMA, "mistralai/Mistral-7B-Instruct-v0.2", "mistralai/Mistral-7B-v0.1"]
-    one_at_a_time = cli(capsys, *models, "--json", "--jobs", "1")
+def test_concurrency_changes_nothing_but_the_time(capsys, on_replica, monkeypatch, tmp_path):
+    """--jobs 4 on a cold cache (no architecture, no Hub metadata cached): the replica sees requests answered at
+    once (with a 50 ms round trip they overlap), and the rows are those of --jobs 1, in input order."""
+    models = [MISTRAL, GEMMA, "mistralai/Mistral-7B-Instruct-v0.2", "mistralai/Mixtral-8x7B-v0.1"]
+    monkeypatch.setattr(on_replica, "latency", 0.05)
+    monkeypatch.setenv("HFSIZE_CACHE", str(tmp_path / "cold-4"))
+    on_replica.reset_requests()
     four_at_once = cli(capsys, *models, "--json", "--jobs", "4")
+    assert on_replica.max_in_flight >= 2  # several models were being fetched at the same time
+    monkeypatch.setenv("HFSIZE_CACHE", str(tmp_path / "cold-1"))
+    on_replica.reset_requests()
+    one_at_a_time = cli(capsys, *models, "--json", "--jobs", "1")
+    assert on_replica.max_in_flight == 1  # one request at a time: --jobs 1 really is sequential
     assert one_at_a_time[0] == four_at_once[0] == 0
     assert one_at_a_time[1] == four_at_once[1]
+    assert [json.loads(line)["model"] for line in four_at_once[1].splitlines()] == models
 
 
 def test_from_file_skips_comments_and_blank_lines(capsys, on_replica, tmp_path):

@@ -69,9 +69,15 @@ def test_gpt_oss_20b_as_stored_memory_is_the_checkpoint(gpt_oss_20b):
 
 def test_gpt_oss_20b_active_matches_openai_once_the_embedding_table_is_left_out(gpt_oss_20b):
     p = gpt_oss_20b["parameters"]
-    experts = p["by_component"]["experts"]
-    # every parameter except the routed experts, plus 4 of 32 experts
-    assert p["active"] == p["total"] - experts + experts * 4 // 32 == 4_187_440_704
+    # one expert of one layer, from the config's shapes: gate_up_proj 5,760 x 2,880 + bias 5,760, down_proj
+    # 2,880 x 2,880 + bias 2,880 = 24,891,840; 24 layers x 32 experts = 19,116,933,120 (OpenAI: MLP 19.12B with the
+    # router's 24 x (2,880 x 32 + 32) = 2,212,608)
+    expert = 5_760 * 2_880 + 5_760 + 2_880 * 2_880 + 2_880
+    assert expert == 24_891_840
+    assert p["by_component"]["experts"] == 24 * 32 * expert
+    assert p["by_component"]["router"] == 24 * (2_880 * 32 + 32)
+    # a token uses 4 of the 32: the published total less 28 experts in each of the 24 layers
+    assert p["active"] == 20_914_757_184 - 24 * 28 * expert
     # OpenAI's "3.61B active" counts the output head but not the input embedding table (a row lookup)
     assert round((p["active"] - VOCAB_X_HIDDEN) / 1e9, 2) == 3.61
 

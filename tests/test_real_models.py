@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from inspector.cli import run
-from tests.helpers import FIXTURES, report, total_size
+from tests.helpers import FIXTURES, cell, report, total_size
 
 
 def kinds(r: dict) -> set[str]:
@@ -58,8 +58,11 @@ def test_the_readme_main_job_runs_against_the_replica(capsys, on_replica):
     assert stored == total_size("_derived/bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian")
     assert f"{stored:,}" in out
     assert "inv_freq" in out and "agree exactly" in out  # the reconciliation
-    for row in ("fp16", "int8 (bnb)", "nf4 (bnb)", "T4", "A100-80GB"):
-        assert row in out
+    # the verdicts: fp16 is 24.24 GiB of weights + 1.56 GiB of KV cache (2 x 40 x 5,120 x 2,048 x 2 B) = 25.81 GiB
+    # of blocks; a T4 (15,360 MiB = 15.0 GiB, 14.0 left after 1 GiB overhead) takes them on 2, an A100-80GB (80 GiB)
+    # on one; int8 (bnb, 12.44 GiB of weights, 14.0 GiB of blocks) fits one A100; nf4 (7.26 + 1.56) one T4
+    assert cell(out, "fp16", "T4") == "2 GPUs" and cell(out, "fp16", "A100-80GB") == "fits"
+    assert cell(out, "int8 (bnb)", "A100-80GB") == "fits" and cell(out, "nf4 (bnb)", "T4") == "fits"
 
 
 def test_gemma_2b_counts_its_tied_head_once(capsys, on_replica):

@@ -132,7 +132,7 @@ def test_a_bad_size_key_is_a_malformed_config(capsys, tmp_path, key, raw, messag
     code, out, err = cli(capsys, str(folder))
     assert code == ExitCode.BAD_FILES, err
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith(f"Error: Config.json in '{folder}': {message}"), err
+    assert err.count("\n") == 1 and err.startswith(f"Error: config.json in '{folder}': {message}"), err
     assert "Exception raised from" not in err
 
 
@@ -219,6 +219,32 @@ def test_placement_fills_devices_in_order_with_whole_blocks():
     ]
     short = place(blocks, [Device("gpu:0", 8)])
     assert short.unplaced == ("layer 1", "head") and not short.complete
+
+
+def test_blocks_add_up_each_layers_tensors_and_its_kv_cache():
+    """Found by mutation testing (docs/mutation.md): a layer's bytes summed with '-' went unnoticed."""
+    from inspector.placement import blocks
+
+    # Llama-2-7B's fp16 bytes per tensor (hidden 4,096, MLP 11,008, vocab 32,000), two of its layers
+    hidden, mlp, vocab = 4096, 11008, 32000
+    sizes = {"model.embed_tokens.weight": 2 * vocab * hidden}
+    for i in range(2):
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            sizes[f"model.layers.{i}.self_attn.{proj}.weight"] = 2 * hidden * hidden
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            sizes[f"model.layers.{i}.mlp.{proj}.weight"] = 2 * hidden * mlp
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            sizes[f"model.layers.{i}.{norm}.weight"] = 2 * hidden
+    sizes |= {"model.norm.weight": 2 * hidden, "lm_head.weight": 2 * vocab * hidden}
+    kv = 2 * hidden * 2048 * 2  # keys and values, 2,048 tokens, fp16
+    got = blocks(sizes, list(sizes), [kv, kv], extra_first=128)
+    layer = 2 * (4 * hidden * hidden + 3 * hidden * mlp + 2 * hidden)  # 404,766,720 B, Meta's 202,383,360 x 2
+    assert [(b.name, b.bytes) for b in got] == [
+        ("embeddings", 2 * vocab * hidden + 128),
+        ("layer 0", layer + kv),
+        ("layer 1", layer + kv),
+        ("head", 2 * hidden + 2 * vocab * hidden),
+    ]
 
 
 def test_fit_counts_the_devices_the_blocks_need():
