@@ -394,9 +394,20 @@ def plan_model(
     overrides: Mapping[str, Any] | None = None,
 ) -> PlanResult:
     """How `model` runs on `gpus` (and CPU RAM): the recommended precision, devices, offload, longest context,
-    concurrency and tokens/s, then the alternatives (plan.py). `overrides`: `--set`, as for `inspect_model`."""
-    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up, overrides=overrides)
-    return plan_for(repo, gpus, settings or PlanSettings(), trust_remote_code=trust_remote_code, token=token)
+    concurrency and tokens/s, then the alternatives (plan.py). `overrides`: `--set`, as for `inspect_model`.
+    A GGUF repo is planned with llama.cpp, one way per quant file (gguf_plan.py)."""
+    from .gguf_plan import check_engine, plan_gguf_repo
+    from .gguf_repo import probe_gguf
+
+    settings = settings or PlanSettings()
+    listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
+    check_engine(settings, model, gguf=is_gguf)
+    if is_gguf:  # ---- GGUF repos: the llama.cpp engine on the GGUF report's figures
+        return plan_gguf_repo(model, revision=revision, token=token, endpoint=endpoint, listing=listing,
+                              gpus=gpus, settings=settings)  # fmt: skip
+    repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up, listing=listing,
+                 overrides=overrides)  # fmt: skip
+    return plan_for(repo, gpus, settings, trust_remote_code=trust_remote_code, token=token)
 
 
 def plan_for(

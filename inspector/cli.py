@@ -536,7 +536,8 @@ def compare(
     _emit_many(results, output.kind, render.comparison_renderable, render.comparison_table)
 
 
-ENGINE_NAMES = ("transformers", "vllm")  # inspector.engines.ENGINES (kept here: --help imports no engine module)
+# inspector.engines.ENGINES (kept here: --help imports no engine module); llama.cpp: GGUF repos (gguf_plan.py)
+ENGINE_NAMES = ("transformers", "vllm", "llama.cpp")
 
 
 def _ram(value: str | None) -> int | None:
@@ -572,9 +573,9 @@ def _parse_size_or_none(value: str) -> int | None:
 @click.option(
     "--engine",
     type=click.Choice(ENGINE_NAMES),
-    default="transformers",
-    show_default=True,
-    help="What runs the model: transformers (device_map) or vLLM (paged KV cache).",
+    default=None,
+    help="What runs the model: transformers (device_map, the default) or vLLM (paged KV cache); llama.cpp (-ngl "
+    "layers) for GGUF repos, their default.",
 )
 @click.option(
     "--tp", type=click.IntRange(min=1), default=None, help="vLLM tensor parallel size (default: the GPU count)."
@@ -619,7 +620,7 @@ def plan(
     memory: MemoryOptions,
     jobs: int,
     ram: str | None,
-    engine: str,
+    engine: str | None,
     tp: int | None,
     gpu_memory_utilization: float,
     max_num_batched_tokens: int | None,

@@ -199,11 +199,13 @@ def inspect_gguf(
     listing: Listing | None = None,
     memory: Any = None,
     gpus: Sequence[Any] = (),
+    plans: dict[tuple[str, str], Any] | None = None,
 ) -> GGUFReport | None:
     """The GGUF report of a Hub repo, local folder or local .gguf file; None when it holds no .gguf file.
 
     With `memory` (MemorySettings: context, batch = sequences, cache type, overhead) and `gpus`, each file gets
     llama.cpp's allocation per GPU (engines/llamacpp.py) and the summary the recommended file and its download.
+    `plans`: filled with each (file name, GPU label)'s llamacpp.GGUFPlan, the figures the rows show (gguf_plan.py).
     """
     from .hub import list_hub, list_local, local_path, looks_local, read_gguf_header
 
@@ -246,7 +248,7 @@ def inspect_gguf(
         reads = [outcomes[p] for p in group.parts]
         row = file_facts(group, reads)
         if memory is not None and group.kind == "model":
-            row = plan_file(row, reads, gpus, memory)
+            row = plan_file(row, reads, gpus, memory, plans)
         rows.append(row)
     if errors and len(errors) == len(groups):
         raise errors[0]  # nothing could be read: the error itself is the answer (its exit code, e.g. 6)
@@ -273,7 +275,9 @@ def settings_cache_type(memory: Any) -> str:
     return cache_type(getattr(memory, "cache_type", None), getattr(memory, "kv_dtype", None))
 
 
-def plan_file(row: GGUFFile, reads: Sequence[HeaderRead], gpus: Sequence[Any], memory: Any) -> GGUFFile:
+def plan_file(
+    row: GGUFFile, reads: Sequence[HeaderRead], gpus: Sequence[Any], memory: Any, plans: dict | None = None
+) -> GGUFFile:
     """`row` with llama.cpp's KV cache, -ngl, bytes, longest context and decode speed per GPU."""
     from dataclasses import replace
 
@@ -299,6 +303,8 @@ def plan_file(row: GGUFFile, reads: Sequence[HeaderRead], gpus: Sequence[Any], m
             reserve_bytes=memory.overhead_per_gpu,
         )  # fmt: skip
         label = gpu.label
+        if plans is not None:
+            plans[(row.name, label)] = plan
         fits[label], layers[label], longest[label] = plan.verdict, plan.gpu_layers, plan.max_context
         gpu_bytes[label] = max(plan.split.device_bytes, default=0)
         ram[label] = plan.split.cpu_weight_bytes + plan.split.cpu_kv_bytes

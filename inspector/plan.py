@@ -48,7 +48,7 @@ class PlanError(HfsizeError):
 class PlanSettings:
     """What `hfsize plan` is asked; the memory options plus the engine's."""
 
-    engine: str = "transformers"
+    engine: str | None = None  # None: the repo's own (llama.cpp for GGUF files, else transformers)
     context: int = 2048
     batch: int = 1
     kv_dtype: str | None = None
@@ -581,7 +581,7 @@ def plan(
     stored_loaded: Mapping[str, int] | None = None,
 ) -> PlanResult:
     """Every way to run `model` on each GPU setup with `settings.engine`; the recommended one first."""
-    chosen = engine_named(settings.engine)
+    chosen = engine_named(settings.engine or "transformers")
     if not gpus:
         raise PlanError("no GPU to plan for", "Pass --gpu NAME (e.g. --gpu RTX-4090), or run where a GPU is.")
     if not built.built:

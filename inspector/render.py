@@ -889,7 +889,8 @@ def plan_renderable(result: Any) -> Group:
 
 
 def _plan_block(run: Any) -> Table:
-    heading = f"How it runs: {PRECISION_LABELS.get(run.precision, run.precision)} with {run.engine} on {run.gpus}"
+    file = f" ({run.file})" if getattr(run, "file", None) else ""  # llama.cpp: the GGUF file
+    heading = f"How it runs: {PRECISION_LABELS.get(run.precision, run.precision)}{file} with {run.engine} on {run.gpus}"
     table = Table(box=None, show_header=False, pad_edge=False, title=heading, title_justify="left",
                   title_style="bold")  # fmt: skip
     table.add_column(style="bold", no_wrap=True)

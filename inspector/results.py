@@ -543,6 +543,7 @@ class RunPlan:
     prefill_tokens_per_s: Speed | None
     assumptions: list[str]
     why_not: str | None = None  # when it does not run
+    file: str | None = None  # llama.cpp: the GGUF file (a split set's name) this way loads; None for safetensors
 
 
 @dataclass(frozen=True)

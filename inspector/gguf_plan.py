@@ -1,0 +1,123 @@
+"""`hfsize plan` on a GGUF repo: the llama.cpp engine, one RunPlan per quant file and GPU setup.
+
+One source of truth: the figures are the GGUF report's own (gguf_repo.inspect_gguf -> llamacpp.plan_gguf), taken
+from the same GGUFPlan objects its rows are made of. The recommended way is the report's recommended file on the
+first GPU setup; the alternatives are every other file and GPU setup, those that run first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .engines.llamacpp import LLAMA_CPP_COMMIT, RAM_BANDWIDTH_BYTES_PER_S
+from .memory import MemorySettings
+from .plan import PlanError, PlanSettings
+from .results import Gpu, Listing, Offload, PlanResult, RunPlan, Speed
+
+ENGINE = "llama.cpp"
+
+
+def check_engine(settings: PlanSettings, model: str, *, gguf: bool) -> None:
+    """--engine llama.cpp only for GGUF repos, and only llama.cpp for them (usage errors, exit 2)."""
+    engine = settings.engine
+    if gguf and engine not in (None, ENGINE):
+        raise PlanError(
+            f"'{model}' holds GGUF files, which --engine {engine} does not load",
+            "Use --engine llama.cpp (the default for GGUF repos).",
+        )
+    if not gguf and engine == ENGINE:
+        raise PlanError(
+            f"--engine llama.cpp needs GGUF files and '{model}' has none",
+            "Use --engine transformers or vllm, or a GGUF repo.",
+        )
+    if gguf and settings.tensor_parallel is not None and settings.tensor_parallel > 1:
+        raise PlanError(f"--tp {settings.tensor_parallel} needs an engine with tensor parallelism",
+                        "Drop --tp: llama.cpp splits layers over the GPUs.")  # fmt: skip
+
+
+def plan_gguf_repo(
+    model: str,
+    *,
+    revision: str | None,
+    token: str | bool | None,
+    endpoint: str | None,
+    listing: Listing | None,
+    gpus: Sequence[Gpu],
+    settings: PlanSettings,
+) -> PlanResult:
+    from .gguf_repo import inspect_gguf
+
+    check_engine(settings, model, gguf=True)
+    if not gpus:
+        raise PlanError("no GPU to plan for", "Pass --gpu NAME (e.g. --gpu RTX-4090), or run where a GPU is.")
+    memory = MemorySettings(
+        context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
+        overhead_per_gpu=settings.overhead_per_gpu,
+    )  # fmt: skip
+    plans: dict[tuple[str, str], Any] = {}
+    report = inspect_gguf(
+        model, revision=revision, token=token, endpoint=endpoint, listing=listing, memory=memory, gpus=gpus,
+        plans=plans,
+    )  # fmt: skip
+    assert report is not None  # probe_gguf saw .gguf files
+    summary = report.gguf
+    assumptions = [
+        f"llama.cpp's allocator as read from its source (commit {LLAMA_CPP_COMMIT[:7]}, engines/llamacpp.py): "
+        "-ngl puts the last N of block_count + 1 layers on the GPU, token_embd stays in RAM (memory-mapped)",
+        f"KV cache type {summary.cache_type} (--kv-dtype), context padded to 256: {summary.context:,} tokens",
+        f"--overhead {memory.overhead_per_gpu / 2**30:g} GiB left free per GPU (llama.cpp's --fit leaves 1 GiB)",
+        "compute buffer approximated by the output logits, 4 x 512 x (n_vocab + n_embd) bytes",
+        f"layers left on the CPU read at {RAM_BANDWIDTH_BYTES_PER_S / 1e9:g} GB/s of RAM bandwidth (dual-channel "
+        "DDR4-3200); no prefill figure for llama.cpp",
+    ]
+    runs: list[RunPlan] = []
+    for row in summary.files:
+        for gpu in gpus:
+            p = plans.get((row.name, gpu.label))
+            if p is not None:
+                runs.append(_run_plan(row, p, assumptions))
+    recommended = next(
+        (r for r in runs if r.file == summary.recommended and r.gpus == summary.recommended_for and r.runs), None
+    )
+    others = [r for r in runs if r is not recommended]
+    others.sort(key=lambda r: not r.runs)
+    first = next((f for f in summary.files if f.name == summary.recommended), None)
+    limit = first.context_length if first is not None else None
+    notes = [f"recommended: {summary.recommended_rule}"] if summary.recommended_rule else []
+    return PlanResult(
+        model=model, revision=revision, commit=report.commit, context=settings.context, batch=settings.batch,
+        context_limit=limit, ram_bytes=settings.ram_bytes, plan=recommended, alternatives=others, notes=notes,
+    )  # fmt: skip
+
+
+def _run_plan(row: Any, p: Any, assumptions: list[str]) -> RunPlan:
+    split = p.split
+    decode = p.decode
+    speed = None
+    if decode is not None:
+        speed = Speed(decode.bound, decode.expected_low, decode.expected_high, decode.limited_by)
+    longest = p.max_context or None
+    return RunPlan(
+        engine=ENGINE,
+        precision=row.quant or row.file_type or row.name,
+        gpus=p.gpu,
+        tensor_parallel=1,
+        runs=p.gpu_layers > 0,
+        weights_bytes_per_gpu=max(split.device_weights, default=0),
+        kv_cache_bytes_per_gpu=max(split.device_kv, default=0),
+        kv_tokens=None,
+        max_concurrency=None,
+        max_context=longest,
+        context_limited_by_model=longest is not None and longest == row.context_length,
+        offload=Offload(
+            gpu_layers=p.gpu_layers,
+            cpu_layers=p.total_layers - p.gpu_layers,
+            ram_bytes=split.cpu_weight_bytes + split.cpu_kv_bytes,
+        ),
+        decode_tokens_per_s=speed,
+        prefill_tokens_per_s=None,
+        assumptions=assumptions,
+        why_not=None if p.gpu_layers else f"not one layer fits on {p.gpu} at the context",
+        file=row.name,
+    )

@@ -1,0 +1,119 @@
+"""`hfsize plan` on a GGUF repo: the llama.cpp engine, on the GGUF report's own figures.
+
+TheBloke/Llama-2-13B-chat-GGUF (replica, real header heads): Llama 2 13B, 40 blocks, n_embd 5120, n_vocab 32000,
+n_ctx_train 4096. On an RTX-3060-12GB at 4,096 tokens the report recommends Q4_K_M (every layer fits) and puts
+Q8_0 on the GPU partially (-ngl 28).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import cli
+
+REPO = "TheBloke/Llama-2-13B-chat-GGUF"
+GPU = "RTX-3060-12GB"
+ARGS = ("--gpu", GPU, "--context", "4096")
+
+N_LAYER, N_EMBD, N_VOCAB, CTX = 40, 5120, 32_000, 4096
+KV_PER_LAYER = 2 * N_EMBD * CTX * 2  # K and V rows of n_embd (no GQA in 13B) x 4,096 cells x 2 B (f16 cache)
+COMPUTE = 4 * 512 * (N_VOCAB + N_EMBD)  # the compute-buffer rule of engines/llamacpp.py (F32 logits + input)
+# Meta's 13B: 317,204,480 parameters per block, of which 2 x 5,120 are the F32 norms
+BLOCK_MATRICES = 317_204_480 - 2 * N_EMBD
+
+
+def q8_0(elements: int) -> int:
+    return elements // 32 * 34  # ggml's block_q8_0: 32 int8 + one f16 scale
+
+
+def q4_k(elements: int) -> int:
+    return elements // 256 * 144  # ggml's block_q4_K: 256 values in 144 bytes
+
+
+@pytest.fixture
+def both(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    code, out, err = cli(capsys, REPO, *ARGS, "--json")
+    assert code == 0, err
+    return plan, json.loads(out)["gguf"]
+
+
+def test_plan_is_the_gguf_reports_figures(both):
+    plan, gguf = both
+    rows = {f["name"]: f for f in gguf["files"] if f["kind"] == "model"}
+    runs = [plan["plan"], *plan["alternatives"]]
+    assert plan["plan"]["file"] == gguf["recommended"] == "llama-2-13b-chat.Q4_K_M.gguf"
+    assert sorted(r["file"] for r in runs) == sorted(rows)  # one way per file (one GPU setup)
+    for run in runs:
+        row = rows[run["file"]]
+        assert run["engine"] == "llama.cpp"
+        assert run["precision"] == row["quant"]
+        assert run["gpus"] == GPU
+        assert run["offload"]["gpu_layers"] == row["gpu_layers"][GPU]
+        assert run["offload"]["gpu_layers"] + run["offload"]["cpu_layers"] == row["block_count"] + 1
+        assert run["offload"]["ram_bytes"] == row["ram_bytes"][GPU]
+        assert run["max_context"] == (row["max_context"][GPU] or None)
+        assert run["weights_bytes_per_gpu"] + run["kv_cache_bytes_per_gpu"] + COMPUTE == row["gpu_bytes"][GPU]
+        speed, figures = run["decode_tokens_per_s"], row["decode_tokens_per_s"][GPU]
+        assert [round(speed[k], 1) for k in ("expected_low", "expected_high", "bound")] == [
+            figures["low"],
+            figures["high"],
+            figures["bound"],
+        ]
+        assert run["kv_tokens"] is None and run["max_concurrency"] is None and run["prefill_tokens_per_s"] is None
+
+
+def test_recommended_q4_k_m_all_on_the_gpu(both):
+    run = both[0]["plan"]
+    # -ngl 41 = n_layer + 1: every block and the output layer; token_embd alone stays in RAM (Q4_K in this file)
+    assert run["offload"] == {"gpu_layers": N_LAYER + 1, "cpu_layers": 0, "ram_bytes": q4_k(N_VOCAB * N_EMBD)}
+    assert run["kv_cache_bytes_per_gpu"] == N_LAYER * KV_PER_LAYER == 3_355_443_200
+    assert run["max_context"] == CTX and run["context_limited_by_model"] is True
+    assert both[0]["context_limit"] == CTX
+
+
+def test_partial_offload_follows_llama_cpps_ngl_rule(both):
+    # llama.cpp src/llama-model.cpp: i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0). Q8_0 gets -ngl 28, so
+    # i_gpu_start = 41 - 28 = 13: blocks 0..12 (13 blocks) stay on the CPU with their KV, plus token_embd.
+    [run] = [r for r in both[0]["alternatives"] if r["precision"] == "Q8_0"]
+    assert run["runs"] is True and run["max_context"] is None  # not every layer fits: no fully offloaded context
+    assert run["offload"]["gpu_layers"] == 28 and run["offload"]["cpu_layers"] == 13
+    block = q8_0(BLOCK_MATRICES) + 2 * N_EMBD * 4  # Q8_0 matrices + F32 norms
+    assert run["offload"]["ram_bytes"] == q8_0(N_VOCAB * N_EMBD) + 13 * (block + KV_PER_LAYER) == 5_646_376_960
+
+
+def test_text_names_the_file(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--ram", "0")  # --ram 0: the same title both times
+    assert code == 0, err
+    assert "Q4_K_M (llama-2-13b-chat.Q4_K_M.gguf) with llama.cpp" in " ".join(out.split())
+    code, out2, err = cli(capsys, "plan", REPO, *ARGS, "--ram", "0", "--engine", "llama.cpp")
+    assert code == 0, err
+    assert out2 == out  # llama.cpp is the default for a GGUF repo
+
+
+@pytest.mark.parametrize(
+    ("repo", "engine", "says"),
+    [
+        (REPO, "vllm", "--engine vllm does not load"),
+        (REPO, "transformers", "--engine transformers does not load"),
+        ("openai-community/gpt2-large", "llama.cpp", "--engine llama.cpp needs GGUF files"),
+    ],
+)
+def test_wrong_engine_is_a_usage_error(capsys, on_replica, repo, engine, says):
+    code, out, err = cli(capsys, "plan", repo, "--gpu", GPU, "--engine", engine)
+    assert code == 2
+    assert err.startswith("Error: ") and says in err and repo in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_library_default_engine_is_llama_cpp(on_replica):
+    from inspector.api import plan_model
+    from inspector.gpus import parse_gpu
+    from inspector.plan import PlanSettings
+
+    result = plan_model(REPO, gpus=[parse_gpu(GPU)], settings=PlanSettings(context=CTX), token=False)
+    assert result.plan is not None and result.plan.engine == "llama.cpp" and result.plan.file.endswith("Q4_K_M.gguf")
