@@ -24,6 +24,7 @@ from .errors import (
     NeedsModelClassError,
     NotFoundError,
     UnsupportedError,
+    UsageError,
     capitalized,
 )
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
@@ -83,6 +84,15 @@ def fetch(
         fetch_hub(model, revision=revision, token=token, endpoint=endpoint, on_config=on_config, listing=listing),
         overrides,
     )
+
+
+def _no_overrides(model: str, overrides: Mapping[str, Any] | None) -> None:
+    """--set changes a config.json before the model is built; a GGUF file's metadata is not one (exit 2)."""
+    if overrides:
+        raise UsageError(
+            f"--set does not apply to '{model}': its GGUF files carry their own metadata, not a config.json",
+            "Drop --set, or run it on the safetensors repo the GGUF was converted from.",
+        )
 
 
 def with_overrides(repo: RepoFiles, overrides: Mapping[str, Any] | None) -> RepoFiles:
@@ -172,6 +182,7 @@ def inspect_model(
 
     listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
     if is_gguf:
+        _no_overrides(model, overrides)
         return inspect_gguf(
             model, revision=revision, token=token, endpoint=endpoint, listing=listing,
             memory=memory or MemorySettings(), gpus=gpus,
@@ -403,6 +414,7 @@ def plan_model(
     listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
     check_engine(settings, model, gguf=is_gguf)
     if is_gguf:  # ---- GGUF repos: the llama.cpp engine on the GGUF report's figures
+        _no_overrides(model, overrides)
         return plan_gguf_repo(model, revision=revision, token=token, endpoint=endpoint, listing=listing,
                               gpus=gpus, settings=settings)  # fmt: skip
     repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up, listing=listing,
@@ -471,6 +483,7 @@ def check_model(
     from .gguf_check import check_gguf, is_gguf_listing
 
     if is_gguf_listing(listing):  # ---- GGUF repos (issue 16): the gate is on one file (gguf_check.py)
+        _no_overrides(model, overrides)
         return check_gguf(
             model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
             gpus=gpus, file=gguf_file, strict=strict,

@@ -31,6 +31,12 @@ class HfsizeError(Exception):
         self.hint = hint
 
 
+class UsageError(HfsizeError):
+    """Options that do not apply to this input (exit 2, as click's own usage errors)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class NotFoundError(HfsizeError):
     exit_code = ExitCode.NOT_FOUND
 

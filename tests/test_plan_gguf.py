@@ -117,3 +117,11 @@ def test_library_default_engine_is_llama_cpp(on_replica):
 
     result = plan_model(REPO, gpus=[parse_gpu(GPU)], settings=PlanSettings(context=CTX), token=False)
     assert result.plan is not None and result.plan.engine == "llama.cpp" and result.plan.file.endswith("Q4_K_M.gguf")
+
+
+@pytest.mark.parametrize("command", [(), ("check",), ("plan", "--gpu", "RTX-3060-12GB")])
+def test_set_on_a_gguf_repo_is_a_usage_error(capsys, on_replica, command):
+    """--set edits config.json before the build; a GGUF repo has none, so the option would be silently ignored."""
+    code, out, err = cli(capsys, *command, "TheBloke/Llama-2-13B-chat-GGUF", "--set", "num_hidden_layers=61")
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("Error: --set does not apply to 'TheBloke/Llama-2-13B-chat-GGUF'")
