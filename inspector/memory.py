@@ -260,12 +260,12 @@ def _kv_note(built: BuiltArchitecture, kv_dtype: str, settings: MemorySettings, 
     return (
         f"KV cache for {settings.context:,} tokens x batch {settings.batch} "
         + (
-            f"in {kv_dtype} (--kv-dtype) at every precision "
+            f"in {kv_dtype} (--kv-dtype) at every precision (states the modeling code keeps in fp32 stay fp32) "
             if settings.kv_dtype
-            else f"in the model's dtype ({kv_dtype} for 8/4-bit, change with --kv-dtype) "
+            else f"in the model's dtype ({kv_dtype} for 8/4-bit, change with --kv-dtype; states the modeling code "
+            "keeps in fp32 stay fp32) "
         )
-        + "(states the modeling code keeps in fp32 stay fp32) "
-        f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens at this context): "
+        + f"over {len(built.kv_layers)} layers (~{per_1k / GIB:.3f} GiB per 1,024 tokens at this context): "
         + "; ".join(parts)
         + "."
     )
