@@ -73,8 +73,9 @@ def config_changes(base: Mapping[str, Any], finetune: Mapping[str, Any], resolve
 
 def _resolved(config: Mapping[str, Any]) -> dict[str, Any]:
     """The values of keys `config` may omit: the size keys from the config view (config.py's one alias table),
-    then, where transformers has the class, every attribute as its config class resolves it."""
-    from .architecture import resolved_config
+    then, where transformers is installed and has the class, every attribute as its config class resolves it
+    (the light install compares the size keys only)."""
+    from .install import missing
 
     view = config_view(config)
     values: dict[str, Any] = {}
@@ -82,7 +83,11 @@ def _resolved(config: Mapping[str, Any]) -> dict[str, Any]:
         values.update(dict.fromkeys(KV_HEADS, view.kv_heads))
     if view.head_dim is not None:
         values["head_dim"] = view.head_dim
-    resolved = resolved_config(dict(config)) or {}
+    resolved: dict[str, Any] = {}
+    if "transformers" not in missing():
+        from .architecture import resolved_config
+
+        resolved = resolved_config(dict(config)) or {}
     # not the cosmetic keys: to_dict() writes the installed transformers_version and an empty _name_or_path
     values.update({k: v for k, v in resolved.items() if k not in ("dtype", "torch_dtype") and k not in COSMETIC_KEYS})
     return values
