@@ -443,7 +443,10 @@ def plan_for(
     counted = count(repo, built, resolved.kinds, trust_remote_code=trust_remote_code)
     if not built.built:
         raise UnsupportedError(
-            f"cannot plan '{repo.model}': {built.reason}", "Pass --trust-remote-code if you trust it."
+            f"cannot plan '{repo.model}': {built.reason}",
+            "The plan needs the model class."
+            if built.reason.startswith(install.LIGHT)
+            else "Pass --trust-remote-code if you trust the repo's code.",
         )
     stored = _stored_bytes(repo, resolved)
     estimated = estimate(built, repo.config, repo, gpus, memory, stored)
