@@ -195,12 +195,14 @@ def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     ctx.call_on_close(lambda: (TRAFFIC.listeners.remove(show), totals()))  # run() may be called again in-process
 
 
-def _size(value: str) -> int:
+def _size(value: str, option: str = "--overhead", example: str = "512MiB or 1GiB") -> int:
+    """A size option ('1GiB', '80GB', '0'): bytes, or a usage error naming the option. The one rule for
+    --overhead, --ram and vLLM's measured figures."""
     from .gpus import parse_size
 
     size = 0 if value.strip() == "0" else parse_size(value)
     if size is None:
-        raise click.BadParameter(f"'{value}' is not a size like 512MiB or 1GiB", param_hint="'--overhead'")
+        raise click.BadParameter(f"'{value}' is not a size like {example}", param_hint=f"'{option}'")
     return size
 
 
@@ -546,16 +548,7 @@ def _ram(value: str | None) -> int | None:
         from .hardware import ram_bytes
 
         return ram_bytes()
-    size = 0 if value.strip() == "0" else _parse_size_or_none(value)
-    if size is None:
-        raise click.BadParameter(f"'{value}' is not a size like 64GB or 128GiB", param_hint="'--ram'")
-    return size or None
-
-
-def _parse_size_or_none(value: str) -> int | None:
-    from .gpus import parse_size
-
-    return parse_size(value)
+    return _size(value, "--ram", "64GB or 128GiB") or None
 
 
 @main.command()
@@ -667,12 +660,7 @@ def plan(
 
 
 def _size_option(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    size = 0 if value.strip() == "0" else _parse_size_or_none(value)
-    if size is None:
-        raise click.BadParameter(f"'{value}' is not a size like 512MiB or 1GiB", param_hint=f"'{name}'")
-    return size
+    return None if value is None else _size(value, name)
 
 
 @main.command()
