@@ -29,7 +29,7 @@ class Family:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # the class's field defaults, for absent keys
     aliases: Mapping[str, str] = field(default_factory=dict)  # attribute_map: the name it reads -> the stored key
     resolve: Resolve | None = None
-    hybrid: Callable[[dict[str, Any], int], tuple[str, int] | None] | None = None  # (state kind, elements) per layer
+    state: Callable[[dict[str, Any]], tuple[str, int]] | None = None  # a state layer's (kind, constant elements)
 
 
 def _kv_heads_default(values: dict[str, Any]) -> None:
@@ -112,7 +112,7 @@ def _qwen3_next(values: dict[str, Any]) -> None:
         ]
 
 
-def _gated_delta_state(values: dict[str, Any], _: int) -> tuple[str, int] | None:
+def _gated_delta_state(values: dict[str, Any]) -> tuple[str, int]:
     """Qwen3NextGatedDeltaNet: a depthwise conv over q, k and v (kernel linear_conv_kernel_dim) and a
     num_v_heads x head_k_dim x head_v_dim recurrent matrix per sequence (modeling_qwen3_next.py)."""
     k_heads, v_heads = values["linear_num_key_heads"], values["linear_num_value_heads"]
@@ -129,23 +129,26 @@ def _jamba(values: dict[str, Any]) -> None:  # JambaConfig.layer_types, a proper
     ]
 
 
-def _mamba_state(values: dict[str, Any], _: int) -> tuple[str, int] | None:
+def _mamba_state(values: dict[str, Any]) -> tuple[str, int]:
     """JambaMambaMixer (Mamba 1): a depthwise conv of mamba_d_conv over d_inner = mamba_expand x hidden channels
     and a d_inner x mamba_d_state SSM state per sequence (modeling_jamba.py)."""
     inner = values["mamba_expand"] * values["hidden_size"]
     return Kind.MAMBA.value, inner * (values["mamba_d_conv"] + values["mamba_d_state"])
 
 
-_ONE_KV_HEAD_DEFAULTS = {"num_key_value_heads": None, "head_dim": None}
+_NONE_UNTIL_POST_INIT = {"num_key_value_heads": None, "head_dim": None}
 
 # model_type -> how its config class resolves the keys (defaults copied from transformers 5.24's configuration_*.py;
 # tests/test_config_kv.py drops each defaulted key from real configs and compares with the exact path again).
 FAMILIES: dict[str, Family] = {
-    "llama": Family(_ONE_KV_HEAD_DEFAULTS, resolve=_llama),
+    "llama": Family(_NONE_UNTIL_POST_INIT, resolve=_llama),
     "granite": Family({"num_key_value_heads": None}, resolve=_kv_heads_default),
     "granitemoe": Family({"num_key_value_heads": None}, resolve=_kv_heads_default),
     "phi3": Family({"num_key_value_heads": None, "sliding_window": None}, resolve=_kv_heads_default),
     "mistral": Family({"num_key_value_heads": 8, "head_dim": None, "sliding_window": 4096}, resolve=_llama),
+    "ministral": Family({"num_key_value_heads": 8, "sliding_window": 4096}, resolve=_kv_heads_default),
+    "starcoder2": Family({"num_key_value_heads": 2, "sliding_window": None}),
+    "olmo2": Family({"num_key_value_heads": None}, resolve=_kv_heads_default),
     "mixtral": Family({"num_key_value_heads": 8, "head_dim": None, "sliding_window": None}, resolve=_llama),
     "qwen2": Family(
         {"num_key_value_heads": 32, "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28},
@@ -181,6 +184,9 @@ FAMILIES: dict[str, Family] = {
         aliases={"num_local_experts": "n_routed_experts"},
         resolve=_kv_heads_default,
     ),
+    "deepseek_v2": Family(
+        {"num_key_value_heads": None, "kv_lora_rank": 512, "qk_rope_head_dim": 64}, resolve=_kv_heads_default
+    ),
     "gpt2": Family(
         aliases={"hidden_size": "n_embd", "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"},
     ),
@@ -194,7 +200,7 @@ FAMILIES: dict[str, Family] = {
             "mamba_expand": 2,
         },
         resolve=_jamba,
-        hybrid=_mamba_state,
+        state=_mamba_state,
     ),
     "qwen3_next": Family(
         {
@@ -207,7 +213,7 @@ FAMILIES: dict[str, Family] = {
             "linear_num_value_heads": 32,
         },
         resolve=_qwen3_next,
-        hybrid=_gated_delta_state,
+        state=_gated_delta_state,
     ),
 }
 
@@ -230,6 +236,10 @@ def kv_layers(config: Mapping[str, Any]) -> ConfigKv:
     text = config.get("text_config") if isinstance(config.get("text_config"), Mapping) else config
     model_type = str(text.get("model_type") or config.get("model_type") or "")
     family = FAMILIES.get(model_type)
+    if family is None and config.get("auto_map"):
+        return ConfigKv(
+            needs_model_class=f"the repo's own code (auto_map) for model_type '{model_type}' lays out its cache"
+        )
     if family is None:
         return ConfigKv(needs_model_class=f"the cache layout of model_type '{model_type}' is not read from the config")
     if text.get("per_layer_config") or text.get("kv_sharing_modes"):
@@ -282,12 +292,17 @@ def _layers(values: dict[str, Any], family: Family) -> ConfigKv:
             kind = Kind.MLA if attention is Kind.FULL and mla else attention
             layers.append(KvLayer(per_token, window if _positive_int(window) else None, kind.value))
             continue
-        state = family.hybrid(values, i) if family.hybrid and layer_type in _STATE_TYPES else None
-        if state is None:
+        if family.state is None or layer_type not in _STATE_TYPES:
             return ConfigKv(
                 needs_model_class=f"layer {i} is a '{raw}' layer, whose state the config alone does not give"
             )
-        layers.append(KvLayer(0, None, state[0], state[1]))
+        try:
+            state_kind, constant = family.state(values)
+        except (KeyError, TypeError) as exc:
+            return ConfigKv(
+                needs_model_class=f"the state sizes of layer {i} do not resolve ({type(exc).__name__}: {exc})"
+            )
+        layers.append(KvLayer(0, None, state_kind, constant))
     return ConfigKv(tuple(layers))
 
 

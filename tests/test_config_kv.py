@@ -115,6 +115,13 @@ VARIANTS = {
     "deepseek_v3-default": ("deepseek_v3", {"first_k_dense_replace": 1, "n_routed_experts": 8}),
     "qwen3_next-interval-2": ("qwen3_next", {"full_attention_interval": 2, "num_experts": 4}),
     "granite-default": ("granite", {}),
+    "ministral-default": ("ministral", {"head_dim": 128}),  # its default config has none and does not build
+    "starcoder2-sliding": ("starcoder2", {"sliding_window": 4096}),
+    "starcoder2-default": ("starcoder2", {}),
+    "olmo2-default": ("olmo2", {}),
+    "deepseek_v2-default": ("deepseek_v2", {"first_k_dense_replace": 1, "n_routed_experts": 8}),
+    "deepseek_v2-no-kv-heads": ("deepseek_v2", {"num_key_value_heads": DROP, "first_k_dense_replace": 1,
+                                                "n_routed_experts": 8}),
     "jamba-period-4-offset-1": ("jamba", {"attn_layer_period": 4, "attn_layer_offset": 1, "mamba_d_state": 8,
                                           "mamba_expand": 3, "num_experts": 2}),
     "gpt2-default": ("gpt2", {}),
@@ -136,9 +143,27 @@ def test_layouts_beyond_the_fixtures_agree_with_the_exact_path(name: str):
     assert light.layers == _exact(config).kv_layers
 
 
+def test_a_multimodal_config_is_read_at_its_text_config():
+    """Gemma 3 (image-text-to-text): the cache is the text model's, as transformers' get_text_config picks it."""
+    from transformers import CONFIG_MAPPING
+
+    config = CONFIG_MAPPING["gemma3"]().to_dict()
+    config["text_config"].update(num_hidden_layers=8, layer_types=None)
+    light = config_kv.kv_layers(config)
+    assert light.needs_model_class == "" and len(light.layers) == 8
+    assert light.layers == _exact(config).kv_layers
+    assert {layer.kind for layer in light.layers} == {"sliding_attention", "full_attention"}
+
+
 def test_what_the_config_cannot_decide_names_the_reason():
     base = json.loads((FIXTURES / "mistralai/Mistral-7B-v0.1/config.json").read_text())
     assert "model_type 'mamba'" in config_kv.kv_layers({**base, "model_type": "mamba"}).needs_model_class
+    remote = {**base, "model_type": "deci", "auto_map": {"AutoModelForCausalLM": "modeling_deci.DeciLMForCausalLM"}}
+    assert "repo's own code (auto_map)" in config_kv.kv_layers(remote).needs_model_class
+    # a model_type transformers knows is built natively whatever auto_map says: so is its cache read
+    assert config_kv.kv_layers({**base, "auto_map": remote["auto_map"]}).layers == config_kv.kv_layers(base).layers
+    jamba = json.loads(next(FIXTURES.glob("**/AI21-Jamba-1.5-Mini/config.json")).read_text())
+    assert "state sizes of layer 0" in config_kv.kv_layers({**jamba, "mamba_expand": None}).needs_model_class
     assert (
         "model_type ''" in config_kv.kv_layers({k: v for k, v in base.items() if k != "model_type"}).needs_model_class
     )
