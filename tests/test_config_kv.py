@@ -16,6 +16,7 @@ import pytest
 
 from inspector import config_kv
 from inspector.architecture import build
+from inspector.results import KvLayer
 from inspector.state import context_limit
 from tests.helpers import FIXTURES
 
@@ -175,10 +176,28 @@ def test_what_the_config_cannot_decide_names_the_reason():
     assert "'mamba2' layer" in config_kv.kv_layers(odd).needs_model_class
 
 
-def test_config_kv_imports_nothing_heavy():
+def test_config_kv_runs_where_torch_cannot_be_imported(tmp_path):
+    """The light install's figure in a process that cannot import torch, transformers or accelerate (the blocker
+    of tests/test_light_install.py), equal to the exact path's in this one."""
+    import os
     import subprocess
     import sys
 
-    code = "import sys, inspector.config_kv as c; c.kv_layers({}); print(sorted(m for m in sys.modules if m in {'torch','transformers','accelerate'}))"  # noqa: E501
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    from tests.test_light_install import BLOCKER, REPO_ROOT
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    path = next(FIXTURES.glob("**/Qwen3-Next-80B-A3B-Instruct/config.json"))
+    code = (
+        "import dataclasses, json, sys; from inspector.config_kv import kv_layers;"
+        f"found = kv_layers(json.load(open({str(path)!r})));"
+        "print(json.dumps([dataclasses.asdict(layer) for layer in found.layers]));"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in {'torch', 'transformers', 'accelerate'}))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    layers, modules = proc.stdout.splitlines()
+    assert modules == "[]"
+    exact = _exact(json.loads(path.read_text()))
+    assert [KvLayer(**layer) for layer in json.loads(layers)] == list(exact.kv_layers)
+    assert {layer.kind for layer in exact.kv_layers} == {"linear_attention", "full_attention"}
