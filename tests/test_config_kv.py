@@ -20,7 +20,8 @@ from inspector.results import KvLayer
 from inspector.state import context_limit
 from tests.helpers import FIXTURES
 
-CONFIGS = sorted(FIXTURES.glob("**/config.json"))
+EXTRA_CONFIGS = Path(__file__).parent / "data" / "config_kv"  # real configs no replica repo serves (its README)
+CONFIGS = sorted(FIXTURES.glob("**/config.json")) + sorted(EXTRA_CONFIGS.glob("*.json"))
 # Model types whose cache config_kv leaves to the model class (their layers' state needs the modules' sizes)
 LEFT_TO_THE_CLASS = {"falcon_h1", "RefinedWebModel"}
 # Configs transformers 5.24 itself refuses to build (no exact figure to compare with)
@@ -28,7 +29,7 @@ NOT_BUILT = {"microsoft/Phi-3-mini-128k-instruct"}  # rope_parameters longrope l
 
 
 def _name(path: Path) -> str:
-    return str(path.parent.relative_to(FIXTURES))
+    return path.name if path.parent == EXTRA_CONFIGS else str(path.parent.relative_to(FIXTURES))
 
 
 def _exact(config: dict):
