@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import cache, install, schemes
+from . import cache, config_kv, install, schemes
 from .check import disk_problem, find_problems
 from .check import exit_code as check_exit_code
 from .checkpoint import Kinds, classify, header_architecture, header_shapes, loaded_bytes, reconcile, summarize
@@ -291,7 +291,8 @@ def resolve_architecture(
                 f"Install them with: {install.EXACT_INSTALL}",
             )
         kinds = classify(repo)
-        return Resolved(header_architecture(repo, reason, kinds), kinds)
+        stand_in = header_architecture(repo, reason, kinds)
+        return Resolved(config_kv.with_cache(stand_in, config) if absent else stand_in, kinds)
     if built is None:
         from .architecture import build
 
@@ -441,7 +442,7 @@ def plan_for(
     resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token)
     built = resolved.built
     counted = count(repo, built, resolved.kinds, trust_remote_code=trust_remote_code)
-    if not built.built:
+    if not built.built and not built.kv_layers:  # the light install plans where config.json lays out the cache
         raise UnsupportedError(
             f"cannot plan '{repo.model}': {built.reason}",
             "The plan needs the model class."

@@ -311,7 +311,8 @@ def _light_install_note() -> None:
     if absent:
         click.echo(
             f"hfsize: {install.light_reason(absent)}. Models whose architecture is not cached are counted from "
-            "their safetensors headers: no reconciliation, 8/4-bit, KV cache or finetuning figures.",
+            "their safetensors headers: no reconciliation, 8/4-bit or finetuning figures, and a KV cache only where "
+            "config.json lays it out.",
             err=True,
         )
 

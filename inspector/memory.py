@@ -65,9 +65,11 @@ def estimate(
 
     With an architecture from the headers alone (`built.how == "headers only"`) only what the headers
     decide is computed: fp32/bf16/fp16 weights and the stored bytes. Which modules bitsandbytes quantizes
-    and what the KV cache holds need the model class, so those figures are None.
+    needs the model class, so those figures are None; so is the KV cache, unless the light install read its
+    layers from config.json (config_kv.with_cache).
     """
     headers_only = not built.built
+    kv_known = built.built or bool(built.kv_layers)  # the light install reads the cache layout from config.json
     base = load_dtype(config, repo)
     kv_dtype = settings.kv_dtype or base
     order = list(built.parameters)
@@ -75,7 +77,7 @@ def estimate(
 
     def line(sizes: Mapping[str, int], quantized: int, names: Sequence[str], kv_as: str) -> PrecisionMemory:
         kv = [kv_bytes_per_layer(layer, settings, settings.kv_dtype or kv_as) for layer in built.kv_layers]
-        kv_total = None if headers_only else sum(kv)
+        kv_total = sum(kv) if kv_known else None
         weights = sum(sizes.values()) + built.buffer_bytes
         pieces = placement.blocks(sizes, names, kv, built.buffer_bytes)
         fits = {}
@@ -107,7 +109,8 @@ def estimate(
     # pre-quantized: as the files hold it, the cache in the load dtype
     by_scheme["as_stored"] = line(stored_loaded, 0, list(stored_loaded), base) if stored_loaded else None
     if headers_only:
-        notes = _headers_only_notes(settings, built.reason)
+        kv_total = sum(kv_bytes_per_layer(layer, settings, kv_dtype) for layer in built.kv_layers) if kv_known else None
+        notes = _headers_only_notes(built, config, kv_dtype, settings, kv_total)
         training = None
     else:
         kv_total = by_scheme["int8"].kv_cache_bytes  # type: ignore[union-attr]  # built: every line is there
@@ -123,18 +126,37 @@ def estimate(
         by_scheme=by_scheme,
         training=training,
         notes=notes,
-        kv_cache=[] if headers_only else state.breakdown(built.kv_layers, settings.context, settings.batch, kv_dtype),
+        kv_cache=state.breakdown(built.kv_layers, settings.context, settings.batch, kv_dtype) if kv_known else [],
         kv_not_counted=built.kv_not_counted or None,
         max_positions=built.max_positions,
     )
 
 
-def _headers_only_notes(settings: MemorySettings, reason: str) -> list[str]:
-    return [
+def _headers_only_notes(
+    built: BuiltArchitecture, config: Mapping[str, Any], kv_dtype: str, settings: MemorySettings, kv_total: int | None
+) -> list[str]:
+    hint = install.model_class_hint(built.reason)
+    weights = (
         "Headers only: the weights are the stored parameters at each dtype (buffers such as rotary inv_freq, "
-        "a few KiB, left out). No int8/4-bit figures, KV cache or finetuning estimate: they need the model "
-        f"class (which Linear modules bitsandbytes replaces, the layers transformers caches); "
-        f"{install.model_class_hint(reason)} for them. Verdicts count weights and overhead only.",
+        "a few KiB, left out)."
+    )
+    if kv_total is None:
+        from .config_kv import kv_layers
+
+        why = kv_layers(config).needs_model_class if built.reason.startswith(install.LIGHT) else ""
+        return [
+            f"{weights} No int8/4-bit figures, KV cache or finetuning estimate: they need the model class (which "
+            f"Linear modules bitsandbytes replaces, the layers transformers caches{'; ' + why if why else ''}); "
+            f"{hint} for them. Verdicts count weights and overhead only.",
+            f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator "
+            "slack); change it with --overhead.",
+        ]
+    return [
+        f"{weights} No int8/4-bit figures or finetuning estimate: they need the model class (which Linear modules "
+        f"bitsandbytes replaces); {hint} for them. The KV cache is read from config.json (model_type "
+        f"'{built.model_type}', as transformers lays out its cache); verdicts count weights, KV cache and overhead.",
+        _kv_note(built, kv_dtype, settings, kv_total),
+        *_context_warning(built, settings),
         f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
         "change it with --overhead.",
     ]
@@ -182,16 +204,21 @@ def _notes(
             "quantize: 8-bit and 4-bit loading barely shrinks this model."
         )
     notes.append(_kv_note(built, kv_dtype, settings, kv_total))
-    if built.max_positions and settings.context > built.max_positions:
-        notes.append(
-            f"Warning: --context {settings.context:,} is beyond the {built.max_positions:,} positions this model was "
-            f"trained for ({built.max_positions_from}); the KV figure holds, but outputs past that length degrade."
-        )
+    notes += _context_warning(built, settings)
     notes.append(
         f"Overhead is {settings.overhead_per_gpu / GIB:.2f} GiB per GPU (CUDA context, workspaces, allocator slack); "
         "change it with --overhead. Activations beyond the KV cache are not counted."
     )
     return notes
+
+
+def _context_warning(built: BuiltArchitecture, settings: MemorySettings) -> list[str]:
+    if built.max_positions and settings.context > built.max_positions:
+        return [
+            f"Warning: --context {settings.context:,} is beyond the {built.max_positions:,} positions this model was "
+            f"trained for ({built.max_positions_from}); the KV figure holds, but outputs past that length degrade."
+        ]
+    return []
 
 
 def _unquantized_notes(built: BuiltArchitecture) -> list[str]:

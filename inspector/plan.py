@@ -180,7 +180,7 @@ def add_max_context(
     """The memory figures with `max_context` per scheme and GPU setup, and the model's own limit
     (`max_positions`, from the resolved config when the architecture was built, else from config.json)."""
     limit = memory.max_positions if memory.max_positions is not None else context_limit(config)
-    if not built.built:
+    if not built.built and not built.kv_layers:  # headers only, and no cache layout from config.json either
         return replace(memory, max_positions=limit)
     sizes = scheme_sizes(built, memory.load_dtype, stored_loaded)
     by_scheme = dict(memory.by_scheme)
@@ -584,7 +584,7 @@ def plan(
     chosen = engine_named(settings.engine or "transformers")
     if not gpus:
         raise PlanError("no GPU to plan for", "Pass --gpu NAME (e.g. --gpu RTX-4090), or run where a GPU is.")
-    if not built.built:
+    if not built.built and not built.kv_layers:
         raise PlanError(
             f"cannot plan '{model}' without its architecture ({built.reason or 'not built'})",
             "Run without --headers-only, or with --trust-remote-code if the model needs its own code.",
@@ -643,6 +643,11 @@ def plan(
         notes.append("No CPU RAM for offload (--ram, or this machine's could not be read): GPUs only.")
     if limit is not None and settings.context > limit:
         notes.append(f"--context {settings.context:,} is beyond the model's own limit of {limit:,} tokens.")
+    if not built.built:  # the light install: the cache from config.json, no 8/4-bit rows without the model class
+        notes.append(
+            f"Only the 16/32-bit and stored precisions are planned ({built.reason}): 8-bit and 4-bit plans need the "
+            "model class (which Linear modules bitsandbytes replaces)."
+        )
     return PlanResult(
         model=model,
         revision=revision,

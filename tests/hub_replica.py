@@ -52,6 +52,7 @@ class RequestLog:
     status: int
     body_bytes: int  # body bytes actually written (0 for HEAD)
     query: str = ""
+    authorization: str | None = None  # the request's Authorization header, verbatim (tests of which token is sent)
 
 
 class HubError(Exception):
@@ -409,7 +410,13 @@ class _Handler(BaseHTTPRequestHandler):
         replica = self.server.replica
         send_body = self.command != "HEAD"
         log = RequestLog(
-            self.command, self.url_path, self.headers.get("Range"), status, length if send_body else 0, self.query
+            self.command,
+            self.url_path,
+            self.headers.get("Range"),
+            status,
+            length if send_body else 0,
+            self.query,
+            self.headers.get("Authorization"),
         )
         replica._record(log)
         self.send_response(status)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HFSIZE_TEST_VENV"), reason="
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLAMA_2_13B = 13_015_864_320  # Meta's Llama-2-13B: 40 x 317,204,480 + 2 x 163,840,000 + 5,120
 EXTRA = "pip install 'hfsize[exact]'"
+LLAMA_2_13B_KV_2048 = 40 * 2 * 40 * 128 * 2 * 2048  # 1,677,721,600 B
 
 
 def _ok(args: list, **kw) -> subprocess.CompletedProcess:
@@ -47,6 +48,15 @@ def test_pip_install_is_light_and_exact_adds_the_model_class(tmp_path, on_replic
     assert (r["architecture"]["how"], r["parameters"]["total"]) == ("headers only", LLAMA_2_13B)
     assert EXTRA in r["architecture"]["reason"] and r["memory"]["nf4"] is None
     assert light.stderr.count(EXTRA) == 1
+    # the KV cache from config.json: 40 layers x (K + V) x 40 heads x 128 x 2 bytes x the default 2,048 tokens
+    assert r["memory"]["fp16"]["kv_cache_bytes"] == LLAMA_2_13B_KV_2048
+    assert r["memory"]["max_positions"] == 4096
+    notes = r["memory"]["notes"]
+    assert any("int8/4-bit" in n and EXTRA in n for n in notes)  # what still needs the extra, named
+    assert any("KV cache is read from config.json" in n for n in notes)
+    gate = [venv / "bin" / "hfsize", "check", "meta-llama/Llama-2-13b-hf", "--gpu", "A100-80GB", "--json"]
+    short = subprocess.run([str(a) for a in [*gate, "--min-context", "8192"]], capture_output=True, text=True, **run)
+    assert short.returncode == 11 and "4,096 tokens" in short.stdout, short.stderr  # the model's 4,096 positions
     version = _ok([venv / "bin" / "hfsize", "--version"], **run).stdout
     assert "torch not installed" in version and "transformers not installed" in version
 
@@ -70,5 +80,6 @@ def test_pip_install_is_light_and_exact_adds_the_model_class(tmp_path, on_replic
     f = json.loads(full.stdout)
     assert (f["architecture"]["how"], f["parameters"]["source"]) == ("native", "architecture")
     assert f["parameters"]["total"] == LLAMA_2_13B and f["reconciliation"]["unexplained"] == 0
-    assert f["memory"]["nf4"] is not None and f["memory"]["fp16"]["kv_cache_bytes"] > 0
+    assert f["memory"]["nf4"] is not None and f["memory"]["fp16"]["kv_cache_bytes"] == LLAMA_2_13B_KV_2048
+    assert f["memory"]["kv_cache"] == r["memory"]["kv_cache"]  # the built model's cache is the config's
     assert EXTRA not in full.stderr
