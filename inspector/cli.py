@@ -91,7 +91,7 @@ def _sets(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...])
 
 
 class MemoryOptions(NamedTuple):
-    """--gpu, --context, --batch, --kv-dtype, --cache-type, --overhead."""
+    """--gpu, --context, --batch, --kv-dtype, --cache-type, --overhead; llama.cpp's -ts, -ot, --cpu-moe, --n-cpu-moe."""
 
     gpu_specs: tuple[str, ...]
     context: int
@@ -99,16 +99,26 @@ class MemoryOptions(NamedTuple):
     kv_dtype: str | None
     cache_type: str | None
     overhead: str
+    tensor_split: str | None
+    override_tensor: tuple[str, ...]
+    cpu_moe: bool
+    n_cpu_moe: int | None
 
     def settings(self) -> Any:
         from .memory import MemorySettings
 
+        llama_cpp = None
+        if self.tensor_split or self.override_tensor or self.cpu_moe or self.n_cpu_moe:
+            from .engines.llamacpp import options
+
+            llama_cpp = options(self.tensor_split, self.override_tensor, self.cpu_moe, self.n_cpu_moe)
         return MemorySettings(
             context=self.context,
             batch=self.batch,
             kv_dtype=self.kv_dtype,
             overhead_per_gpu=_size(self.overhead),
             cache_type=self.cache_type,
+            llama_cpp=llama_cpp,
         )
 
 
@@ -208,6 +218,21 @@ def _size(value: str, option: str = "--overhead", example: str = "512MiB or 1GiB
 
 def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = _grouped(f, "memory", MemoryOptions)
+    f = click.option(
+        "--n-cpu-moe", type=click.IntRange(min=0), default=None, metavar="N",
+        help="GGUF files: llama.cpp's --n-cpu-moe, the routed experts of the first N layers kept in RAM.",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--cpu-moe", is_flag=True, help="GGUF files: llama.cpp's --cpu-moe, every routed expert kept in RAM."
+    )(f)
+    f = click.option(
+        "--override-tensor", "-ot", "override_tensor", multiple=True, metavar="PATTERN=CPU",
+        help="GGUF files: llama.cpp's -ot, tensors whose name the regex finds kept in RAM (repeatable): -ot exps=CPU.",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--tensor-split", "-ts", "tensor_split", default=None, metavar="N0,N1,...",
+        help="GGUF files: llama.cpp's -ts, the proportions of the layers per GPU (default: by free memory).",
+    )(f)  # fmt: skip
     f = click.option(
         "--overhead", default="1GiB", show_default=True, help="Runtime memory per GPU (CUDA context, slack)."
     )(f)
@@ -644,6 +669,7 @@ def plan(
         activation_peak_bytes=_size_option(activation_peak, "--activation-peak"),
         non_torch_bytes=_size_option(non_torch, "--non-torch"),
         cuda_graph_bytes=_size_option(cuda_graphs, "--cuda-graphs"), enforce_eager=enforce_eager,
+        cache_type=base.cache_type, llama_cpp=base.llama_cpp,
     )  # fmt: skip
     _hub_client()
 

@@ -53,7 +53,7 @@ def plan_gguf_repo(
         raise PlanError("no GPU to plan for", "Pass --gpu NAME (e.g. --gpu RTX-4090), or run where a GPU is.")
     memory = MemorySettings(
         context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
-        overhead_per_gpu=settings.overhead_per_gpu,
+        overhead_per_gpu=settings.overhead_per_gpu, cache_type=settings.cache_type, llama_cpp=settings.llama_cpp,
     )  # fmt: skip
     plans: dict[tuple[str, str], Any] = {}
     report = inspect_gguf(
@@ -70,7 +70,13 @@ def plan_gguf_repo(
         "compute buffer approximated by the output logits, 4 x 512 x (n_vocab + n_embd) bytes",
         f"layers left on the CPU read at {RAM_BANDWIDTH_BYTES_PER_S / 1e9:g} GB/s of RAM bandwidth (dual-channel "
         "DDR4-3200); no prefill figure for llama.cpp",
+        "several GPUs share the offloaded layers by --tensor-split, else in proportion to their free memory (each "
+        "GPU's usable memory for catalog GPUs); a prompt micro-batch copies the largest RAM-kept layer tensor to "
+        "the first GPU (op offload, counted there)",
     ]
+    flags = settings.llama_cpp.flags if settings.llama_cpp is not None else ""
+    if flags:
+        assumptions.append(f"llama.cpp run with {flags}: matching tensors stay in RAM, computed by the CPU")
     runs: list[RunPlan] = []
     for row in summary.files:
         for gpu in gpus:
@@ -114,6 +120,9 @@ def _run_plan(row: Any, p: Any, assumptions: list[str]) -> RunPlan:
             gpu_layers=p.gpu_layers,
             cpu_layers=p.total_layers - p.gpu_layers,
             ram_bytes=split.cpu_weight_bytes + split.cpu_kv_bytes,
+            layers_per_gpu=list(split.device_layers),
+            bytes_per_gpu=list(split.device_bytes),
+            kept_in_ram_bytes=split.kept_in_ram_bytes,
         ),
         decode_tokens_per_s=speed,
         prefill_tokens_per_s=None,

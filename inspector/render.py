@@ -908,6 +908,12 @@ def _plan_block(run: Any) -> Table:
         line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
         if o.cpu_layers:
             line += f" ({gib(o.ram_bytes)})"
+        if o.layers_per_gpu and len(o.layers_per_gpu) > 1:
+            line += "; per GPU " + " + ".join(
+                f"{n} ({gib(b)})" for n, b in zip(o.layers_per_gpu, o.bytes_per_gpu or [], strict=False)
+            )
+        if o.kept_in_ram_bytes:
+            line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
         table.add_row("layers", line)
     table.add_row("longest context", _context_text(run))
     table.add_row("decode", f"{_tokens_per_s(run.decode_tokens_per_s)} tokens/s")

@@ -511,6 +511,11 @@ class Offload:
     gpu_layers: int
     cpu_layers: int
     ram_bytes: int  # what the offloaded blocks take in CPU RAM (bnb leaves offloaded modules unquantized)
+    # llama.cpp: the -ngl layers per GPU of the setup (device order), and the tensors of GPU layers that -ot /
+    # --cpu-moe / --n-cpu-moe keep in RAM (part of ram_bytes); None for transformers
+    layers_per_gpu: list[int] | None = None
+    bytes_per_gpu: list[int] | None = None
+    kept_in_ram_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -852,6 +857,10 @@ class GGUFFile:
     ram_bytes: dict[str, int] = field(default_factory=dict)  # memory-mapped weights + KV left on the CPU
     max_context: dict[str, int] = field(default_factory=dict)  # longest context with every layer on the GPU
     decode_tokens_per_s: dict[str, dict[str, Any]] = field(default_factory=dict)  # {low, high, bound}
+    # several GPUs (-ts, else their free memory) and -ot / --cpu-moe / --n-cpu-moe; per GPU label:
+    layers_per_gpu: dict[str, list[int]] = field(default_factory=dict)  # of the -ngl layers, in device order
+    bytes_per_gpu: dict[str, list[int]] = field(default_factory=dict)  # weights + KV + compute, in device order
+    kept_in_ram_bytes: dict[str, int] = field(default_factory=dict)  # of ram_bytes: -ot tensors of GPU layers
 
 
 @dataclass(frozen=True)
