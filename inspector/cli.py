@@ -254,7 +254,8 @@ def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
     f = click.option(
         "--gpu", "gpu_specs", multiple=True, metavar="NAME[xN]|SIZE",
-        help="GPU to check against, repeatable: H100, A100-80GBx2, 24GiB. Local GPUs are added when present.",
+        help="GPU to check against, repeatable: H100, A100-80GBx2, 24GiB; unequal GPUs of one machine joined by +: "
+        "RTX-4090+RTX-3060-12GB. Local GPUs are added when present.",
     )(f)  # fmt: skip
     return f
 

@@ -895,7 +895,7 @@ def _plan_block(run: Any) -> Table:
                   title_style="bold")  # fmt: skip
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus else "on the GPU"
+    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
     table.add_row("weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}" +
                   (f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""))  # fmt: skip
     if run.kv_tokens is not None:

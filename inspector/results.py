@@ -255,11 +255,14 @@ class Gpu:
     bandwidth_bytes_per_s: int | None = None  # peak memory bandwidth per device
     tflops: dict[str, float] = field(default_factory=dict)  # peak dense TFLOPS per dtype (int8: TOPS)
     interconnect: Interconnect | None = None
+    # A mixed setup (`--gpu RTX-4090+RTX-3060-12GB`): its devices in order, one Gpu (count 1) each; the fields above
+    # are then the smallest / slowest device's, so engines that assume identical devices stay on the safe side.
+    devices: tuple[Gpu, ...] = ()
 
     @property
     def label(self) -> str:
-        """How reports name it, and the key of its verdicts: "H100-80GB", "A100-80GB x2"."""
-        return self.name if self.count == 1 else f"{self.name} x{self.count}"
+        """How reports name it, and the key of its verdicts: "H100-80GB", "A100-80GB x2", "RTX-4090+RTX-3060"."""
+        return self.name if self.count == 1 or self.devices else f"{self.name} x{self.count}"
 
 
 @dataclass(frozen=True)

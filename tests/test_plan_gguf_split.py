@@ -146,3 +146,28 @@ def test_gguf_report_shows_the_split(capsys, on_replica):
     assert row["fits"] == {GPU: "fits"} and row["kept_in_ram_bytes"] == {GPU: LAYERS * EXPERTS}
     assert row["layers_per_gpu"] == {GPU: [LAYERS + 1]} and row["bytes_per_gpu"] == {GPU: [2_276_302_848]}
     assert row["parameters"] == 30_532_122_624  # Qwen3-30B-A3B: half its bf16 total_size 61,064,245,248
+
+
+def test_unequal_gpus_split_by_their_memory(capsys, on_replica):
+    from inspector.gpus import parse_gpu
+
+    mixed = parse_gpu("RTX-4090+RTX-3060-12GBx2")
+    assert mixed.label == "RTX-4090+RTX-3060-12GBx2" and mixed.count == 3
+    assert [d.name for d in mixed.devices] == ["RTX-4090", "RTX-3060-12GB", "RTX-3060-12GB"]
+    assert mixed.usable_bytes == 12_288 * 2**20  # the smallest device's, for engines that assume equal devices
+    code, out, err = cli(capsys, "plan", "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3090+RTX-3060-12GB",
+                         "--context", "4096", "--json")  # fmt: skip
+    assert code == 0, err
+    runs = json.loads(out)
+    q8 = next(r for r in [runs["plan"], *runs["alternatives"]] if r["file"] == "llama-2-13b-chat.Q8_0.gguf")
+    off = q8["offload"]
+    # by memory, 24,576 : 12,288 MiB -> point 2/3: k/41 < 2/3 for k <= 27 -> 28 and 13 layers
+    assert off["layers_per_gpu"] == [28, 13]
+    block, kv = 337_059_840, 83_886_080  # Llama-2-13B Q8_0 block and its KV at 4,096 (see above)
+    gpu1 = 12 * (block + kv) + 174_080_000 + 20_480 + 4 * 512 * 37_120  # 12 blocks + output + compute
+    assert off["bytes_per_gpu"] == [28 * (block + kv), gpu1]
+    assert gpu1 <= 12_288 * 2**20 - 2**30  # fits the 3060 with 1 GiB left
+    # decode: each GPU reads its blocks at its own bandwidth, one after the other (RTX-3090 936 GB/s, 3060 360 GB/s)
+    t = 28 * (block + kv) / 936e9 + (12 * (block + kv) + 174_080_000 + 20_480) / 360e9
+    assert q8["decode_tokens_per_s"]["bound"] == pytest.approx(1 / t)
+    assert q8["decode_tokens_per_s"]["limited_by"] == "GPU 1 (RTX-3060-12GB)"

@@ -521,6 +521,7 @@ class Split:
     kept_in_ram_bytes: int = 0  # of cpu_weight_bytes: tensors of offloaded layers that -ot keeps in RAM
     copy_bytes: int = 0  # the largest RAM-kept layer tensor, copied to the first GPU for a prompt micro-batch
     gpu_read_bytes: int = 0  # weights a decoded token reads on the GPUs (routed experts: n_expert_used of them)
+    device_read_bytes: tuple[int, ...] = ()  # the same per GPU
     cpu_read_bytes: int = 0  # and in RAM (token_embd is a row lookup: not counted)
 
 
@@ -577,6 +578,7 @@ def split_for(
     weights = [0] * devices
     kv_dev = [0] * devices
     layers = [0] * devices
+    reads = [0] * devices
     cpu_w, cpu_kv, kept, copy = model.input_bytes, 0, 0, 0
     gpu_read = cpu_read = 0
 
@@ -588,6 +590,7 @@ def split_for(
             read = model.read_per_token(name, nbytes)
             if device >= 0 and not any(r.search(name) for r in cpu_re):
                 weights[device] += nbytes
+                reads[device] += read
                 gpu_read += read
                 continue
             cpu_w += nbytes
@@ -608,6 +611,7 @@ def split_for(
     place(out, model.output_tensors, model.output_bytes)
     if out >= 0:
         weights[out] += model.tied_output_bytes
+        reads[out] += model.tied_output_bytes
         gpu_read += model.tied_output_bytes
         layers[out] += 1
     compute = compute_buffer_bytes(model, min(N_UBATCH, kv.context))
@@ -629,6 +633,7 @@ def split_for(
         copy_bytes=copy,
         gpu_read_bytes=gpu_read,
         cpu_read_bytes=cpu_read,
+        device_read_bytes=tuple(reads),
     )
 
 
@@ -664,15 +669,16 @@ def plan_gguf(
 ) -> GGUFPlan:
     """-ngl, bytes and KV of `model` on `gpu` (a results.Gpu: count devices of usable_bytes each)."""
     options = options or Options()
-    devices = max(gpu.count, 1)
+    members = tuple(gpu.devices) or (gpu,) * max(gpu.count, 1)  # a mixed setup's devices, else count alike
+    devices = len(members)
     if len(options.tensor_split) > devices:
         raise OptionError(
             f"--tensor-split {','.join(f'{x:g}' for x in options.tensor_split)} names "
             f"{len(options.tensor_split)} GPUs and {gpu.label} has {devices}",
             "Give one proportion per GPU of the setup (or leave --tensor-split out).",
         )
-    budget = gpu.usable_bytes - reserve_bytes
-    free = [gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes] * devices
+    budgets = [d.usable_bytes - reserve_bytes for d in members]
+    free = [d.free_bytes if d.free_bytes is not None else d.usable_bytes for d in members]
     kv = kv_cache(
         model, context, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq, flash_attn=flash_attn
     )
@@ -685,7 +691,7 @@ def plan_gguf(
     layers = 0
     for n in range(total, 0, -1):
         s = split(n)
-        if all(b <= budget for b in s.device_bytes):
+        if all(b <= room for b, room in zip(s.device_bytes, budgets, strict=True)):
             chosen, layers = s, n
             break
     verdict = "fits" if layers == total else "partial" if layers else "no"
@@ -693,11 +699,13 @@ def plan_gguf(
     def fits(ctx: int) -> bool:
         cache = kv_cache(model, ctx, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq,
                          flash_attn=flash_attn)  # fmt: skip
-        return all(b <= budget for b in split(total, cache).device_bytes)
+        return all(b <= room for b, room in zip(split(total, cache).device_bytes, budgets, strict=True))
 
     max_ctx = _max_context(model, fits)
     decode = None
-    if gpu.bandwidth_bytes_per_s:
+    if gpu.devices and gpu.bandwidth_bytes_per_s:
+        decode = _decode_mixed(members, chosen)
+    elif gpu.bandwidth_bytes_per_s:
         from inspector.speed import decode_on
 
         decode = decode_on(
@@ -710,6 +718,21 @@ def plan_gguf(
             ram_bandwidth_bytes_per_s=RAM_BANDWIDTH_BYTES_PER_S,
         )
     return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode)
+
+
+def _decode_mixed(members: Sequence[Any], split: Split) -> Any:
+    """Decode over unequal GPUs: each reads its layers at its own bandwidth, one after another (layer split), then
+    the CPU its share at RAM_BANDWIDTH_BYTES_PER_S (speed.decode_bound's stages)."""
+    from inspector.speed import Stage, decode_bound
+
+    stages = [
+        Stage(f"GPU {i} ({d.name})", split.device_read_bytes[i], split.device_kv[i], d.bandwidth_bytes_per_s)
+        for i, d in enumerate(members)
+        if split.device_read_bytes[i] or split.device_kv[i]
+    ]
+    if split.cpu_read_bytes or split.cpu_kv_bytes:
+        stages.append(Stage("CPU RAM", split.cpu_read_bytes, split.cpu_kv_bytes, RAM_BANDWIDTH_BYTES_PER_S))
+    return decode_bound(stages)
 
 
 def _max_context(model: GGUFModel, fits: Any) -> int:
