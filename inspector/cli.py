@@ -483,7 +483,8 @@ def check(
 
         plan_settings = PlanSettings(
             context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
-            overhead_per_gpu=settings.overhead_per_gpu, ram_bytes=_ram(ram),
+            overhead_per_gpu=settings.overhead_per_gpu, ram_bytes=_ram(ram), cache_type=settings.cache_type,
+            llama_cpp=settings.llama_cpp, gguf_file=gguf_file,
         )  # fmt: skip
         gates = {"min_context": min_context, "min_tokens_per_s": min_tokens_per_s, "plan_settings": plan_settings}
 
@@ -631,6 +632,10 @@ def _ram(value: str | None) -> int | None:
     help="vLLM: the 'Estimated CUDA graph memory' of your log (default 0.61 GiB).",
 )
 @click.option("--enforce-eager", is_flag=True, help="vLLM without CUDA graphs.")
+@click.option(
+    "--file", "gguf_file", default=None, metavar="NAME",
+    help="GGUF repos: plan this file only (or split set, or quant label like Q4_K_M); default: every file.",
+)  # fmt: skip
 @_json_option("{plan, alternatives} per model")
 def plan(
     models: tuple[str, ...],
@@ -647,6 +652,7 @@ def plan(
     non_torch: str | None,
     cuda_graphs: str | None,
     enforce_eager: bool,
+    gguf_file: str | None,
     output: Output,
 ) -> None:
     """How MODEL runs here: precision, devices, layers offloaded to CPU RAM, longest context, concurrency, tokens/s.
@@ -670,7 +676,7 @@ def plan(
         activation_peak_bytes=_size_option(activation_peak, "--activation-peak"),
         non_torch_bytes=_size_option(non_torch, "--non-torch"),
         cuda_graph_bytes=_size_option(cuda_graphs, "--cuda-graphs"), enforce_eager=enforce_eager,
-        cache_type=base.cache_type, llama_cpp=base.llama_cpp,
+        cache_type=base.cache_type, llama_cpp=base.llama_cpp, gguf_file=gguf_file,
     )  # fmt: skip
     _hub_client()
 

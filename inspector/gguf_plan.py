@@ -31,6 +31,9 @@ def check_engine(settings: PlanSettings, model: str, *, gguf: bool) -> None:
             f"--engine llama.cpp needs GGUF files and '{model}' has none",
             "Use --engine transformers or vllm, or a GGUF repo.",
         )
+    if not gguf and settings.gguf_file is not None:
+        raise PlanError(f"--file {settings.gguf_file} names a GGUF file and '{model}' has none",
+                        "Drop --file: a safetensors repo is planned as a whole.")  # fmt: skip
     if gguf and settings.tensor_parallel is not None and settings.tensor_parallel > 1:
         raise PlanError(f"--tp {settings.tensor_parallel} needs an engine with tensor parallelism",
                         "Drop --tp: llama.cpp splits layers over the GPUs.")  # fmt: skip
@@ -77,24 +80,42 @@ def plan_gguf_repo(
     flags = settings.llama_cpp.flags if settings.llama_cpp is not None else ""
     if flags:
         assumptions.append(f"llama.cpp run with {flags}: matching tensors stay in RAM, computed by the CPU")
-    runs: list[RunPlan] = []
-    for row in summary.files:
-        for gpu in gpus:
-            p = plans.get((row.name, gpu.label))
-            if p is not None:
-                runs.append(_run_plan(row, p, assumptions))
-    recommended = next(
-        (r for r in runs if r.file == summary.recommended and r.gpus == summary.recommended_for and r.runs), None
-    )
+    rows = summary.files
+    wanted = None
+    if settings.gguf_file is not None:
+        from .gguf_check import choose_file
+
+        wanted = choose_file(rows, settings.gguf_file, summary.recommended)
+        rows = [f for f in rows if f is wanted]
+    runs = runs_of(rows, gpus, plans, assumptions)
+    if wanted is not None:  # that file on the first GPU setup that runs it
+        recommended = next((r for r in runs if r.runs), None)
+    else:
+        recommended = next(
+            (r for r in runs if r.file == summary.recommended and r.gpus == summary.recommended_for and r.runs), None
+        )
     others = [r for r in runs if r is not recommended]
     others.sort(key=lambda r: not r.runs)
-    first = next((f for f in summary.files if f.name == summary.recommended), None)
+    first = wanted or next((f for f in summary.files if f.name == summary.recommended), None)
     limit = first.context_length if first is not None else None
-    notes = [f"recommended: {summary.recommended_rule}"] if summary.recommended_rule else []
+    notes = [f"recommended: {summary.recommended_rule}"] if summary.recommended_rule and wanted is None else []
+    if wanted is not None:
+        notes.append(f"--file {settings.gguf_file}: {wanted.name} only (the recommended file: {summary.recommended})")
     return PlanResult(
         model=model, revision=revision, commit=report.commit, context=settings.context, batch=settings.batch,
         context_limit=limit, ram_bytes=settings.ram_bytes, plan=recommended, alternatives=others, notes=notes,
     )  # fmt: skip
+
+
+def runs_of(rows: Sequence[Any], gpus: Sequence[Gpu], plans: dict, assumptions: list[str]) -> list[RunPlan]:
+    """A RunPlan per file row and GPU setup, from the GGUFPlans the report's rows are made of."""
+    out = []
+    for row in rows:
+        for gpu in gpus:
+            p = plans.get((row.name, gpu.label))
+            if p is not None:
+                out.append(_run_plan(row, p, assumptions))
+    return out
 
 
 def _run_plan(row: Any, p: Any, assumptions: list[str]) -> RunPlan:

@@ -64,6 +64,7 @@ class PlanSettings:
     enforce_eager: bool = False
     cache_type: str | None = None  # llama.cpp's --cache-type-k/v (GGUF repos)
     llama_cpp: Any = None  # engines.llamacpp.Options: -ts, -ot / --cpu-moe / --n-cpu-moe (GGUF repos)
+    gguf_file: str | None = None  # GGUF repos: plan this file only (a name, split-set part or quant label)
 
 
 # ---------------------------------------------------------------- the KV adapter (one place reads the cache layers)

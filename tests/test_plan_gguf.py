@@ -131,3 +131,42 @@ def test_set_on_a_gguf_repo_is_a_usage_error(capsys, on_replica, command):
     code, out, err = cli(capsys, *command, "TheBloke/Llama-2-13B-chat-GGUF", "--set", "num_hidden_layers=61")
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("Error: --set does not apply to 'TheBloke/Llama-2-13B-chat-GGUF'")
+
+
+def test_plan_file_chooses_one_file(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--file", "Q8_0", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["plan"]["file"] == "llama-2-13b-chat.Q8_0.gguf" and data["alternatives"] == []  # one GPU setup
+    assert data["plan"]["offload"]["gpu_layers"] == 28  # the same -ngl as in the all-files plan above
+    assert "recommended file: llama-2-13b-chat.Q4_K_M.gguf" in data["notes"][0]
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--file", "Q5_K_M")
+    assert code == 2 and err.startswith("Error: No GGUF file 'Q5_K_M' in the repo") and err.count("\n") == 1
+    code, out, err = cli(capsys, "plan", "openai-community/gpt2-large", "--gpu", GPU, "--file", "Q8_0")
+    assert code == 2 and "--file Q8_0 names a GGUF file" in err and err.count("\n") == 1
+
+
+def test_plan_cache_type_reaches_the_gguf_plan(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--cache-type", "q8_0", "--json")
+    assert code == 0, err
+    # a q8_0 row of 5,120 values: 160 blocks of 34 B = 5,440 B; K and V x 4,096 cells x 40 layers
+    assert json.loads(out)["plan"]["kv_cache_bytes_per_gpu"] == 2 * 5_440 * CTX * N_LAYER == 1_782_579_200
+
+
+@pytest.mark.parametrize(
+    ("gate", "code", "says"),
+    [
+        (("--min-context", "4096"), 0, None),  # Q4_K_M runs the trained 4,096 tokens with every layer on the GPU
+        (("--min-context", "8192"), 11, "--min-context 8,192: the longest context is 4,096 tokens (Q4_K_M"),
+        (("--min-tokens-per-s", "1000"), 11, "--min-tokens-per-s 1000: decoding is expected at"),
+    ],
+)
+def test_check_gates_on_gguf_as_on_safetensors(capsys, on_replica, gate, code, says):
+    got, out, err = cli(capsys, "check", REPO, *ARGS, *gate, "--json")
+    assert got == code, err
+    problems = json.loads(out)["problems"]
+    if says is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert problem["code"] in ("context_too_short", "too_slow") and says in problem["message"]
