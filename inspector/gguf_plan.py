@@ -72,7 +72,11 @@ def plan_gguf_repo(
         f"--overhead {memory.overhead_per_gpu / 2**30:g} GiB left free per GPU (llama.cpp's --fit leaves 1 GiB)",
         "compute buffer approximated by the output logits, 4 x 512 x (n_vocab + n_embd) bytes",
         f"layers left on the CPU read at {RAM_BANDWIDTH_BYTES_PER_S / 1e9:g} GB/s of RAM bandwidth (dual-channel "
-        "DDR4-3200); no prefill figure for llama.cpp",
+        "DDR4-3200)",
+        "prefill: 2 x active parameters + causal attention at the context per token at the GPU's 16-bit peak "
+        "(quantized files too, as the published llama-bench pp512 efficiencies were measured); weights left in RAM "
+        "cross the PCIe link once per 512-token micro-batch (llama.cpp's op offload); several GPUs run their "
+        "layers one after another at one GPU's peak",
         "several GPUs share the offloaded layers by --tensor-split, else in proportion to their free memory (each "
         "GPU's usable memory for catalog GPUs); a prompt micro-batch copies the largest RAM-kept layer tensor to "
         "the first GPU (op offload, counted there)",
@@ -121,9 +125,12 @@ def runs_of(rows: Sequence[Any], gpus: Sequence[Gpu], plans: dict, assumptions: 
 def _run_plan(row: Any, p: Any, assumptions: list[str]) -> RunPlan:
     split = p.split
     decode = p.decode
-    speed = None
+    speed = prefill = None
     if decode is not None:
         speed = Speed(decode.bound, decode.expected_low, decode.expected_high, decode.limited_by)
+    if p.prefill is not None:
+        pre = p.prefill
+        prefill = Speed(pre.bound, pre.expected_low, pre.expected_high, pre.limited_by)
     longest = p.max_context or None
     return RunPlan(
         engine=ENGINE,
@@ -146,7 +153,7 @@ def _run_plan(row: Any, p: Any, assumptions: list[str]) -> RunPlan:
             kept_in_ram_bytes=split.kept_in_ram_bytes,
         ),
         decode_tokens_per_s=speed,
-        prefill_tokens_per_s=None,
+        prefill_tokens_per_s=prefill,
         assumptions=assumptions,
         why_not=None if p.gpu_layers else f"not one layer fits on {p.gpu} at the context",
         file=row.name,

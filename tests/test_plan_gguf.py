@@ -67,7 +67,7 @@ def test_plan_is_the_gguf_reports_figures(both):
             figures["high"],
             figures["bound"],
         ]
-        assert run["kv_tokens"] is None and run["max_concurrency"] is None and run["prefill_tokens_per_s"] is None
+        assert run["kv_tokens"] is None and run["max_concurrency"] is None and run["prefill_tokens_per_s"] is not None
 
 
 def test_recommended_q4_k_m_all_on_the_gpu(both):
@@ -170,3 +170,17 @@ def test_check_gates_on_gguf_as_on_safetensors(capsys, on_replica, gate, code, s
     else:
         [problem] = problems
         assert problem["code"] in ("context_too_short", "too_slow") and says in problem["message"]
+
+
+def test_prefill_bound_is_compute_at_the_16_bit_peak(both):
+    run = both[0]["plan"]
+    # matmul parameters a token runs through: all but token_embd (a row lookup): 13,015,864,320 - 32,000 x 5,120;
+    # causal attention at 4,096 tokens: 40 layers x 2 x q_width 5,120 x 4,096. RTX-3060-12GB: 25.5 fp16 TFLOPS
+    flops = 2 * (13_015_864_320 - N_VOCAB * N_EMBD) + N_LAYER * 2 * N_EMBD * CTX  # 27,381,770,240
+    assert run["prefill_tokens_per_s"]["bound"] == pytest.approx(25.5e12 / flops)
+    assert run["prefill_tokens_per_s"]["limited_by"] == "compute"
+    [q8] = [r for r in both[0]["alternatives"] if r["precision"] == "Q8_0"]
+    # -ngl 28: 13 Q8_0 blocks (337,059,840 B each) stay in RAM and cross PCIe 4.0 x16 (31.5 GB/s) per 512 tokens
+    pcie = 16e9 * 16 * 128 / 130 / 8
+    t = flops / 25.5e12 + 13 * (q8_0(BLOCK_MATRICES) + 2 * N_EMBD * 4) / pcie / 512
+    assert q8["prefill_tokens_per_s"]["bound"] == pytest.approx(1 / t)

@@ -224,6 +224,8 @@ class GGUFModel:
     output_tensors: tuple[tuple[str, int], ...] = ()
     n_expert: int = 0  # {arch}.expert_count
     n_expert_used: int = 0  # {arch}.expert_used_count: experts each token reads
+    active_parameters: int = 0  # matmul parameters one token runs through (routed experts: n_expert_used of them)
+    q_width: int = 0  # n_head x key_length (attention FLOPs per attended token: 2 x 2 x q_width)
 
     @property
     def weight_bytes(self) -> int:
@@ -360,9 +362,15 @@ def model_facts(header: GGUFHeader, tensors: Sequence[GGUFTensor] | None = None)
     output_tensors: list[tuple[str, int]] = []
     input_bytes = output_bytes = 0
     names = set()
-    embd_bytes = 0
+    embd_bytes = embd_elements = 0
     n_vocab = 0
+    n_expert = _meta_int(meta, f"{arch}.expert_count") or 0
+    n_used = _meta_int(meta, f"{arch}.expert_used_count") or 0
+    active = 0
     for t in tensors:
+        if not t.name.startswith(_INPUT):  # token_embd is a row lookup (GET_ROWS), no matmul
+            routed = n_expert and n_used and re.search(EXPS_REGEX, t.name)
+            active += t.elements * n_used // n_expert if routed else t.elements
         names.add(t.name)
         m = _BLOCK.match(t.name)
         if m and int(m[1]) < n_layer:
@@ -371,7 +379,7 @@ def model_facts(header: GGUFHeader, tensors: Sequence[GGUFTensor] | None = None)
         elif t.name.startswith(_INPUT):
             input_bytes += t.nbytes
             if t.name == "token_embd.weight":
-                embd_bytes = t.nbytes
+                embd_bytes, embd_elements = t.nbytes, t.elements
                 n_vocab = t.shape[1] if len(t.shape) > 1 else 0
         elif t.name.startswith("rope_freqs.") and n_layer:
             layer_bytes[0] += t.nbytes  # created with layer 0 (the other layers reuse it)
@@ -380,6 +388,8 @@ def model_facts(header: GGUFHeader, tensors: Sequence[GGUFTensor] | None = None)
             output_bytes += t.nbytes
             output_tensors.append((t.name, t.nbytes))
     tied = embd_bytes if "output.weight" not in names and "token_embd.weight" in names else 0
+    if tied:
+        active += embd_elements  # the tied output head is a matmul over token_embd
     return GGUFModel(
         architecture=arch,
         n_layer=n_layer,
@@ -402,8 +412,10 @@ def model_facts(header: GGUFHeader, tensors: Sequence[GGUFTensor] | None = None)
         notes=tuple(notes),
         layer_tensors=tuple(tuple(x) for x in layer_tensors),
         output_tensors=tuple(output_tensors),
-        n_expert=_meta_int(meta, f"{arch}.expert_count") or 0,
-        n_expert_used=_meta_int(meta, f"{arch}.expert_used_count") or 0,
+        n_expert=n_expert,
+        n_expert_used=n_used,
+        active_parameters=active,
+        q_width=n_head0 * head_k,
     )
 
 
@@ -652,6 +664,7 @@ class GGUFPlan:
     kv: KVCache
     max_context: int  # longest context (multiple of 256, up to the trained one) with every layer on the GPU; 0: none
     decode: Any = None  # speed.SpeedEstimate, when the GPU has a bandwidth figure
+    prefill: Any = None  # speed.SpeedEstimate, when the GPU has a 16-bit TFLOPS figure
     notes: list[str] = field(default_factory=list)
 
 
@@ -717,7 +730,35 @@ def plan_gguf(
             offload="cpu",
             ram_bandwidth_bytes_per_s=RAM_BANDWIDTH_BYTES_PER_S,
         )
-    return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode)
+    return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode, _prefill(model, gpu, chosen, kv))
+
+
+PREFILL_DTYPE = "fp16"  # the peak the published llama-bench pp512 rows were measured against (speed.py)
+
+
+def _prefill(model: GGUFModel, gpu: Any, split: Split, kv: KVCache) -> Any:
+    """Prefill bound (speed.prefill_on): 2 x active parameters + causal attention at the context per token, at the
+    GPU's 16-bit peak (quantized files too: the published pp512 efficiencies were measured that way); weights in
+    RAM (layers past -ngl, -ot tensors) cross the host link once per micro-batch of n_ubatch tokens (op offload).
+    Several GPUs run their layers one after another: one GPU's peak (a mixed setup: its slowest)."""
+    from inspector.speed import prefill_flops_per_token, prefill_on
+
+    if not gpu.tflops or not model.active_parameters:
+        return None
+    kinds: dict[int | None, int] = {}
+    for il in range(model.n_layer):
+        if model.n_embd_k_gqa[il] and not model.is_recurrent[il]:
+            window = model.n_swa if model.is_swa[il] else None
+            kinds[window] = kinds.get(window, 0) + 1
+    flops = prefill_flops_per_token(
+        model.active_parameters, kv.context, [(n, w) for w, n in kinds.items()], model.q_width
+    )
+    copied = split.cpu_weight_bytes - model.input_bytes  # token_embd's GET_ROWS is never offloaded
+    try:
+        return prefill_on(gpu, flops, dtype=PREFILL_DTYPE, prompt_tokens=min(N_UBATCH, kv.context),
+                          offloaded_weight_bytes=copied)  # fmt: skip
+    except ValueError:  # no 16-bit figure or no host link figure in the catalog
+        return None
 
 
 def _decode_mixed(members: Sequence[Any], split: Split) -> Any:
