@@ -105,6 +105,12 @@ def plan_gguf_repo(
     notes = [f"recommended: {summary.recommended_rule}"] if summary.recommended_rule and wanted is None else []
     if wanted is not None:
         notes.append(f"--file {settings.gguf_file}: {wanted.name} only (the recommended file: {summary.recommended})")
+    in_ram = recommended.offload.ram_bytes if recommended is not None and recommended.offload is not None else 0
+    if settings.ram_bytes and in_ram > settings.ram_bytes:
+        notes.append(
+            f"{in_ram / 2**30:,.2f} GiB stay in RAM and --ram offers {settings.ram_bytes / 2**30:,.2f} GiB: llama.cpp "
+            "memory-maps the file, so what does not fit is read from disk as it is used (much slower)"
+        )
     return PlanResult(
         model=model, revision=revision, commit=report.commit, context=settings.context, batch=settings.batch,
         context_limit=limit, ram_bytes=settings.ram_bytes, plan=recommended, alternatives=others, notes=notes,

@@ -171,3 +171,10 @@ def test_unequal_gpus_split_by_their_memory(capsys, on_replica):
     t = 28 * (block + kv) / 936e9 + (12 * (block + kv) + 174_080_000 + 20_480) / 360e9
     assert q8["decode_tokens_per_s"]["bound"] == pytest.approx(1 / t)
     assert q8["decode_tokens_per_s"]["limited_by"] == "GPU 1 (RTX-3060-12GB)"
+
+
+def test_a_note_when_ram_is_short_of_what_stays_there(capsys, on_replica):
+    data = plan(capsys, "--cpu-moe", "--ram", "16GiB")
+    # token_embd + every routed expert: 330,612,736 + 30,802,968,576 B = 29.00 GiB > 16 GiB
+    assert any(n.startswith("29.00 GiB stay in RAM and --ram offers 16.00 GiB") for n in data["notes"])
+    assert not any("stay in RAM" in n for n in plan(capsys, "--cpu-moe", "--ram", "64GiB")["notes"])

@@ -21,7 +21,8 @@ Every rule below is read from llama.cpp's source at commit 0c1e57098bba43ac29e6e
   ggml's scheduler runs an op on RAM-kept weights (the -ot ones and the layers past -ngl; not token_embd's GET_ROWS)
   on the first GPU and copies the weight there, one weight per split (ggml-backend.cpp "the memory of the previously
   offloaded weights can be reused"): the first GPU's compute buffer holds the largest such tensor on top of the
-  approximation below (on CUDA; Metal's unified memory copies nothing, so this overstates a Mac by that tensor).
+  approximation below (CUDA's rule; a backend that reads host memory directly needs no copy, and then this
+  overstates its GPU by that one tensor).
 - Context (`src/llama-context.cpp`): n_ctx = GGML_PAD(n_ctx, 256); with n_seq_max sequences (llama-server's
   --parallel) and the default non-unified cache each sequence gets n_ctx_seq = GGML_PAD(n_ctx / n_seq, 256)
   cells in its own stream. n_batch = min(n_ctx, 2048), n_ubatch = min(n_batch, 512).
