@@ -492,6 +492,7 @@ def check_model(
             model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
             gpus=gpus, file=gguf_file, strict=strict,
             disk=None if local else lambda plan: _disk(listing, plan, download_dir),
+            min_context=min_context, min_tokens_per_s=min_tokens_per_s, gate=plan_problems,
         )  # fmt: skip
     repo: RepoFiles | None = None
     report: Report | None = None

@@ -91,7 +91,7 @@ def _sets(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...])
 
 
 class MemoryOptions(NamedTuple):
-    """--gpu, --context, --batch, --kv-dtype, --cache-type, --overhead."""
+    """--gpu, --context, --batch, --kv-dtype, --cache-type, --overhead; llama.cpp's -ts, -ot, --cpu-moe, --n-cpu-moe."""
 
     gpu_specs: tuple[str, ...]
     context: int
@@ -99,16 +99,26 @@ class MemoryOptions(NamedTuple):
     kv_dtype: str | None
     cache_type: str | None
     overhead: str
+    tensor_split: str | None
+    override_tensor: tuple[str, ...]
+    cpu_moe: bool
+    n_cpu_moe: int | None
 
     def settings(self) -> Any:
         from .memory import MemorySettings
 
+        llama_cpp = None
+        if self.tensor_split or self.override_tensor or self.cpu_moe or self.n_cpu_moe:
+            from .engines.llamacpp import options
+
+            llama_cpp = options(self.tensor_split, self.override_tensor, self.cpu_moe, self.n_cpu_moe)
         return MemorySettings(
             context=self.context,
             batch=self.batch,
             kv_dtype=self.kv_dtype,
             overhead_per_gpu=_size(self.overhead),
             cache_type=self.cache_type,
+            llama_cpp=llama_cpp,
         )
 
 
@@ -209,6 +219,21 @@ def _size(value: str, option: str = "--overhead", example: str = "512MiB or 1GiB
 def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = _grouped(f, "memory", MemoryOptions)
     f = click.option(
+        "--n-cpu-moe", type=click.IntRange(min=0), default=None, metavar="N",
+        help="GGUF files: llama.cpp's --n-cpu-moe, the routed experts of the first N layers kept in RAM.",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--cpu-moe", is_flag=True, help="GGUF files: llama.cpp's --cpu-moe, every routed expert kept in RAM."
+    )(f)
+    f = click.option(
+        "--override-tensor", "-ot", "override_tensor", multiple=True, metavar="PATTERN=CPU",
+        help="GGUF files: llama.cpp's -ot, tensors whose name the regex finds kept in RAM (repeatable): -ot exps=CPU.",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--tensor-split", "-ts", "tensor_split", default=None, metavar="N0,N1,...",
+        help="GGUF files: llama.cpp's -ts, the proportions of the layers per GPU (default: by free memory).",
+    )(f)  # fmt: skip
+    f = click.option(
         "--overhead", default="1GiB", show_default=True, help="Runtime memory per GPU (CUDA context, slack)."
     )(f)
     f = click.option(
@@ -229,7 +254,8 @@ def _memory_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
     f = click.option(
         "--gpu", "gpu_specs", multiple=True, metavar="NAME[xN]|SIZE",
-        help="GPU to check against, repeatable: H100, A100-80GBx2, 24GiB. Local GPUs are added when present.",
+        help="GPU to check against, repeatable: H100, A100-80GBx2, 24GiB; unequal GPUs of one machine joined by +: "
+        "RTX-4090+RTX-3060-12GB. Local GPUs are added when present.",
     )(f)  # fmt: skip
     return f
 
@@ -458,7 +484,8 @@ def check(
 
         plan_settings = PlanSettings(
             context=settings.context, batch=settings.batch, kv_dtype=settings.kv_dtype,
-            overhead_per_gpu=settings.overhead_per_gpu, ram_bytes=_ram(ram),
+            overhead_per_gpu=settings.overhead_per_gpu, ram_bytes=_ram(ram), cache_type=settings.cache_type,
+            llama_cpp=settings.llama_cpp, gguf_file=gguf_file,
         )  # fmt: skip
         gates = {"min_context": min_context, "min_tokens_per_s": min_tokens_per_s, "plan_settings": plan_settings}
 
@@ -606,6 +633,10 @@ def _ram(value: str | None) -> int | None:
     help="vLLM: the 'Estimated CUDA graph memory' of your log (default 0.61 GiB).",
 )
 @click.option("--enforce-eager", is_flag=True, help="vLLM without CUDA graphs.")
+@click.option(
+    "--file", "gguf_file", default=None, metavar="NAME",
+    help="GGUF repos: plan this file only (or split set, or quant label like Q4_K_M); default: every file.",
+)  # fmt: skip
 @_json_option("{plan, alternatives} per model")
 def plan(
     models: tuple[str, ...],
@@ -622,6 +653,7 @@ def plan(
     non_torch: str | None,
     cuda_graphs: str | None,
     enforce_eager: bool,
+    gguf_file: str | None,
     output: Output,
 ) -> None:
     """How MODEL runs here: precision, devices, layers offloaded to CPU RAM, longest context, concurrency, tokens/s.
@@ -645,6 +677,7 @@ def plan(
         activation_peak_bytes=_size_option(activation_peak, "--activation-peak"),
         non_torch_bytes=_size_option(non_torch, "--non-torch"),
         cuda_graph_bytes=_size_option(cuda_graphs, "--cuda-graphs"), enforce_eager=enforce_eager,
+        cache_type=base.cache_type, llama_cpp=base.llama_cpp, gguf_file=gguf_file,
     )  # fmt: skip
     _hub_client()
 

@@ -137,15 +137,24 @@ def check_gguf(
     file: str | None = None,
     disk: Callable[[DownloadPlan], Any] | None = None,
     strict: bool = False,
+    min_context: int | None = None,
+    min_tokens_per_s: float | None = None,
+    gate: Callable[..., list[Problem]] | None = None,
 ) -> CheckResult:
-    """check's answer for a GGUF repo (see the module docstring)."""
+    """check's answer for a GGUF repo (see the module docstring).
+
+    `min_context` / `min_tokens_per_s`: `gate` (api.plan_problems, the one rule for both formats) on the plan of the
+    chosen file on the first GPU setup, the RunPlan `hfsize plan --file` shows.
+    """
     problems: list[Problem] = []
     files: list[GGUFFile] = []
     recommended = None
+    plans: dict[tuple[str, str], Any] = {}
     try:
         report = inspect_gguf(
-            model, revision=revision, token=token, endpoint=endpoint, listing=listing, memory=memory, gpus=gpus
-        )
+            model, revision=revision, token=token, endpoint=endpoint, listing=listing, memory=memory, gpus=gpus,
+            plans=plans,
+        )  # fmt: skip
         if report is not None:
             files, recommended = report.gguf.files, report.gguf.recommended
     except BadFilesError as e:
@@ -154,6 +163,15 @@ def check_gguf(
     chosen = choose_file(files, file, recommended)
     if chosen is not None:
         problems += problems_of(chosen, files)
+    if chosen is not None and gate is not None and (min_context or min_tokens_per_s) and gpus:
+        from .gguf_plan import runs_of
+        from .results import PlanResult
+
+        runs = runs_of([chosen], gpus[:1], plans, [])
+        run = runs[0] if runs and runs[0].runs else None
+        result = PlanResult(model, revision, listing.commit, memory.context, memory.batch, chosen.context_length,
+                            None, run, [], [])  # fmt: skip
+        problems += gate(result, min_context, min_tokens_per_s)
     plan = download_plan(listing, chosen)
     result_disk = disk(plan) if disk is not None else None
     if result_disk is not None and not result_disk.fits:

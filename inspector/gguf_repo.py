@@ -297,10 +297,11 @@ def plan_file(
         if k
     )
     fits, layers, gpu_bytes, ram, longest, speed = {}, {}, {}, {}, {}, {}
+    per_gpu_layers, per_gpu_bytes, kept = {}, {}, {}
     for gpu in gpus:
         plan = plan_gguf(
             facts, gpu, context=memory.context, cache_type_k=ctk, n_seq=memory.batch,
-            reserve_bytes=memory.overhead_per_gpu,
+            reserve_bytes=memory.overhead_per_gpu, options=getattr(memory, "llama_cpp", None),
         )  # fmt: skip
         label = gpu.label
         if plans is not None:
@@ -308,6 +309,9 @@ def plan_file(
         fits[label], layers[label], longest[label] = plan.verdict, plan.gpu_layers, plan.max_context
         gpu_bytes[label] = max(plan.split.device_bytes, default=0)
         ram[label] = plan.split.cpu_weight_bytes + plan.split.cpu_kv_bytes
+        per_gpu_layers[label] = list(plan.split.device_layers)
+        per_gpu_bytes[label] = list(plan.split.device_bytes)
+        kept[label] = plan.split.kept_in_ram_bytes
         if plan.decode is not None:
             speed[label] = {
                 "low": round(plan.decode.expected_low, 1),
@@ -324,6 +328,9 @@ def plan_file(
         ram_bytes=ram,
         max_context=longest,
         decode_tokens_per_s=speed,
+        layers_per_gpu=per_gpu_layers,
+        bytes_per_gpu=per_gpu_bytes,
+        kept_in_ram_bytes=kept,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 
@@ -73,8 +74,10 @@ def parse_size(text: str) -> int | None:
 
 
 def parse_gpu(spec: str) -> Gpu:
-    """'H100', 'A100-80GBx2', '24GiB', '24GBx4' -> Gpu."""
+    """'H100', 'A100-80GBx2', '24GiB', '24GBx4' -> Gpu; 'RTX-4090+RTX-3060-12GB' -> a mixed setup (Gpu.devices)."""
     text = spec.strip()
+    if "+" in text:
+        return mixed_gpus(spec, [parse_gpu(part) for part in text.split("+")])
     count = 1
     match = re.match(r"^(.*?)\s*[x*]\s*(\d+)$", text, re.IGNORECASE)
     if match and match.group(1):
@@ -93,6 +96,25 @@ def parse_gpu(spec: str) -> Gpu:
             f"Use a size like 24GiB or one of: {', '.join(catalog_names())}.",
         )
     return catalog_gpu(entry, count)
+
+
+def mixed_gpus(spec: str, members: Sequence[Gpu]) -> Gpu:
+    """One machine's unequal GPUs: each device in order, the setup's own figures the smallest and slowest device's."""
+    devices = tuple(replace(m, count=1) for m in members for _ in range(m.count))
+    smallest = min(devices, key=lambda d: d.usable_bytes)
+    speeds = [d.bandwidth_bytes_per_s for d in devices]
+    keys = set.intersection(*(set(d.tflops) for d in devices))
+    return replace(
+        smallest,
+        name="+".join(m.name if m.count == 1 else f"{m.name}x{m.count}" for m in members),
+        count=len(devices),
+        source="mixed",
+        variant=None,
+        bandwidth_bytes_per_s=None if None in speeds else min(s for s in speeds if s is not None),
+        tflops={k: min(d.tflops[k] for d in devices) for k in sorted(keys)},
+        free_bytes=None,
+        devices=devices,
+    )
 
 
 DEFAULT_GPUS = ("T4", "RTX-4090", "A100-40GB", "H100-80GB")

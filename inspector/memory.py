@@ -32,6 +32,7 @@ class MemorySettings:
     overhead_per_gpu: int = GIB  # CUDA context, cuBLAS workspace, allocator slack
     lora_rank: int = 16
     cache_type: str | None = None  # llama.cpp's --cache-type-k/v for GGUF files (None: from kv_dtype, else f16)
+    llama_cpp: Any = None  # GGUF files: engines.llamacpp.Options (-ts, -ot / --cpu-moe / --n-cpu-moe); None: none
 
 
 def load_dtype(config: Mapping[str, Any], repo: RepoFiles | None = None) -> str:

@@ -62,6 +62,9 @@ class PlanSettings:
     non_torch_bytes: int | None = None
     cuda_graph_bytes: int | None = None
     enforce_eager: bool = False
+    cache_type: str | None = None  # llama.cpp's --cache-type-k/v (GGUF repos)
+    llama_cpp: Any = None  # engines.llamacpp.Options: -ts, -ot / --cpu-moe / --n-cpu-moe (GGUF repos)
+    gguf_file: str | None = None  # GGUF repos: plan this file only (a name, split-set part or quant label)
 
 
 # ---------------------------------------------------------------- the KV adapter (one place reads the cache layers)

@@ -692,25 +692,24 @@ def gguf_renderable(report: Any) -> Group:
     if report.location == "hub" and report.commit:
         title.append(f"  @ {report.commit[:7]}", style="dim")
     summary = report.gguf
-    table = Table(box=box.SIMPLE_HEAD, title="GGUF files", title_justify="left", title_style="bold")
-    for column, justify in (
-        ("file", "left"), ("size", "right"), ("params", "right"), ("bits/w", "right"), ("type", "left"),
-        ("context", "right"), ("read MB", "right"),
-    ):  # fmt: skip
-        table.add_column(column, justify=justify, overflow="fold")  # fold: a long name wraps, never cut
+    # Fitted: a file name is never cut or wrapped; narrow terminals stack the other columns beside it
+    columns = [Col("file"), *(Col(h, "right") for h in ("size", "params", "bits/w")), Col("type"),
+               *(Col(h, "right") for h in ("context", "read MB"))]  # fmt: skip
+    rows: list[list[str]] = []
     labels = list(dict.fromkeys(label for f in summary.files for label in f.fits))
     for f in summary.files:
-        name = f.name + (f" ({len(f.parts)} parts)" if len(f.parts) > 1 else "")
+        name = escape(f.name) + (f" ({len(f.parts)} parts)" if len(f.parts) > 1 else "")
         if f.kind == "mmproj":
-            name += " [projector]"
+            name += " \\[projector]"
         size = gb(f.bytes) if f.bytes is not None else "?"
         if f.error is not None:
-            table.add_row(name, size, "", "", "[red]unreadable[/red]", "", "")
+            rows.append([name, size, "", "", "[red]unreadable[/red]", "", ""])
             continue
         bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
         context = f"{f.context_length:,}" if f.context_length is not None else "-"
         read = f"{f.bytes_read / 10**6:,.2f}" if f.requests else "-"  # header bytes read (--verbose: requests)
-        table.add_row(name, size, human_count(f.parameters), bits, f.file_type or "-", context, read)
+        rows.append([name, size, human_count(f.parameters), bits, f.file_type or "-", context, read])
+    table = Fitted(columns, rows, box=box.SIMPLE_HEAD, title="GGUF files", title_justify="left", title_style="bold")
     notes = Text()
     models = [f for f in summary.files if f.error is None]
     counts = sorted({f.parameters for f in models if f.kind == "model"})
@@ -764,15 +763,10 @@ def gguf_renderable(report: Any) -> Group:
     return Group(*parts)
 
 
-def _gguf_gpu_table(summary: Any, labels: list[str]) -> Table:
+def _gguf_gpu_table(summary: Any, labels: list[str]) -> Fitted:
     """One row per file and GPU: llama.cpp's -ngl, the bytes on the GPU and left in RAM, context, speed."""
-    table = Table(
-        box=box.SIMPLE_HEAD, title=f"llama.cpp at {summary.context:,} tokens x {summary.sequences}, "
-        f"KV {summary.cache_type}", title_justify="left", title_style="bold",
-    )  # fmt: skip
-    table.add_column("file", overflow="fold")
-    for column in ("GPU", "layers", "on GPU", "in RAM", "max ctx", "tok/s"):
-        table.add_column(column, justify="right" if column != "GPU" else "left", no_wrap=True)
+    columns = [Col("file"), Col("GPU"), *(Col(h, "right") for h in ("layers", "on GPU", "in RAM", "max ctx", "tok/s"))]
+    rows: list[list[str]] = []
     for f in summary.files:
         for label in labels:
             if label not in f.fits:
@@ -787,12 +781,16 @@ def _gguf_gpu_table(summary: Any, labels: list[str]) -> Table:
                 else (f"[yellow]{layers}[/yellow]")
             )
             speed = f.decode_tokens_per_s.get(label)
-            table.add_row(
-                f.name + (" *" if f.name == summary.recommended else ""), label, layers, gb(f.gpu_bytes[label]),
-                gb(f.ram_bytes[label]), f"{f.max_context[label]:,}" if f.max_context.get(label) else "-",
+            rows.append([
+                escape(f.name) + (" *" if f.name == summary.recommended else ""), escape(label), layers,
+                gb(f.gpu_bytes[label]), gb(f.ram_bytes[label]),
+                f"{f.max_context[label]:,}" if f.max_context.get(label) else "-",
                 f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-",
-            )  # fmt: skip
-    return table
+            ])  # fmt: skip
+    return Fitted(
+        columns, rows, key=2, box=box.SIMPLE_HEAD, title=f"llama.cpp at {summary.context:,} tokens x "
+        f"{summary.sequences}, KV {summary.cache_type}", title_justify="left", title_style="bold",
+    )  # fmt: skip
 
 
 def _gguf_gpu_cell(f: Any, label: str) -> str:
@@ -895,7 +893,7 @@ def _plan_block(run: Any) -> Table:
                   title_style="bold")  # fmt: skip
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus else "on the GPU"
+    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
     table.add_row("weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}" +
                   (f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""))  # fmt: skip
     if run.kv_tokens is not None:
@@ -908,6 +906,12 @@ def _plan_block(run: Any) -> Table:
         line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
         if o.cpu_layers:
             line += f" ({gib(o.ram_bytes)})"
+        if o.layers_per_gpu and len(o.layers_per_gpu) > 1:
+            line += "; per GPU " + " + ".join(
+                f"{n} ({gib(b)})" for n, b in zip(o.layers_per_gpu, o.bytes_per_gpu or [], strict=False)
+            )
+        if o.kept_in_ram_bytes:
+            line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
         table.add_row("layers", line)
     table.add_row("longest context", _context_text(run))
     table.add_row("decode", f"{_tokens_per_s(run.decode_tokens_per_s)} tokens/s")
@@ -915,25 +919,25 @@ def _plan_block(run: Any) -> Table:
     return table
 
 
-def _alternatives(runs: list[Any]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("precision", "GPUs", "runs", "layers GPU/CPU", "KV tokens", "concurrency", "context",
-                   "decode tokens/s"):  # fmt: skip
-        # narrow terminals fold a cell onto more lines; a number is never cut
-        table.add_column(column, overflow="fold", justify="left" if column in ("precision", "GPUs") else "right")
+def _alternatives(runs: list[Any]) -> Fitted:
+    # Fitted: a GPU setup's name (RTX-3090+RTX-3060-12GB) is never split; the prose cells wrap at spaces
+    numbers = ("runs", "layers GPU/CPU", "KV tokens", "concurrency")
+    columns = [Col("precision"), Col("GPUs"), *(Col(h, "right") for h in numbers),
+               Col("context", "right", wrap=True), Col("decode tokens/s", "right", wrap=True)]  # fmt: skip
+    rows: list[list[str]] = []
     for run in runs:
         layers = f"{run.offload.gpu_layers}/{run.offload.cpu_layers}" if run.offload is not None else "-"
-        table.add_row(
+        rows.append([
             PRECISION_LABELS.get(run.precision, run.precision),
-            run.gpus + (f" tp{run.tensor_parallel}" if run.tensor_parallel > 1 else ""),
+            escape(run.gpus) + (f" tp{run.tensor_parallel}" if run.tensor_parallel > 1 else ""),
             "[green]yes[/green]" if run.runs else "[red]no[/red]",
             layers,
             "-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
             "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}",
             _context_text(run),
             _tokens_per_s(run.decode_tokens_per_s),
-        )
-    return table
+        ])  # fmt: skip
+    return Fitted(columns, rows, key=2, box=None)
 
 
 def plan_table(results: list[Any]) -> Table:

@@ -255,11 +255,14 @@ class Gpu:
     bandwidth_bytes_per_s: int | None = None  # peak memory bandwidth per device
     tflops: dict[str, float] = field(default_factory=dict)  # peak dense TFLOPS per dtype (int8: TOPS)
     interconnect: Interconnect | None = None
+    # A mixed setup (`--gpu RTX-4090+RTX-3060-12GB`): its devices in order, one Gpu (count 1) each; the fields above
+    # are then the smallest / slowest device's, so engines that assume identical devices stay on the safe side.
+    devices: tuple[Gpu, ...] = ()
 
     @property
     def label(self) -> str:
-        """How reports name it, and the key of its verdicts: "H100-80GB", "A100-80GB x2"."""
-        return self.name if self.count == 1 else f"{self.name} x{self.count}"
+        """How reports name it, and the key of its verdicts: "H100-80GB", "A100-80GB x2", "RTX-4090+RTX-3060"."""
+        return self.name if self.count == 1 or self.devices else f"{self.name} x{self.count}"
 
 
 @dataclass(frozen=True)
@@ -511,6 +514,11 @@ class Offload:
     gpu_layers: int
     cpu_layers: int
     ram_bytes: int  # what the offloaded blocks take in CPU RAM (bnb leaves offloaded modules unquantized)
+    # llama.cpp: the -ngl layers per GPU of the setup (device order), and the tensors of GPU layers that -ot /
+    # --cpu-moe / --n-cpu-moe keep in RAM (part of ram_bytes); None for transformers
+    layers_per_gpu: list[int] | None = None
+    bytes_per_gpu: list[int] | None = None
+    kept_in_ram_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -852,6 +860,10 @@ class GGUFFile:
     ram_bytes: dict[str, int] = field(default_factory=dict)  # memory-mapped weights + KV left on the CPU
     max_context: dict[str, int] = field(default_factory=dict)  # longest context with every layer on the GPU
     decode_tokens_per_s: dict[str, dict[str, Any]] = field(default_factory=dict)  # {low, high, bound}
+    # several GPUs (-ts, else their free memory) and -ot / --cpu-moe / --n-cpu-moe; per GPU label:
+    layers_per_gpu: dict[str, list[int]] = field(default_factory=dict)  # of the -ngl layers, in device order
+    bytes_per_gpu: dict[str, list[int]] = field(default_factory=dict)  # weights + KV + compute, in device order
+    kept_in_ram_bytes: dict[str, int] = field(default_factory=dict)  # of ram_bytes: -ot tensors of GPU layers
 
 
 @dataclass(frozen=True)

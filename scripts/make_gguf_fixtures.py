@@ -172,6 +172,78 @@ def copy_vocabs(models: Path) -> None:
     w.close()
 
 
+# Qwen3-30B-A3B (Qwen's config.json): 2,048 hidden, 48 blocks, 32 heads / 4 KV heads of 128, 128 experts of 768
+# (8 used), vocab 151,936, untied output, 40,960 positions. Q8_0 (llama-quant.cpp): every matrix Q8_0 except
+# ffn_gate_inp ("do not quantize expert gating tensors": F32), 1-D norms F32.
+QWEN3_MOE = {"hidden": 2048, "layers": 48, "heads": 32, "kv_heads": 4, "head_dim": 128, "experts": 128,
+             "expert_ff": 768, "used": 8, "vocab": 151936, "context": 40960}  # fmt: skip
+
+
+def qwen3_moe_tensors() -> list[tuple[str, tuple[int, ...], GGMLQuantizationType]]:
+    """(name, numpy shape, type) in convert_hf_to_gguf's order for Qwen3MoeForCausalLM, Q8_0."""
+    q = QWEN3_MOE
+    h, e, f, d = q["hidden"], q["experts"], q["expert_ff"], q["head_dim"]
+    out = [("token_embd.weight", (q["vocab"], h), T.Q8_0)]
+    for i in range(q["layers"]):
+        b = f"blk.{i}."
+        out += [
+            (b + "attn_norm.weight", (h,), T.F32),
+            (b + "attn_q.weight", (q["heads"] * d, h), T.Q8_0),
+            (b + "attn_k.weight", (q["kv_heads"] * d, h), T.Q8_0),
+            (b + "attn_v.weight", (q["kv_heads"] * d, h), T.Q8_0),
+            (b + "attn_output.weight", (h, q["heads"] * d), T.Q8_0),
+            (b + "attn_q_norm.weight", (d,), T.F32),
+            (b + "attn_k_norm.weight", (d,), T.F32),
+            (b + "ffn_norm.weight", (h,), T.F32),
+            (b + "ffn_gate_inp.weight", (e, h), T.F32),
+            (b + "ffn_gate_exps.weight", (e, f, h), T.Q8_0),
+            (b + "ffn_up_exps.weight", (e, f, h), T.Q8_0),
+            (b + "ffn_down_exps.weight", (e, h, f), T.Q8_0),
+        ]
+    out += [("output_norm.weight", (h,), T.F32), ("output.weight", (q["vocab"], h), T.Q8_0)]
+    return out
+
+
+def build_qwen3_moe(vocab: GGUFReader, out: Path) -> list[tuple[Path, bytes, int]]:
+    q = QWEN3_MOE
+    w = GGUFWriter(out, "qwen3moe")
+    w.add_name("Qwen3-30B-A3B")
+    w.add_context_length(q["context"])
+    w.add_embedding_length(q["hidden"])
+    w.add_block_count(q["layers"])
+    w.add_feed_forward_length(6144)  # config.json intermediate_size
+    w.add_head_count(q["heads"])
+    w.add_head_count_kv(q["kv_heads"])
+    w.add_rope_freq_base(1_000_000.0)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_expert_used_count(q["used"])
+    w.add_key_length(q["head_dim"])
+    w.add_value_length(q["head_dim"])
+    w.add_expert_count(q["experts"])
+    w.add_expert_feed_forward_length(q["expert_ff"])
+    w.add_file_type(7)  # LLAMA_FTYPE_MOSTLY_Q8_0
+    w.add_quantization_version(2)
+    for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
+        w.add_string(key, field(vocab, key))
+    w.add_token_list(field(vocab, "tokenizer.ggml.tokens"))
+    w.add_token_types(field(vocab, "tokenizer.ggml.token_type"))
+    w.add_token_merges(field(vocab, "tokenizer.ggml.merges"))
+    w.add_eos_token_id(151645)  # Qwen3's <|im_end|> (generation_config.json)
+    w.add_pad_token_id(151643)
+    w.add_bos_token_id(151643)
+    w.add_chat_template(field(vocab, "tokenizer.chat_template"))
+    for name, shape, qtype in qwen3_moe_tensors():
+        w.add_tensor_info(name, shape, np.dtype(np.float32), nbytes(shape, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    head = out.read_bytes()
+    head += bytes(-len(head) % ALIGN)
+    data = sum(-(-nbytes(shape, t) // ALIGN) * ALIGN for _, shape, t in qwen3_moe_tensors())
+    return [(out, head, len(head) + data)]
+
+
 def main(models: Path) -> None:
     copy_vocabs(models)
     vocab = GGUFReader(models / "ggml-vocab-llama-spm.gguf")
@@ -184,6 +256,8 @@ def main(models: Path) -> None:
         store(thirteen, build(vocab, tmp / f"llama-2-13b-chat.{ftype}.gguf", "13B", ftype), version=2)
     split = ROOT / "_derived" / "hfsize-gguf-split" / "Llama-2-13B-chat-GGUF-split"
     store(split, build(vocab, tmp / "llama-2-13b-chat.Q8_0.gguf", "13B", "Q8_0", split_max_tensors=128))
+    qwen = GGUFReader(models / "ggml-vocab-qwen2.gguf")
+    store(ROOT / "Qwen" / "Qwen3-30B-A3B-GGUF", build_qwen3_moe(qwen, tmp / "Qwen3-30B-A3B-Q8_0.gguf"))
 
 
 if __name__ == "__main__":

@@ -57,20 +57,26 @@ def test_plan_is_the_gguf_reports_figures(both):
         assert run["offload"]["gpu_layers"] + run["offload"]["cpu_layers"] == row["block_count"] + 1
         assert run["offload"]["ram_bytes"] == row["ram_bytes"][GPU]
         assert run["max_context"] == (row["max_context"][GPU] or None)
-        assert run["weights_bytes_per_gpu"] + run["kv_cache_bytes_per_gpu"] + COMPUTE == row["gpu_bytes"][GPU]
+        # partly offloaded, a prompt micro-batch copies the largest RAM-kept tensor to the GPU (op offload): in
+        # Q8_0 the 13,824 x 5,120 ffn matrices, q8_0(70,778,880) = 75,202,560 B
+        copy = q8_0(13_824 * N_EMBD) if row["fits"][GPU] == "partial" else 0
+        assert run["weights_bytes_per_gpu"] + run["kv_cache_bytes_per_gpu"] + COMPUTE + copy == row["gpu_bytes"][GPU]
         speed, figures = run["decode_tokens_per_s"], row["decode_tokens_per_s"][GPU]
         assert [round(speed[k], 1) for k in ("expected_low", "expected_high", "bound")] == [
             figures["low"],
             figures["high"],
             figures["bound"],
         ]
-        assert run["kv_tokens"] is None and run["max_concurrency"] is None and run["prefill_tokens_per_s"] is None
+        assert run["kv_tokens"] is None and run["max_concurrency"] is None and run["prefill_tokens_per_s"] is not None
 
 
 def test_recommended_q4_k_m_all_on_the_gpu(both):
     run = both[0]["plan"]
     # -ngl 41 = n_layer + 1: every block and the output layer; token_embd alone stays in RAM (Q4_K in this file)
-    assert run["offload"] == {"gpu_layers": N_LAYER + 1, "cpu_layers": 0, "ram_bytes": q4_k(N_VOCAB * N_EMBD)}
+    off = run["offload"]
+    assert (off["gpu_layers"], off["cpu_layers"], off["ram_bytes"]) == (N_LAYER + 1, 0, q4_k(N_VOCAB * N_EMBD))
+    assert off["layers_per_gpu"] == [N_LAYER + 1] and off["kept_in_ram_bytes"] == 0  # one GPU, no -ot
+    assert off["bytes_per_gpu"] == [run["weights_bytes_per_gpu"] + run["kv_cache_bytes_per_gpu"] + COMPUTE]
     assert run["kv_cache_bytes_per_gpu"] == N_LAYER * KV_PER_LAYER == 3_355_443_200
     assert run["max_context"] == CTX and run["context_limited_by_model"] is True
     assert both[0]["context_limit"] == CTX
@@ -125,3 +131,56 @@ def test_set_on_a_gguf_repo_is_a_usage_error(capsys, on_replica, command):
     code, out, err = cli(capsys, *command, "TheBloke/Llama-2-13B-chat-GGUF", "--set", "num_hidden_layers=61")
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("Error: --set does not apply to 'TheBloke/Llama-2-13B-chat-GGUF'")
+
+
+def test_plan_file_chooses_one_file(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--file", "Q8_0", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["plan"]["file"] == "llama-2-13b-chat.Q8_0.gguf" and data["alternatives"] == []  # one GPU setup
+    assert data["plan"]["offload"]["gpu_layers"] == 28  # the same -ngl as in the all-files plan above
+    assert "recommended file: llama-2-13b-chat.Q4_K_M.gguf" in data["notes"][0]
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--file", "Q5_K_M")
+    assert code == 2 and err.startswith("Error: No GGUF file 'Q5_K_M' in the repo") and err.count("\n") == 1
+    code, out, err = cli(capsys, "plan", "openai-community/gpt2-large", "--gpu", GPU, "--file", "Q8_0")
+    assert code == 2 and "--file Q8_0 names a GGUF file" in err and err.count("\n") == 1
+
+
+def test_plan_cache_type_reaches_the_gguf_plan(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, *ARGS, "--cache-type", "q8_0", "--json")
+    assert code == 0, err
+    # a q8_0 row of 5,120 values: 160 blocks of 34 B = 5,440 B; K and V x 4,096 cells x 40 layers
+    assert json.loads(out)["plan"]["kv_cache_bytes_per_gpu"] == 2 * 5_440 * CTX * N_LAYER == 1_782_579_200
+
+
+@pytest.mark.parametrize(
+    ("gate", "code", "says"),
+    [
+        (("--min-context", "4096"), 0, None),  # Q4_K_M runs the trained 4,096 tokens with every layer on the GPU
+        (("--min-context", "8192"), 11, "--min-context 8,192: the longest context is 4,096 tokens (Q4_K_M"),
+        (("--min-tokens-per-s", "1000"), 11, "--min-tokens-per-s 1000: decoding is expected at"),
+    ],
+)
+def test_check_gates_on_gguf_as_on_safetensors(capsys, on_replica, gate, code, says):
+    got, out, err = cli(capsys, "check", REPO, *ARGS, *gate, "--json")
+    assert got == code, err
+    problems = json.loads(out)["problems"]
+    if says is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert problem["code"] in ("context_too_short", "too_slow") and says in problem["message"]
+
+
+def test_prefill_bound_is_compute_at_the_16_bit_peak(both):
+    run = both[0]["plan"]
+    # matmul parameters a token runs through: all but token_embd (a row lookup): 13,015,864,320 - 32,000 x 5,120;
+    # causal attention at 4,096 tokens: 40 layers x 2 x q_width 5,120 x 4,096. RTX-3060-12GB: 25.5 fp16 TFLOPS
+    flops = 2 * (13_015_864_320 - N_VOCAB * N_EMBD) + N_LAYER * 2 * N_EMBD * CTX  # 27,381,770,240
+    assert run["prefill_tokens_per_s"]["bound"] == pytest.approx(25.5e12 / flops)
+    assert run["prefill_tokens_per_s"]["limited_by"] == "compute"
+    [q8] = [r for r in both[0]["alternatives"] if r["precision"] == "Q8_0"]
+    # -ngl 28: 13 Q8_0 blocks (337,059,840 B each) stay in RAM and cross PCIe 4.0 x16 (31.5 GB/s) per 512 tokens
+    pcie = 16e9 * 16 * 128 / 130 / 8
+    t = flops / 25.5e12 + 13 * (q8_0(BLOCK_MATRICES) + 2 * N_EMBD * 4) / pcie / 512
+    assert q8["prefill_tokens_per_s"]["bound"] == pytest.approx(1 / t)

@@ -9,8 +9,20 @@ Every rule below is read from llama.cpp's source at commit 0c1e57098bba43ac29e6e
   output layer is offloaded first (-ngl 1 offloads only it) and -ngl n_layer leaves block 0 on the CPU; -ngl -1
   (the default) and any N >= n_layer + 1 offload everything. The input layer (token_embd) always stays on the
   CPU ("there is very little benefit to offloading the input layer"). A tied output (no output.weight) is
-  token_embd loaded again on the output device (TENSOR_DUPLICATED, `src/llama-model-loader.cpp`). Several GPUs
-  share the offloaded layers in proportion to their free memory (`splits`, upper_bound per layer).
+  token_embd loaded again on the output device (TENSOR_DUPLICATED, `src/llama-model-loader.cpp`).
+- Several GPUs (`load_tensors`, split_mode layer, the default): `-ts N0,N1,...` proportions, else each device's
+  free memory; cumulative sums normalised (float32), and offloaded layer k of act goes to the first GPU whose
+  cumulative share is > k / act (std::upper_bound). Each layer's KV sits on its layer's GPU.
+- Tensors kept in RAM (`src/llama-model-loader.cpp` create_tensor: the first `-ot PATTERN=CPU` whose regex is found
+  in the tensor's name wins over the layer's device): `--cpu-moe` is -ot with EXPS_REGEX below (common/common.h
+  LLM_FFN_EXPS_REGEX: ffn_up/down/gate/gate_up _exps, the routed experts, not ffn_gate_inp nor the shared
+  ffn_*_shexp), and `--n-cpu-moe N` that pattern for blk.0 .. blk.N-1 (llm_add_n_cpu_ffn_overrides). The layer's
+  other tensors and its KV stay on its GPU. For a micro-batch of >= 32 tokens (ggml-cuda op_offload_min_batch_size)
+  ggml's scheduler runs an op on RAM-kept weights (the -ot ones and the layers past -ngl; not token_embd's GET_ROWS)
+  on the first GPU and copies the weight there, one weight per split (ggml-backend.cpp "the memory of the previously
+  offloaded weights can be reused"): the first GPU's compute buffer holds the largest such tensor on top of the
+  approximation below (CUDA's rule; a backend that reads host memory directly needs no copy, and then this
+  overstates its GPU by that one tensor).
 - Context (`src/llama-context.cpp`): n_ctx = GGML_PAD(n_ctx, 256); with n_seq_max sequences (llama-server's
   --parallel) and the default non-unified cache each sequence gets n_ctx_seq = GGML_PAD(n_ctx / n_seq, 256)
   cells in its own stream. n_batch = min(n_ctx, 2048), n_ubatch = min(n_batch, 512).
@@ -37,12 +49,15 @@ default on CUDA and Metal). Published check: Qwen2.5-7B, "CUDA0 compute buffer s
 (JamePeng/llama-cpp-python PR #1 log): 4 x 512 x (152,064 + 3,584) = 318,767,104 B = 304.0 MiB.
 
 Stage API (plan and the GGUF report use it): `model_facts(header)` -> GGUFModel; `kv_cache(model, context, ...)`;
-`gpu_bytes(model, ngl, ...)`; `plan_gguf(model, gpus, context=..., cache_type=..., n_seq=...)` -> GGUFPlan per GPU.
+`split_for(model, kv, ngl, devices, options)`; `plan_gguf(model, gpu, context=..., options=...)` -> GGUFPlan per
+GPU setup; `Options` holds -ts and the -ot / --cpu-moe / --n-cpu-moe patterns.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,11 +106,69 @@ SWA_RULES: dict[str, SwaRule] = {
     "exaone4": SwaRule(4, default_window=4096),  # only the 64-layer (32B) model, exaone4.cpp
 }
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
+EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"  # common/common.h LLM_FFN_EXPS_REGEX
+OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu: op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH) default
 _INPUT = ("token_embd.", "token_embd_norm.", "pos_embd.", "token_types.", "per_layer_token_embd.")
 
 
 class CacheTypeError(HfsizeError):
     exit_code = ExitCode.USAGE
+
+
+class OptionError(HfsizeError):
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class Options:
+    """llama.cpp's placement options: `-ts` proportions and the tensors `-ot PATTERN=CPU` keeps in RAM."""
+
+    tensor_split: tuple[float, ...] = ()  # per GPU in device order; () or all zero: by free memory
+    cpu_patterns: tuple[str, ...] = ()  # regexes, searched in each tensor's name (std::regex_search)
+
+    @property
+    def flags(self) -> str:
+        """The llama.cpp command-line flags these options are (for the report's assumptions)."""
+        out = []
+        if self.tensor_split:
+            out.append("-ts " + ",".join(f"{x:g}" for x in self.tensor_split))
+        out += [f"-ot '{p}=CPU'" for p in self.cpu_patterns]
+        return " ".join(out)
+
+
+def options(
+    tensor_split: str | None = None,
+    override_tensor: Sequence[str] = (),
+    cpu_moe: bool = False,
+    n_cpu_moe: int | None = None,
+) -> Options:
+    """Options from llama.cpp's spellings: `-ts 3,1` (or 3/1), `-ot PATTERN=CPU[,...]`, --cpu-moe, --n-cpu-moe N."""
+    split: tuple[float, ...] = ()
+    if tensor_split:
+        try:
+            split = tuple(float(x) for x in re.split(r"[,/]+", tensor_split.strip()) if x)
+        except ValueError:
+            split = (-1.0,)
+        if not split or any(x < 0 or x != x or x == float("inf") for x in split):
+            raise OptionError(f"--tensor-split '{tensor_split}' is not a list of proportions",
+                              "Write e.g. --tensor-split 3,1 (one number per GPU).")  # fmt: skip
+    patterns: list[str] = []
+    for value in override_tensor:
+        for item in filter(None, value.split(",")):  # parse_tensor_buffer_overrides splits on ','
+            pattern, sep, buft = item.partition("=")  # the first '=', as llama.cpp
+            if not sep or not pattern or buft != "CPU":
+                raise OptionError(f"--override-tensor '{item}' is not PATTERN=CPU",
+                                  "hfsize models tensors kept in RAM: write e.g. -ot 'exps=CPU'.")  # fmt: skip
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise OptionError(f"--override-tensor pattern '{pattern}' is not a regex ({e})",
+                                  "Write e.g. -ot 'blk\\.[0-9]+\\.ffn_.*_exps=CPU'.") from None  # fmt: skip
+            patterns.append(pattern)
+    if cpu_moe:
+        patterns.append(EXPS_REGEX)
+    patterns += [rf"blk\.{i}{EXPS_REGEX}" for i in range(n_cpu_moe or 0)]
+    return Options(split, tuple(patterns))
 
 
 def cache_type(name: str | None, kv_dtype: str | None = None) -> str:
@@ -148,10 +221,22 @@ class GGUFModel:
     output_bytes: int  # output_norm, output.weight, ...: the output layer
     tied_output_bytes: int  # token_embd again on the output device when the output is tied (0 otherwise)
     notes: tuple[str, ...] = ()
+    layer_tensors: tuple[tuple[tuple[str, int], ...], ...] = ()  # per block: (tensor name, bytes), for -ot
+    output_tensors: tuple[tuple[str, int], ...] = ()
+    n_expert: int = 0  # {arch}.expert_count
+    n_expert_used: int = 0  # {arch}.expert_used_count: experts each token reads
+    active_parameters: int = 0  # matmul parameters one token runs through (routed experts: n_expert_used of them)
+    q_width: int = 0  # n_head x key_length (attention FLOPs per attended token: 2 x 2 x q_width)
 
     @property
     def weight_bytes(self) -> int:
         return sum(self.layer_bytes) + self.input_bytes + self.output_bytes
+
+    def read_per_token(self, name: str, nbytes: int) -> int:
+        """Bytes of a tensor one decoded token reads: a routed-expert tensor only its n_expert_used of n_expert."""
+        if self.n_expert and self.n_expert_used and re.search(EXPS_REGEX, name):
+            return nbytes * self.n_expert_used // self.n_expert
+        return nbytes
 
 
 def _meta_int(meta: Mapping[str, Any], key: str) -> int | None:
@@ -274,25 +359,38 @@ def model_facts(header: GGUFHeader, tensors: Sequence[GGUFTensor] | None = None)
     )
 
     layer_bytes = [0] * n_layer
+    layer_tensors: list[list[tuple[str, int]]] = [[] for _ in range(n_layer)]
+    output_tensors: list[tuple[str, int]] = []
     input_bytes = output_bytes = 0
     names = set()
-    embd_bytes = 0
+    embd_bytes = embd_elements = 0
     n_vocab = 0
+    n_expert = _meta_int(meta, f"{arch}.expert_count") or 0
+    n_used = _meta_int(meta, f"{arch}.expert_used_count") or 0
+    active = 0
     for t in tensors:
+        if not t.name.startswith(_INPUT):  # token_embd is a row lookup (GET_ROWS), no matmul
+            routed = n_expert and n_used and re.search(EXPS_REGEX, t.name)
+            active += t.elements * n_used // n_expert if routed else t.elements
         names.add(t.name)
         m = _BLOCK.match(t.name)
         if m and int(m[1]) < n_layer:
             layer_bytes[int(m[1])] += t.nbytes
+            layer_tensors[int(m[1])].append((t.name, t.nbytes))
         elif t.name.startswith(_INPUT):
             input_bytes += t.nbytes
             if t.name == "token_embd.weight":
-                embd_bytes = t.nbytes
+                embd_bytes, embd_elements = t.nbytes, t.elements
                 n_vocab = t.shape[1] if len(t.shape) > 1 else 0
         elif t.name.startswith("rope_freqs.") and n_layer:
             layer_bytes[0] += t.nbytes  # created with layer 0 (the other layers reuse it)
+            layer_tensors[0].append((t.name, t.nbytes))
         else:
             output_bytes += t.nbytes
+            output_tensors.append((t.name, t.nbytes))
     tied = embd_bytes if "output.weight" not in names and "token_embd.weight" in names else 0
+    if tied:
+        active += embd_elements  # the tied output head is a matmul over token_embd
     return GGUFModel(
         architecture=arch,
         n_layer=n_layer,
@@ -313,6 +411,12 @@ def model_facts(header: GGUFHeader, tensors: Sequence[GGUFTensor] | None = None)
         output_bytes=output_bytes,
         tied_output_bytes=tied,
         notes=tuple(notes),
+        layer_tensors=tuple(tuple(x) for x in layer_tensors),
+        output_tensors=tuple(output_tensors),
+        n_expert=n_expert,
+        n_expert_used=n_used,
+        active_parameters=active,
+        q_width=n_head0 * head_k,
     )
 
 
@@ -423,53 +527,112 @@ class Split:
     device_bytes: tuple[int, ...]  # per GPU: weights + KV + compute buffer
     device_weights: tuple[int, ...]
     device_kv: tuple[int, ...]
-    cpu_weight_bytes: int  # memory-mapped in RAM: the input layer and the blocks not offloaded
+    cpu_weight_bytes: int  # memory-mapped in RAM: the input layer, the blocks not offloaded, the -ot tensors
     cpu_kv_bytes: int
-    compute_bytes: int
+    compute_bytes: int  # the output GPU's compute buffer (approximation); the first GPU adds copy_bytes
+    device_layers: tuple[int, ...] = ()  # per GPU: how many of the n_layer + 1 layers it holds
+    kept_in_ram_bytes: int = 0  # of cpu_weight_bytes: tensors of offloaded layers that -ot keeps in RAM
+    copy_bytes: int = 0  # the largest RAM-kept layer tensor, copied to the first GPU for a prompt micro-batch
+    gpu_read_bytes: int = 0  # weights a decoded token reads on the GPUs (routed experts: n_expert_used of them)
+    device_read_bytes: tuple[int, ...] = ()  # the same per GPU
+    cpu_read_bytes: int = 0  # and in RAM (token_embd is a row lookup: not counted)
+
+
+def _f32(x: float) -> float:
+    """x rounded to float32, as llama.cpp's float arithmetic on the split points rounds it."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def split_points(proportions: Sequence[float]) -> list[float]:
+    """load_tensors' split points: float32 running sums of the proportions, each divided by the total."""
+    running, sums = 0.0, []
+    for p in proportions:
+        running = _f32(running + _f32(p))
+        sums.append(running)
+    return [_f32(x / running) for x in sums]
 
 
 def layer_devices(n_layer: int, n_gpu_layers: int, devices: int, splits: Sequence[float] | None = None) -> list[int]:
-    """Device of each of the n_layer + 1 layers (last: output): -1 the CPU, else the GPU's index (load_tensors)."""
+    """Device of each of the n_layer + 1 layers (last: output): -1 the CPU, else the GPU's index (load_tensors).
+
+    `splits`: the -ts proportions (or free bytes) per GPU; None or all zero: equal.
+    """
     if devices <= 0:
         return [-1] * (n_layer + 1)
     n_gpu_layers = n_layer + 1 if n_gpu_layers < 0 else n_gpu_layers
     start = max(n_layer + 1 - n_gpu_layers, 0)
     act = min(n_gpu_layers, n_layer + 1)
-    weights = list(splits) if splits else [1.0] * devices
-    cumulative, total = [], sum(weights)
-    running = 0.0
-    for w in weights:
-        running += w
-        cumulative.append(running / total)
+    weights = list(splits or ())[:devices]
+    weights += [0.0] * (devices - len(weights))
+    points = split_points(weights if any(weights) else [1.0] * devices)
     out = []
     for il in range(n_layer + 1):
         if il < start or il - start >= act:
             out.append(-1)
             continue
-        x = (il - start) / act
-        out.append(min(next((i for i, c in enumerate(cumulative) if c > x), devices - 1), devices - 1))
+        x = _f32((il - start) / act)
+        out.append(min(bisect.bisect_right(points, x), devices - 1))  # std::upper_bound, clamped as at()
     return out
 
 
-def split_for(model: GGUFModel, kv: KVCache, n_gpu_layers: int, devices: int = 1) -> Split:
-    where = layer_devices(model.n_layer, n_gpu_layers, devices)
+def split_for(
+    model: GGUFModel,
+    kv: KVCache,
+    n_gpu_layers: int,
+    devices: int = 1,
+    options: Options | None = None,
+    free: Sequence[int] | None = None,
+) -> Split:
+    """Bytes per GPU and in RAM for -ngl `n_gpu_layers` (`free`: each GPU's free bytes, the default split)."""
+    options = options or Options()
+    splits = options.tensor_split if any(options.tensor_split) else free
+    where = layer_devices(model.n_layer, n_gpu_layers, devices, splits)
+    cpu_re = [re.compile(p) for p in options.cpu_patterns]
     weights = [0] * devices
     kv_dev = [0] * devices
-    cpu_w, cpu_kv = model.input_bytes, 0
+    layers = [0] * devices
+    reads = [0] * devices
+    cpu_w, cpu_kv, kept, copy = model.input_bytes, 0, 0, 0
+    gpu_read = cpu_read = 0
+
+    def place(device: int, tensors: Sequence[tuple[str, int]], fallback: int) -> None:
+        nonlocal cpu_w, kept, copy, gpu_read, cpu_read
+        if not tensors:  # facts built without names (tests): the layer's bytes as one piece
+            tensors = (("", fallback),)
+        for name, nbytes in tensors:
+            read = model.read_per_token(name, nbytes)
+            if device >= 0 and not any(r.search(name) for r in cpu_re):
+                weights[device] += nbytes
+                reads[device] += read
+                gpu_read += read
+                continue
+            cpu_w += nbytes
+            cpu_read += read
+            copy = max(copy, nbytes)  # an op on it is offloaded to the first GPU for a prompt micro-batch
+            if device >= 0:
+                kept += nbytes
+
     for il in range(model.n_layer):
+        tensors = model.layer_tensors[il] if model.layer_tensors else ()
+        place(where[il], tensors, model.layer_bytes[il])
         if where[il] < 0:
-            cpu_w += model.layer_bytes[il]
             cpu_kv += kv.layer_bytes[il]
         else:
-            weights[where[il]] += model.layer_bytes[il]
             kv_dev[where[il]] += kv.layer_bytes[il]
+            layers[where[il]] += 1
     out = where[model.n_layer]
+    place(out, model.output_tensors, model.output_bytes)
+    if out >= 0:
+        weights[out] += model.tied_output_bytes
+        reads[out] += model.tied_output_bytes
+        gpu_read += model.tied_output_bytes
+        layers[out] += 1
     compute = compute_buffer_bytes(model, min(N_UBATCH, kv.context))
-    if out < 0:
-        cpu_w += model.output_bytes
-    else:
-        weights[out] += model.output_bytes + model.tied_output_bytes
-    per_device = [weights[i] + kv_dev[i] + (compute if i == max(out, 0) else 0) for i in range(devices)]
+    if min(N_UBATCH, kv.context) < OP_OFFLOAD_MIN_BATCH:
+        copy = 0
+    per_device = [
+        weights[i] + kv_dev[i] + (compute if i == max(out, 0) else 0) + (copy if i == 0 else 0) for i in range(devices)
+    ]
     return Split(
         n_gpu_layers=min(n_gpu_layers if n_gpu_layers >= 0 else model.n_layer + 1, model.n_layer + 1),
         device_bytes=tuple(per_device),
@@ -478,6 +641,12 @@ def split_for(model: GGUFModel, kv: KVCache, n_gpu_layers: int, devices: int = 1
         cpu_weight_bytes=cpu_w,
         cpu_kv_bytes=cpu_kv,
         compute_bytes=compute,
+        device_layers=tuple(layers),
+        kept_in_ram_bytes=kept,
+        copy_bytes=copy,
+        gpu_read_bytes=gpu_read,
+        cpu_read_bytes=cpu_read,
+        device_read_bytes=tuple(reads),
     )
 
 
@@ -496,6 +665,7 @@ class GGUFPlan:
     kv: KVCache
     max_context: int  # longest context (multiple of 256, up to the trained one) with every layer on the GPU; 0: none
     decode: Any = None  # speed.SpeedEstimate, when the GPU has a bandwidth figure
+    prefill: Any = None  # speed.SpeedEstimate, when the GPU has a 16-bit TFLOPS figure
     notes: list[str] = field(default_factory=list)
 
 
@@ -509,48 +679,106 @@ def plan_gguf(
     n_seq: int = 1,
     reserve_bytes: int = 2**30,
     flash_attn: bool = True,
+    options: Options | None = None,
 ) -> GGUFPlan:
     """-ngl, bytes and KV of `model` on `gpu` (a results.Gpu: count devices of usable_bytes each)."""
-    devices = max(gpu.count, 1)
-    budget = gpu.usable_bytes - reserve_bytes
+    options = options or Options()
+    members = tuple(gpu.devices) or (gpu,) * max(gpu.count, 1)  # a mixed setup's devices, else count alike
+    devices = len(members)
+    if len(options.tensor_split) > devices:
+        raise OptionError(
+            f"--tensor-split {','.join(f'{x:g}' for x in options.tensor_split)} names "
+            f"{len(options.tensor_split)} GPUs and {gpu.label} has {devices}",
+            "Give one proportion per GPU of the setup (or leave --tensor-split out).",
+        )
+    budgets = [d.usable_bytes - reserve_bytes for d in members]
+    free = [d.free_bytes if d.free_bytes is not None else d.usable_bytes for d in members]
     kv = kv_cache(
         model, context, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq, flash_attn=flash_attn
     )
     total = model.n_layer + 1
-    chosen = split_for(model, kv, 0, devices)
+
+    def split(n: int, cache: KVCache = kv) -> Split:
+        return split_for(model, cache, n, devices, options, free)
+
+    chosen = split(0)
     layers = 0
     for n in range(total, 0, -1):
-        s = split_for(model, kv, n, devices)
-        if all(b <= budget for b in s.device_bytes):
+        s = split(n)
+        if all(b <= room for b, room in zip(s.device_bytes, budgets, strict=True)):
             chosen, layers = s, n
             break
     verdict = "fits" if layers == total else "partial" if layers else "no"
-    max_ctx = _max_context(model, devices, budget, cache_type_k, cache_type_v, n_seq, flash_attn)
+
+    def fits(ctx: int) -> bool:
+        cache = kv_cache(model, ctx, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq,
+                         flash_attn=flash_attn)  # fmt: skip
+        return all(b <= room for b, room in zip(split(total, cache).device_bytes, budgets, strict=True))
+
+    max_ctx = _max_context(model, fits)
     decode = None
-    if gpu.bandwidth_bytes_per_s:
+    if gpu.devices and gpu.bandwidth_bytes_per_s:
+        decode = _decode_mixed(members, chosen)
+    elif gpu.bandwidth_bytes_per_s:
         from inspector.speed import decode_on
 
-        on_gpu_w = sum(chosen.device_weights)
-        cpu_w = chosen.cpu_weight_bytes - model.input_bytes  # token_embd is a row lookup, not read per token
         decode = decode_on(
             gpu,
-            on_gpu_w + cpu_w,
+            chosen.gpu_read_bytes + chosen.cpu_read_bytes,
             sum(chosen.device_kv) + chosen.cpu_kv_bytes,
             tensor_parallel=1,
-            offloaded_weight_bytes=cpu_w,
+            offloaded_weight_bytes=chosen.cpu_read_bytes,
             offload="cpu",
             ram_bandwidth_bytes_per_s=RAM_BANDWIDTH_BYTES_PER_S,
         )
-    return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode)
+    return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode, _prefill(model, gpu, chosen, kv))
 
 
-def _max_context(
-    model: GGUFModel, devices: int, budget: int, ctk: str, ctv: str | None, n_seq: int, flash_attn: bool
-) -> int:
-    def fits(ctx: int) -> bool:
-        kv = kv_cache(model, ctx, cache_type_k=ctk, cache_type_v=ctv, n_seq=n_seq, flash_attn=flash_attn)
-        return all(b <= budget for b in split_for(model, kv, model.n_layer + 1, devices).device_bytes)
+PREFILL_DTYPE = "fp16"  # the peak the published llama-bench pp512 rows were measured against (speed.py)
 
+
+def _prefill(model: GGUFModel, gpu: Any, split: Split, kv: KVCache) -> Any:
+    """Prefill bound (speed.prefill_on): 2 x active parameters + causal attention at the context per token, at the
+    GPU's 16-bit peak (quantized files too: the published pp512 efficiencies were measured that way); weights in
+    RAM (layers past -ngl, -ot tensors) cross the host link once per micro-batch of n_ubatch tokens (op offload).
+    Several GPUs run their layers one after another: one GPU's peak (a mixed setup: its slowest)."""
+    from inspector.speed import prefill_flops_per_token, prefill_on
+
+    if not gpu.tflops or not model.active_parameters:
+        return None
+    kinds: dict[int | None, int] = {}
+    for il in range(model.n_layer):
+        if model.n_embd_k_gqa[il] and not model.is_recurrent[il]:
+            window = model.n_swa if model.is_swa[il] else None
+            kinds[window] = kinds.get(window, 0) + 1
+    flops = prefill_flops_per_token(
+        model.active_parameters, kv.context, [(n, w) for w, n in kinds.items()], model.q_width
+    )
+    copied = split.cpu_weight_bytes - model.input_bytes  # token_embd's GET_ROWS is never offloaded
+    try:
+        return prefill_on(gpu, flops, dtype=PREFILL_DTYPE, prompt_tokens=min(N_UBATCH, kv.context),
+                          offloaded_weight_bytes=copied)  # fmt: skip
+    except ValueError:  # no 16-bit figure or no host link figure in the catalog
+        return None
+
+
+def _decode_mixed(members: Sequence[Any], split: Split) -> Any:
+    """Decode over unequal GPUs: each reads its layers at its own bandwidth, one after another (layer split), then
+    the CPU its share at RAM_BANDWIDTH_BYTES_PER_S (speed.decode_bound's stages)."""
+    from inspector.speed import Stage, decode_bound
+
+    stages = [
+        Stage(f"GPU {i} ({d.name})", split.device_read_bytes[i], split.device_kv[i], d.bandwidth_bytes_per_s)
+        for i, d in enumerate(members)
+        if split.device_read_bytes[i] or split.device_kv[i]
+    ]
+    if split.cpu_read_bytes or split.cpu_kv_bytes:
+        stages.append(Stage("CPU RAM", split.cpu_read_bytes, split.cpu_kv_bytes, RAM_BANDWIDTH_BYTES_PER_S))
+    return decode_bound(stages)
+
+
+def _max_context(model: GGUFModel, fits: Any) -> int:
+    """The longest context (a multiple of 256, at most the trained one) at which every layer fits; 0: none."""
     top = model.n_ctx_train or 2**20
     lo, hi = 0, top // CTX_PAD  # in units of 256 tokens
     if not fits(CTX_PAD):
