@@ -488,9 +488,7 @@ def check(
         raise click.exceptions.Exit(worst)
 
 
-def _emit_many(
-    results: Iterable[Any], kind: str, one: Callable[[Any], Any], table: Callable[[list], Any]
-) -> list[int]:
+def _emit_many(results: Iterable[Any], kind: str, one: Callable[[Any], Any], table: Callable[[list], Any]) -> list[int]:
     """One result in full, several as a table; JSON: one object, or one compact object per line; Markdown:
     each result's tables. Returns every result's exit code (0 when it has none).
 

@@ -222,7 +222,10 @@ class Repo:
         settings_path = directory / SETTINGS_FILE
         self.settings: dict[str, Any] = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
         self.sha: str = self.settings.get("sha") or hashlib.sha1(repo_id.encode()).hexdigest()
-        if alias_of is not None:  # a repo of its own on the Hub: its own commit (caches keyed per commit see it)
+        # An alias is a repo of its own (its own commit: caches keyed per commit see it) holding the same blobs as
+        # its target (as a re-upload does on the Hub); the replica keeps one Entry per blob for all of them.
+        self.files_id = alias_of or repo_id
+        if alias_of is not None:
             self.sha = hashlib.sha1(f"{repo_id}\0{self.sha}".encode()).hexdigest()
         self.gated: str | bool = self.settings.get("gated") or False
         self.private: bool = bool(self.settings.get("private", False))
@@ -260,7 +263,7 @@ class Repo:
 
     def entry(self, path: str) -> Entry | None:
         source = self.sources().get(path)
-        return None if source is None else self.replica._entry(self.repo_id, path, *source)
+        return None if source is None else self.replica._entry(self.files_id, path, *source)
 
     def entries(self) -> list[Entry]:
         return [e for e in (self.entry(p) for p in self.sources()) if e is not None]

@@ -96,7 +96,8 @@ def test_json_lines_are_written_while_a_later_repo_is_still_held(scan_hub, tmp_p
     hold = scan_hub.slow[models[-1]] = threading.Event()
     listing = tmp_path / "models.txt"
     listing.write_text("\n".join(models) + "\n")
-    env = {**os.environ, "HF_ENDPOINT": scan_hub.endpoint}
+    # the held request must not time out meanwhile: that too would end the wait and let every line out at once
+    env = {**os.environ, "HF_ENDPOINT": scan_hub.endpoint, "HFSIZE_TIMEOUT": str(3 * WAIT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "inspector", "--from", str(listing), "--json", "--headers-only", "--jobs", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -107,7 +108,7 @@ def test_json_lines_are_written_while_a_later_repo_is_still_held(scan_hub, tmp_p
     try:
         early = [json.loads(lines.get(timeout=WAIT)) for _ in models[:-1]]
         assert [r["model"] for r in early] == models[:-1]
-        assert scan_hub.answered(models[-1]) == []  # written while the last repo had no answer yet
+        assert scan_hub.answered(models[-1]) == [] and proc.poll() is None  # the last repo is still unanswered
     finally:
         hold.set()
         proc.wait(WAIT)
