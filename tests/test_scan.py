@@ -29,8 +29,10 @@ def _aliases(n: int, target: str = GEMMA) -> dict[str, str]:
 
 
 @pytest.fixture
-def scan_hub(monkeypatch: pytest.MonkeyPatch, hf_home) -> HubReplica:
-    """A replica serving the gemma fixture under six names, the CLI pointed at it, no hold released yet."""
+def scan_hub(monkeypatch: pytest.MonkeyPatch, hf_home, tmp_path) -> HubReplica:
+    """A replica serving the gemma fixture under six names, the CLI pointed at it, no hold released yet; an empty
+    hfsize cache, so that --headers-only counts from the headers (not the session's cached architecture)."""
+    monkeypatch.setenv("HFSIZE_CACHE", str(tmp_path / "hfsize-cache"))
     with HubReplica(FIXTURES, aliases=_aliases(6)) as replica:
         monkeypatch.setenv("HF_ENDPOINT", replica.endpoint)
         yield replica
