@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -131,6 +131,21 @@ def run_many(
     """`one(model)` for every model, `jobs` at a time, results in input order; a model that fails with an
     HfsizeError becomes `failed(model, error)` and the others go on. Network waits overlap; architecture
     builds take turns (see _BUILD_LOCK)."""
+    return list(iter_many(models, one, failed, jobs=jobs, on_done=on_done))
+
+
+def iter_many(
+    models: Sequence[str],
+    one: Callable[[str], T],
+    failed: Callable[[str, HfsizeError], T],
+    *,
+    jobs: int = 4,
+    on_done: Callable[[T], None] | None = None,
+) -> Iterator[T]:
+    """`run_many` as a stream: each result is yielded as soon as it and those before it are done, so a caller
+    that writes and drops them holds only the results still waiting on an earlier model (a scan of 1,000
+    repos keeps its memory flat). A slow model holds back the output after it, never the work: the other
+    workers go on (`on_done` sees every result as it completes, in completion order)."""
 
     def safe(model: str) -> T:
         try:
@@ -142,9 +157,11 @@ def run_many(
         return result
 
     if jobs <= 1 or len(models) <= 1:
-        return [safe(m) for m in models]
+        yield from (safe(m) for m in models)
+        return
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hfsize") as pool:
-        return list(pool.map(safe, models))
+        # map's iterator drops each future as it yields it; closing it early cancels the models not started
+        yield from pool.map(safe, models)
 
 
 def inspect_failed(model: str, revision: str | None, error: HfsizeError) -> Failure:

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import click
@@ -301,13 +301,12 @@ def _models(models: tuple[str, ...], from_file: Any) -> list[str]:
 
 def _each(
     names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int, as_json: bool = False
-) -> list[Any]:
+) -> Iterable[Any]:
     """`one` for every model; a lone model that cannot be read exits like `hfsize MODEL`, several go on.
 
+    Several models come as a stream in input order (api.iter_many), for `_emit_many` to write as they come.
     With --json a lone failure still prints the row a batch would (stdout), before run() writes its line (stderr).
     """
-    from .api import run_many
-
     if len(names) == 1:
         try:
             return [one(names[0])]
@@ -317,8 +316,17 @@ def _each(
 
                 click.echo(render.to_json(failed(names[0], e)))
             raise
-    with _progress(len(names)) as advance:
-        return run_many(names, one, failed, jobs=jobs, on_done=advance)
+    return _stream(names, one, failed, jobs, bar=not (as_json and sys.stdout.isatty()))
+
+
+def _stream(
+    names: list[str], one: Callable[[str], Any], failed: Callable[[str, Any], Any], jobs: int, bar: bool
+) -> Iterator[Any]:
+    """Several models' results in input order, with the progress bar (when `bar`) open while they come."""
+    from .api import iter_many
+
+    with _progress(len(names) if bar else 0) as advance:
+        yield from iter_many(names, one, failed, jobs=jobs, on_done=advance)
 
 
 def _hub_client() -> None:
@@ -386,28 +394,30 @@ def inspect(
         )
 
     results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs, output.kind == "json")
-    if len(results) == 1:
-        _emit(results[0], output.kind)
+    if len(names) == 1:
+        _emit(next(iter(results)), output.kind)
         return
     from . import render
 
-    _emit_many(results, output.kind, render.report_renderable, lambda rs: render.inspect_table(rs, gpus))
-    failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
+    codes = _emit_many(results, output.kind, render.report_renderable, lambda rs: render.inspect_table(rs, gpus))
+    failures = [c for c in codes if c]
     if failures:
         raise click.exceptions.Exit(failures[0])
 
 
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Callable[[Any], None]]:
-    """A progress bar on stderr while several models are read, when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    """A progress bar on stderr while several models are read, when stderr is a terminal (none for total 0)."""
+    if not total or not sys.stderr.isatty():
         yield lambda _result: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("hfsize"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
+    # no redirect: rich would route the JSON lines written meanwhile to its console, stderr
+    bar = Progress(*columns, console=Console(file=sys.stderr), transient=True, redirect_stdout=False)
+    with bar as progress:
         task = progress.add_task("models", total=total)
         yield lambda _result: progress.advance(task)
 
@@ -498,32 +508,49 @@ def check(
     results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, output.kind == "json")
     from . import render
 
-    _emit_many(results, output.kind, render.check_renderable, render.check_table)
+    codes = _emit_many(results, output.kind, render.check_renderable, render.check_table)
     from .check import batch_exit_code
 
-    worst = batch_exit_code([r.exit_code for r in results])
+    worst = batch_exit_code(codes)
     if worst:
         raise click.exceptions.Exit(worst)
 
 
-def _emit_many(results: list[Any], kind: str, one: Callable[[Any], Any], table: Callable[[list], Any]) -> None:
+def _emit_many(results: Iterable[Any], kind: str, one: Callable[[Any], Any], table: Callable[[list], Any]) -> list[int]:
     """One result in full, several as a table; JSON: one object, or one compact object per line; Markdown:
-    each result's tables."""
+    each result's tables. Returns every result's exit code (0 when it has none).
+
+    JSON lines and Markdown are written as the results come and then dropped (a scan of 1,000 repos holds
+    none of them); a table needs all its rows first."""
     from rich.console import Console
 
     from . import render
 
+    codes: list[int] = []
+    if kind in ("json", "markdown") and not isinstance(results, list):
+        for n, result in enumerate(results):
+            if kind == "json":
+                click.echo(render.to_json(result, indent=None))
+            else:
+                from .render_markdown import markdown
+
+                click.echo(("\n" if n else "") + markdown(result), nl=False)
+            codes.append(getattr(result, "exit_code", 0))
+        return codes
+    results = list(results)
+    codes = [getattr(r, "exit_code", 0) for r in results]
     if kind == "markdown":
         from .render_markdown import markdown
 
         click.echo("\n".join(markdown(r) for r in results), nl=False)
-        return
+        return codes
     if kind == "json":
         for result in results:
             click.echo(render.to_json(result, indent=2 if len(results) == 1 else None))
-        return
+        return codes
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     console.print(one(results[0]) if len(results) == 1 else table(results))
+    return codes
 
 
 @main.command()
@@ -687,8 +714,8 @@ def plan(
     results = _each(names, one, lambda m, e: inspect_failed(m, model.revision, e), jobs, output.kind == "json")
     from . import render
 
-    _emit_many(results, output.kind, render.plan_renderable, render.plan_table)
-    failures = [r.exit_code for r in results if getattr(r, "exit_code", 0)]
+    codes = _emit_many(results, output.kind, render.plan_renderable, render.plan_table)
+    failures = [c for c in codes if c]
     if failures:
         raise click.exceptions.Exit(failures[0])
 

@@ -218,11 +218,16 @@ def _real_entry(path: str, source: Path) -> Entry:
 class Repo:
     """One fixtures/hub/<org>/<name> directory seen as a Hub model repo."""
 
-    def __init__(self, replica: HubReplica, repo_id: str, directory: Path) -> None:
+    def __init__(self, replica: HubReplica, repo_id: str, directory: Path, alias_of: str | None = None) -> None:
         self.replica, self.repo_id, self.directory = replica, repo_id, directory
         settings_path = directory / SETTINGS_FILE
         self.settings: dict[str, Any] = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
         self.sha: str = self.settings.get("sha") or hashlib.sha1(repo_id.encode()).hexdigest()
+        # An alias is a repo of its own (its own commit: caches keyed per commit see it) holding the same blobs as
+        # its target (as a re-upload does on the Hub); the replica keeps one Entry per blob for all of them.
+        self.files_id = alias_of or repo_id
+        if alias_of is not None:
+            self.sha = hashlib.sha1(f"{repo_id}\0{self.sha}".encode()).hexdigest()
         self.gated: str | bool = self.settings.get("gated") or False
         self.private: bool = bool(self.settings.get("private", False))
         self.fail: dict[str, int] = self.settings.get("fail", {})
@@ -259,7 +264,7 @@ class Repo:
 
     def entry(self, path: str) -> Entry | None:
         source = self.sources().get(path)
-        return None if source is None else self.replica._entry(self.repo_id, path, *source)
+        return None if source is None else self.replica._entry(self.files_id, path, *source)
 
     def entries(self) -> list[Entry]:
         return [e for e in (self.entry(p) for p in self.sources()) if e is not None]
@@ -492,6 +497,17 @@ class _Handler(BaseHTTPRequestHandler):
         org, name = unquote(org), unquote(name)
         if not (REPO_PART.match(org) and REPO_PART.match(name)):
             raise _repo_not_found()
+        replica = self.server.replica
+        repo_id = f"{org}/{name}"
+        replica._wait_if_slow(repo_id)
+        target = replica.aliases.get(repo_id)
+        if target is not None:  # the target's files under this id (a scan over many names of real fixtures)
+            found = self._directory(*target.split("/", 1))
+            return Repo(replica, repo_id, found, alias_of=target)
+        return Repo(replica, repo_id, self._directory(org, name))
+
+    def _directory(self, org: str, name: str) -> Path:
+        """The fixture folder served as org/name: root/org/name, root/_derived/org/name, or a declared stand-in."""
         root = self.server.replica.root
         directory = root / org / name
         if not directory.is_dir():  # copies that are not the Hub's own bytes live under _derived/, same id
@@ -501,7 +517,7 @@ class _Handler(BaseHTTPRequestHandler):
             directory = root / stand_in["serves"] if stand_in else directory
         if not directory.is_dir():
             raise _repo_not_found()
-        return Repo(self.server.replica, f"{org}/{name}", directory)
+        return directory
 
     # -- routes --------------------------------------------------------------------------------------------------
 
@@ -669,6 +685,7 @@ class _Server(ThreadingHTTPServer):
 
 
 STAND_INS_FILE = "_stand_ins.json"
+HOLD_LIMIT = 120.0  # seconds a request of a held repo waits at most for its Event (a test that forgets to set it)
 
 
 def _stand_ins(root: Path) -> dict[str, dict[str, str]]:
@@ -696,6 +713,8 @@ class HubReplica:
     "text/html", "cut": 10} answers a reply the Hub never sends, see Repo.check_fail). Other keys (lfs_sizes,
     header_dtypes) are notes for scripts/make_fixture_headers.py.
 
+    `aliases` {id: target id} serves the target's files under another id (a commit of its own: a scan over many
+    names); `slow` {id: seconds or threading.Event} delays every request of that repo (one slow repo among many).
     Every answered request is appended to `requests` (see RequestLog) before its response is flushed.
     Routes: /api/models/{id}[/revision/{rev}], /api/models/{id}/tree/{rev}[/{path}],
     /api/models/{id}/safetensors-metadata/{index}, and HEAD/GET /{id}/resolve/{rev}/{path} with Range support.
@@ -707,6 +726,11 @@ class HubReplica:
     verbose: bool = False
     latency: float = 0.0  # seconds added before each answer (benchmarks: a realistic round trip)
     requests: list[RequestLog] = field(default_factory=list)
+    # {repo id: repo id it serves}: the second repo's files under the first id, with a commit of its own
+    aliases: dict[str, str] = field(default_factory=dict)
+    # {repo id: seconds, or an Event}: each request for that repo waits that long (or until the Event is set,
+    # at most HOLD_LIMIT seconds) before it is answered: one slow repo among many
+    slow: dict[str, float | threading.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -773,6 +797,19 @@ class HubReplica:
     def bytes_sent(self) -> int:
         with self._lock:
             return sum(r.body_bytes for r in self.requests)
+
+    def answered(self, repo_id: str) -> list[RequestLog]:
+        """Logged requests for one repo: its API routes and its file reads."""
+        api, files = f"/api/models/{repo_id}", f"/{repo_id}/"
+        with self._lock:
+            return [r for r in self.requests if r.path == api or r.path.startswith((api + "/", files))]
+
+    def _wait_if_slow(self, repo_id: str) -> None:
+        delay = self.slow.get(repo_id)
+        if isinstance(delay, threading.Event):
+            delay.wait(HOLD_LIMIT)
+        elif delay:
+            time.sleep(delay)
 
     def _count_failure(self, key: tuple[str, str], times: int) -> bool:
         """True while the injected failure `key` has failed fewer than `times` requests (then counts this one)."""
