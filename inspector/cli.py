@@ -287,9 +287,9 @@ def _each(
             return [one(names[0])]
         except HfsizeError as e:
             if as_json:
-                from . import render
+                from .results import to_json
 
-                click.echo(render.to_json(failed(names[0], e)))
+                click.echo(to_json(failed(names[0], e)))
             raise
     with _progress(len(names)) as advance:
         return run_many(names, one, failed, jobs=jobs, on_done=advance)
@@ -481,19 +481,19 @@ def check(
 def _emit_many(results: list[Any], kind: str, one: Callable[[Any], Any], table: Callable[[list], Any]) -> None:
     """One result in full, several as a table; JSON: one object, or one compact object per line; Markdown:
     each result's tables."""
-    from rich.console import Console
-
-    from . import render
-
     if kind == "markdown":
         from .render_markdown import markdown
 
         click.echo("\n".join(markdown(r) for r in results), nl=False)
         return
     if kind == "json":
+        from .results import to_json
+
         for result in results:
-            click.echo(render.to_json(result, indent=2 if len(results) == 1 else None))
+            click.echo(to_json(result, indent=2 if len(results) == 1 else None))
         return
+    from rich.console import Console
+
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     console.print(one(results[0]) if len(results) == 1 else table(results))
 
@@ -715,17 +715,18 @@ def explain(
 
 
 def _emit(report: Any, kind: str) -> None:
-    from rich.console import Console
-
-    from . import render
-
     if kind == "markdown":
         from .render_markdown import markdown
 
         click.echo(markdown(report), nl=False)
     elif kind == "json":
-        click.echo(render.to_json(report))
+        from .results import to_json  # JSON imports no rich
+
+        click.echo(to_json(report))
     else:
+        from rich.console import Console
+
+        from . import render
         from .render_explain import renderable
 
         console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
@@ -816,6 +817,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # Telemetry names an AI agent in the user agent, from a registry fetched first ({endpoint}/api/agent-harnesses:
+    # a request before the first one hfsize makes, daily on the Hub, every run on a mirror without the route).
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if not os.environ.get(DEBUG_ENV):
         import warnings
 

@@ -501,6 +501,13 @@ def report_to_dict(report: Any) -> dict[str, Any]:
     return dataclasses.asdict(report, dict_factory=_json_names)
 
 
+def to_json(report: Any, indent: int | None = 2) -> str:
+    """The JSON text of any result (`render.to_json`): here, so that `--json` never imports rich."""
+    import json
+
+    return json.dumps(report_to_dict(report), indent=indent)
+
+
 # ---------------------------------------------------------------- `hfsize plan`
 
 
