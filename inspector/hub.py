@@ -15,14 +15,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
-from .gguf import HeaderRead, grow_read
 from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
 from .transport import timeout_seconds
+
+if TYPE_CHECKING:
+    from .gguf import HeaderRead
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -697,5 +699,7 @@ def read_gguf_header(
                     if len(body) >= skip + stop - start:
                         break
         return bytes(body[skip : skip + stop - start])
+
+    from .gguf import grow_read
 
     return grow_read(read, size, filename)

@@ -42,8 +42,9 @@ class ToReplica(httpx2.AsyncHTTPTransport):
 _init = httpx2.AsyncClient.__init__
 
 def init(self, *args, **kwargs):
-    limits = kwargs.get("limits") or httpx2.Limits()
-    kwargs["mounts"] = {"https://huggingface.co": ToReplica(limits=limits)}
+    # the client's one transport, built as the client would build it (one TLS context, as against the Hub)
+    options = {k: kwargs[k] for k in ("limits", "http2") if k in kwargs}
+    kwargs["transport"] = ToReplica(**options)
     _init(self, *args, **kwargs)
 
 httpx2.AsyncClient.__init__ = init
