@@ -115,6 +115,61 @@ def median_run(argv: list[str], env: dict[str, str], repeat: int, fresh: bool) -
     return statistics.median(r[0] for r in results), results[-1][1], max(r[2] for r in results)
 
 
+# What every Hub run imports before its first request, hfsize or not: the CLI toolkit, the HTTP client and
+# huggingface_hub's session, headers and download (hf-mem imports the same httpx2 stack).
+IMPORT_FLOOR = "import click, httpx2; from huggingface_hub.utils import get_session, build_hf_headers; "
+IMPORT_FLOOR += "from huggingface_hub import hf_hub_download"
+
+
+def import_times(argv: list[str], env: dict[str, str]) -> tuple[int, int, int]:
+    """(microseconds of hfsize's own modules, of all the others, modules imported) in one `-X importtime` run:
+    each module's own time, so that the two parts add up to the whole."""
+    err = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, capture_output=True, text=True).stderr
+    own = other = count = 0
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        count += 1
+        if name == "inspector" or name.startswith("inspector."):
+            own += int(self_us)
+        else:
+            other += int(self_us)
+    return own, other, count
+
+
+def import_budget(model: str, env: dict[str, str], repeat: int) -> list[str]:
+    """The import-time budget of `--headers-only` (cold) and of a repeated report: hfsize's own modules against
+    the libraries' floor (IMPORT_FLOOR), medians of `repeat` runs; a printed ratio, never a test."""
+    floors = [import_times(["-c", IMPORT_FLOOR], env) for _ in range(repeat)]
+    floor = statistics.median(o + t for o, t, _ in floors)
+    floor_modules = floors[-1][2]
+    scratch = tempfile.mkdtemp()
+    warm = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+    run([str(BIN / "hfsize"), model, "--json"], warm)  # the cache the repeated runs read
+    lines = [
+        "",
+        f"Import budget on {model} (`python -X importtime`, each module's own time, median of {repeat}): the "
+        f"libraries' floor (`{IMPORT_FLOOR}`) takes {floor / 1000:.0f} ms in {floor_modules} modules.",
+        "",
+        "| run | hfsize's modules | other modules | modules imported | hfsize's / floor (budget: at most 0.5) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, args, fresh in (
+        ("`--headers-only --json`, cold caches", ["--headers-only", "--json"], True),
+        ("`--json`, repeated (from the cache)", ["--json"], False),
+    ):
+        runs = []
+        for _ in range(repeat):
+            scratch = tempfile.mkdtemp()
+            cold = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+            runs.append(import_times(["-m", "inspector", model, *args], cold if fresh else warm))
+        own, other = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        lines.append(f"| {label} | {own / 1000:.0f} ms | {other / 1000:.0f} ms | {runs[-1][2]} | {own / floor:.2f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -208,6 +263,8 @@ def main() -> None:
                 headers_only.append(f"| {label} | exit {code_quick} (no headers) | {acc} | - | - | - | - |")
             print(headers_only[-1], flush=True)
     lines += headers_only
+    with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
+        lines += import_budget("meta-llama/Llama-2-70b-hf", dict(base_env, HF_ENDPOINT=hub.endpoint), args.repeat)
     with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
         env = dict(base_env, HF_ENDPOINT=hub.endpoint)
         repos = [repo for _, repo, _ in MODELS]
