@@ -344,12 +344,17 @@ def inspect(
     Several models (arguments or --from FILE) give one table, or JSON lines; one that fails is reported in
     its row and the others go on; the exit code is then the first failure's.
     """
-    from .api import inspect_failed, inspect_model
     from .gpus import choose_gpus
 
     names = _models(models, from_file)
     settings, gpus = memory.settings(), choose_gpus(memory.gpu_specs)
     _hub_client()
+    if len(names) == 1:  # its Hub reads start now, while the rest of hfsize imports (options already valid)
+        from .hub import prefetch
+
+        prefetch(names[0], revision=model.revision, token=model.token)
+    from .api import inspect_failed, inspect_model
+
     if not headers_only:
         _light_install_note()
 

@@ -11,8 +11,9 @@ import math
 import os
 import re
 import reprlib
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,9 +136,18 @@ def list_hub(
     endpoint: str | None = None,
 ) -> Listing:
     """One model_info request: the commit, every file with its size, gating and card metadata."""
+    endpoint = resolve_endpoint(endpoint)
+    ahead = _AHEAD.pop((endpoint, repo_id, revision, token), None)
+    if ahead is not None:
+        listing = ahead.listing.result()  # what this call would have returned, or raises what it would have
+        _AHEAD_REPOS[id(listing)] = (listing, ahead)
+        return listing
+    return _list_hub(repo_id, revision, token, endpoint)
+
+
+def _list_hub(repo_id: str, revision: str | None, token: str | bool | None, endpoint: str) -> Listing:
     from huggingface_hub.constants import is_offline_mode
 
-    endpoint = resolve_endpoint(endpoint)
     if is_offline_mode():
         cached = cache.load_listing(endpoint, repo_id, revision)
         if cached is None:
@@ -242,12 +252,68 @@ def fetch_hub(
     endpoint = resolve_endpoint(endpoint)
     if listing is None:
         listing = list_hub(repo_id, revision=revision, token=token, endpoint=endpoint)
+    taken = _AHEAD_REPOS.pop(id(listing), None)
+    if taken is not None and taken[0] is listing:  # read ahead (`prefetch`) from this very listing
+        repo, fetched = taken[1].repo.result()
+        if fetched and on_config is not None:
+            on_config(repo.config)
+        return repo
+    return _cached_or_fetched(repo_id, revision, token, endpoint, listing, on_config)[0]
+
+
+def _cached_or_fetched(
+    repo_id: str,
+    revision: str | None,
+    token: str | bool | None,
+    endpoint: str,
+    listing: Listing,
+    on_config: Callable[[dict[str, Any]], None] | None,
+) -> tuple[RepoFiles, bool]:
+    """The repo from hfsize's cache (False), else read from the Hub and cached (True)."""
     cached = cache.load_repo(endpoint, listing)
     if cached is not None:
-        return cached
+        return cached, False
     repo = _fetch_hub(repo_id, revision, token, endpoint, listing, on_config)
     cache.store_repo(endpoint, repo)
-    return repo
+    return repo, True
+
+
+class _Ahead:
+    """One repo read ahead: its listing, then its files (each a Future holding the result or the exception)."""
+
+    def __init__(self) -> None:
+        self.listing: Future[Listing] = Future()
+        self.repo: Future[tuple[RepoFiles, bool]] = Future()
+
+
+_AHEAD: dict[tuple[str, str, str | None, str | bool | None], _Ahead] = {}
+_AHEAD_REPOS: dict[int, tuple[Listing, _Ahead]] = {}  # by the listing list_hub handed out
+
+
+def prefetch(model: str, *, revision: str | None = None, token: str | bool | None = None) -> None:
+    """The CLI's read-ahead: one Hub repo's model info, config, index and headers are read in a background
+    thread while the rest of hfsize is still importing, so that the round trips overlap the imports; the
+    next `list_hub` (and `fetch_hub` of the listing it returns) for the same repo, revision, token and endpoint
+    takes the answers. Not for a library call: it starts a thread and keeps state for the process."""
+    if looks_local(model):
+        return
+    endpoint = resolve_endpoint(None)
+    ahead = _Ahead()
+    _AHEAD[(endpoint, model, revision, token)] = ahead
+
+    def read() -> None:
+        try:
+            listing = _list_hub(model, revision, token, endpoint)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it
+            ahead.listing.set_exception(e)
+            return
+        ahead.listing.set_result(listing)
+        try:
+            ahead.repo.set_result(_cached_or_fetched(model, revision, token, endpoint, listing, None))
+        except BaseException as e:  # noqa: BLE001 - raised by fetch_hub when it is asked for
+            ahead.repo.set_exception(e)
+
+    threading.Thread(target=read, name="hfsize-prefetch", daemon=True).start()
 
 
 def _fetch_hub(
