@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--model", default="meta-llama/Llama-2-70b-hf")
     parser.add_argument("--hf-mem", default=HF_MEM_PYTHON, help="the Python that has hf-mem 0.5.6 installed")
-    parser.add_argument("--hfsize-root", type=Path, default=ROOT, help="checkout whose hfsize runs (a baseline)")
+    parser.add_argument("--hfsize-root", type=Path, default=ROOT, help="checkout whose hfsize runs")
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout, run alternately as well")
     args = parser.parse_args()
     hfsize = [sys.executable, "-m", "inspector"]
     # bytecode written and read, as an installed hfsize has it (a shell with PYTHONDONTWRITEBYTECODE=1 would
@@ -90,6 +91,16 @@ def main() -> None:
             "hfsize --headers-only (cold)": lambda: ([*hfsize, args.model, "--headers-only", "--json"], _fresh(env)),
             "hfsize repeated (cache)": lambda: ([*hfsize, args.model, "--json"], warm_env),
         }
+        if args.baseline is not None:
+            old = dict(env, PYTHONPATH=str(args.baseline))
+            old_dir = tempfile.mkdtemp()
+            old_warm = dict(old, HF_HOME=f"{old_dir}/hf", HFSIZE_CACHE=f"{old_dir}/hfsize")
+            timed([*hfsize, args.model, "--json"], old_warm)
+            cases["baseline --headers-only (cold)"] = lambda: (
+                [*hfsize, args.model, "--headers-only", "--json"],
+                _fresh(old),
+            )
+            cases["baseline repeated (cache)"] = lambda: ([*hfsize, args.model, "--json"], old_warm)
         times: dict[str, list[float]] = {name: [] for name in cases}
         cpu: dict[str, list[float]] = {name: [] for name in cases}
         requests: dict[str, int] = {}
