@@ -122,9 +122,25 @@ IMPORT_FLOOR += "from huggingface_hub import hf_hub_download"
 
 
 def import_times(argv: list[str], env: dict[str, str]) -> tuple[int, int, int]:
-    """(microseconds of hfsize's own modules, of all the others, modules imported) in one `-X importtime` run:
-    each module's own time, so that the two parts add up to the whole."""
-    err = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, capture_output=True, text=True).stderr
+    """(microseconds of hfsize's own modules, of all the others, modules imported) by the hfsize run `argv`.
+
+    The run itself reads the Hub in a thread while it imports, and `-X importtime` charges a module imported
+    by one thread to whatever another was importing: so the run only names its modules (in the order it
+    imported them), and a fresh interpreter imports that list one by one under `-X importtime`; each
+    module's own time is summed, so that the two parts add up to the whole.
+    """
+    if argv[:1] == ["-c"]:  # a plain import line (the floor)
+        names_code = argv[1]
+    else:
+        listed = (
+            subprocess.run([sys.executable, "-c", MODULES_OF_A_RUN, *argv], env=env, capture_output=True, text=True)
+            .stderr.strip()
+            .splitlines()[-1]
+        )
+        names_code = f"import importlib\nfor m in {listed}:\n    __import__(m)"
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", names_code], env=env, capture_output=True, text=True
+    ).stderr
     own = other = count = 0
     for line in err.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -136,6 +152,13 @@ def import_times(argv: list[str], env: dict[str, str]) -> tuple[int, int, int]:
         else:
             other += int(self_us)
     return own, other, count
+
+
+# Runs hfsize in-process, then prints (stderr, last line) the modules it imported, in import order.
+MODULES_OF_A_RUN = (
+    "import sys; from inspector.cli import run; rc = run(sys.argv[1:]); "
+    "print([m for m in sys.modules if m != '__main__'], file=sys.stderr); sys.exit(rc)"
+)
 
 
 def import_budget(model: str, env: dict[str, str], repeat: int) -> list[str]:
@@ -163,7 +186,7 @@ def import_budget(model: str, env: dict[str, str], repeat: int) -> list[str]:
         for _ in range(repeat):
             scratch = tempfile.mkdtemp()
             cold = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
-            runs.append(import_times(["-m", "inspector", model, *args], cold if fresh else warm))
+            runs.append(import_times([model, *args], cold if fresh else warm))
         own, other = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
         lines.append(f"| {label} | {own / 1000:.0f} ms | {other / 1000:.0f} ms | {runs[-1][2]} | {own / floor:.2f} |")
         print(lines[-1], flush=True)
