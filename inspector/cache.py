@@ -19,7 +19,6 @@ import functools
 import hashlib
 import json
 import os
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ def cache_dir() -> Path:
 
 @functools.cache  # read once per process: key() runs for every model of a run
 def _version(package: str) -> str:
+    from importlib import metadata  # ~20 ms of imports, only when a key is made
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -183,4 +182,6 @@ def download_command(repo_id: str, revision: str | None, include: Iterable[str])
         parts += ["--revision", revision]
     for pattern in include:
         parts += ["--include", pattern]
+    import shlex  # `check` only
+
     return shlex.join(parts)

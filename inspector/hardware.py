@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .results import Gpu
@@ -106,6 +105,8 @@ def _nvidia_smi() -> list[Device]:
     out = _run("nvidia-smi", "-q", "-x")
     if not out:
         return []
+    import xml.etree.ElementTree as ET  # only with nvidia-smi: 5 modules every run would import otherwise
+
     try:
         root = ET.fromstring(out)
     except ET.ParseError:

@@ -7,21 +7,25 @@ huggingface_hub's exceptions are translated into HfsizeError here, in one place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import reprlib
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
-from .gguf import HeaderRead, grow_read
 from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
 from .transport import timeout_seconds
+
+if TYPE_CHECKING:
+    from .gguf import HeaderRead
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -132,10 +136,18 @@ def list_hub(
     endpoint: str | None = None,
 ) -> Listing:
     """One model_info request: the commit, every file with its size, gating and card metadata."""
-    from huggingface_hub import HfApi
+    endpoint = resolve_endpoint(endpoint)
+    ahead = _AHEAD.pop((endpoint, repo_id, revision, token), None)
+    if ahead is not None:
+        listing = ahead.listing.result()  # what this call would have returned, or raises what it would have
+        _AHEAD_REPOS[id(listing)] = (listing, ahead)
+        return listing
+    return _list_hub(repo_id, revision, token, endpoint)
+
+
+def _list_hub(repo_id: str, revision: str | None, token: str | bool | None, endpoint: str) -> Listing:
     from huggingface_hub.constants import is_offline_mode
 
-    endpoint = resolve_endpoint(endpoint)
     if is_offline_mode():
         cached = cache.load_listing(endpoint, repo_id, revision)
         if cached is None:
@@ -145,22 +157,66 @@ def list_hub(
                 "Run hfsize once online to cache its metadata, or unset HF_HUB_OFFLINE.",
             )
         return cached
-    api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(repo_id, revision, endpoint, MODEL_INFO):
-        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout_seconds())
-        listing = Listing(
-            model=repo_id,
-            revision=revision,
-            commit=info.sha,
-            location="hub",
-            files={s.rfilename: s.size for s in info.siblings or []},
-            gated=info.gated or None,
-            card_data=info.card_data.to_dict() if info.card_data else {},
-            gguf=getattr(info, "gguf", None) or None,
-        )
+        listing = _listing(repo_id, revision, _model_info(repo_id, revision, token, endpoint))
         _check_listing(listing)
     cache.store_listing(endpoint, listing)
     return listing
+
+
+def _get(url: str, token: str | bool | None, params: dict[str, Any] | None = None) -> Any:
+    """One GET through huggingface_hub's client and headers, its errors raised as its own exceptions.
+
+    huggingface_hub's light entry points (its session, headers and status check) rather than `HfApi`, whose
+    import (inference endpoints, jobs, ...) cost more than the round trip itself on every run.
+    """
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    response = get_session().get(url, headers=build_hf_headers(token=token), params=params, timeout=timeout_seconds())
+    hf_raise_for_status(response)
+    return response
+
+
+def _model_info(repo_id: str, revision: str | None, token: str | bool | None, endpoint: str) -> dict[str, Any]:
+    """The model_info reply with every file's size: what `HfApi.model_info(files_metadata=True)` requests."""
+    from huggingface_hub.utils import validate_repo_id
+
+    validate_repo_id(repo_id)  # HFValidationError, as HfApi's argument check raises it
+    path = f"{endpoint}/api/models/{repo_id}"
+    if revision is not None:
+        path += f"/revision/{_quote(revision)}"
+    data = _get(path, token, params={"blobs": True}).json()
+    data["id"]  # noqa: B018 - a reply without it is not the Hub's (ModelInfo raises KeyError, and so do we)
+    return data
+
+
+def _listing(repo_id: str, revision: str | None, info: dict[str, Any]) -> Listing:
+    """The reply read as `huggingface_hub.ModelInfo` reads it (siblings' rfilename and size, cardData through
+    ModelCardData), without importing hf_api."""
+    siblings = info.get("siblings")
+    card = info.get("cardData") or info.get("card_data")
+    if isinstance(card, dict) and card:
+        from huggingface_hub.repocard_data import ModelCardData
+
+        card_data = ModelCardData(**card, ignore_metadata_errors=True).to_dict()
+    else:
+        card_data = card.to_dict() if card else {}  # a non-dict card: as ModelInfo keeps it (AttributeError)
+    return Listing(
+        model=repo_id,
+        revision=revision,
+        commit=info.get("sha"),
+        location="hub",
+        files={s["rfilename"]: s.get("size") for s in siblings or []},
+        gated=info.get("gated") or None,
+        card_data=card_data,
+        gguf=info.get("gguf") or None,
+    )
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote as url_quote
+
+    return url_quote(text, safe="")
 
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -196,12 +252,68 @@ def fetch_hub(
     endpoint = resolve_endpoint(endpoint)
     if listing is None:
         listing = list_hub(repo_id, revision=revision, token=token, endpoint=endpoint)
+    taken = _AHEAD_REPOS.pop(id(listing), None)
+    if taken is not None and taken[0] is listing:  # read ahead (`prefetch`) from this very listing
+        repo, fetched = taken[1].repo.result()
+        if fetched and on_config is not None:
+            on_config(repo.config)
+        return repo
+    return _cached_or_fetched(repo_id, revision, token, endpoint, listing, on_config)[0]
+
+
+def _cached_or_fetched(
+    repo_id: str,
+    revision: str | None,
+    token: str | bool | None,
+    endpoint: str,
+    listing: Listing,
+    on_config: Callable[[dict[str, Any]], None] | None,
+) -> tuple[RepoFiles, bool]:
+    """The repo from hfsize's cache (False), else read from the Hub and cached (True)."""
     cached = cache.load_repo(endpoint, listing)
     if cached is not None:
-        return cached
+        return cached, False
     repo = _fetch_hub(repo_id, revision, token, endpoint, listing, on_config)
     cache.store_repo(endpoint, repo)
-    return repo
+    return repo, True
+
+
+class _Ahead:
+    """One repo read ahead: its listing, then its files (each a Future holding the result or the exception)."""
+
+    def __init__(self) -> None:
+        self.listing: Future[Listing] = Future()
+        self.repo: Future[tuple[RepoFiles, bool]] = Future()
+
+
+_AHEAD: dict[tuple[str, str, str | None, str | bool | None], _Ahead] = {}
+_AHEAD_REPOS: dict[int, tuple[Listing, _Ahead]] = {}  # by the listing list_hub handed out
+
+
+def prefetch(model: str, *, revision: str | None = None, token: str | bool | None = None) -> None:
+    """The CLI's read-ahead: one Hub repo's model info, config, index and headers are read in a background
+    thread while the rest of hfsize is still importing, so that the round trips overlap the imports; the
+    next `list_hub` (and `fetch_hub` of the listing it returns) for the same repo, revision, token and endpoint
+    takes the answers. Not for a library call: it starts a thread and keeps state for the process."""
+    if looks_local(model):
+        return
+    endpoint = resolve_endpoint(None)
+    ahead = _Ahead()
+    _AHEAD[(endpoint, model, revision, token)] = ahead
+
+    def read() -> None:
+        try:
+            listing = _list_hub(model, revision, token, endpoint)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it
+            ahead.listing.set_exception(e)
+            return
+        ahead.listing.set_result(listing)
+        try:
+            ahead.repo.set_result(_cached_or_fetched(model, revision, token, endpoint, listing, None))
+        except BaseException as e:  # noqa: BLE001 - raised by fetch_hub when it is asked for
+            ahead.repo.set_exception(e)
+
+    threading.Thread(target=read, name="hfsize-prefetch", daemon=True).start()
 
 
 def _fetch_hub(
@@ -212,36 +324,41 @@ def _fetch_hub(
     listing: Listing,
     on_config: Callable[[dict[str, Any]], None] | None,
 ) -> RepoFiles:
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=endpoint, token=token)
     commit, files = listing.commit, listing.files
     if ADAPTER_CONFIG in files and "config.json" not in files:
-        return _hub_adapter(api, listing, endpoint)
+        return _hub_adapter(listing, token, endpoint)
     if "config.json" not in files:
         raise NotFoundError(
             f"'{repo_id}' has no config.json", "hfsize needs a transformers model repo; check the repo id."
         )
-    what = f"config.json of '{repo_id}'"
-    raw = _download(api, repo_id, "config.json", commit, endpoint, files.get("config.json"))
-    config = check_config(_parse_json(raw, what), what)
-    if on_config is not None:
-        on_config(config)
-    index = None
-    if INDEX_FILE in files:
-        raw = _download(api, repo_id, INDEX_FILE, commit, endpoint, files.get(INDEX_FILE))
-        index = _parse_index(_parse_json(raw, f"{INDEX_FILE} of '{repo_id}'"), repo_id)
-    wanted, missing = _safetensors_to_read(files, index)
-    headers: dict[str, dict[str, TensorEntry]] = {}
-    if index is not None and revision in (None, "main") and len(wanted) > 1:
-        headers = _sharded_headers(api, repo_id, endpoint)
+    # config.json, the index and (on `main`) every shard header at once: one round trip after model_info
+    # instead of three in a row. The sharded read is asked for when the listing has an index and several
+    # safetensors files; the index then says whether its answer is used.
+    sharded = INDEX_FILE in files and revision in (None, "main") and _count_safetensors(files) > 1
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        config_read = pool.submit(_download, repo_id, "config.json", commit, token, endpoint, files.get("config.json"))
+        index_read = (
+            pool.submit(_download, repo_id, INDEX_FILE, commit, token, endpoint, files.get(INDEX_FILE))
+            if INDEX_FILE in files
+            else None
+        )
+        sharded_read = pool.submit(_sharded_headers, repo_id, token, endpoint) if sharded else None
+        what = f"config.json of '{repo_id}'"
+        config = check_config(_parse_json(config_read.result(), what), what)
+        if on_config is not None:
+            on_config(config)
+        index = None
+        if index_read is not None:
+            index = _parse_index(_parse_json(index_read.result(), f"{INDEX_FILE} of '{repo_id}'"), repo_id)
+        wanted, missing = _safetensors_to_read(files, index)
+        headers: dict[str, dict[str, TensorEntry]] = {}
+        if sharded_read is not None and index is not None and len(wanted) > 1:
+            headers = sharded_read.result()
     todo = [name for name in wanted if name not in headers]
     if todo:
 
         def one(name: str) -> tuple[str, dict[str, TensorEntry]]:
-            with _hub_errors(repo_id, revision, endpoint, name):
-                meta = api.parse_safetensors_file_metadata(repo_id, name, revision=commit, timeout=timeout_seconds())
-            return name, _entries_from_hub(meta, name)
+            return name, _file_header(repo_id, name, revision, commit, token, endpoint)
 
         with ThreadPoolExecutor(max_workers=MAX_PARALLEL_HEADERS) as pool:
             headers.update(pool.map(one, todo))
@@ -261,41 +378,69 @@ def _fetch_hub(
     )
 
 
-def _hub_adapter(api: Any, listing: Listing, endpoint: str) -> RepoFiles:
+def _hub_adapter(listing: Listing, token: str | bool | None, endpoint: str) -> RepoFiles:
     """A PEFT adapter repo: adapter_config.json and the adapter weights' header (no base model config)."""
     repo_id, commit = listing.model, listing.commit
-    raw = _download(api, repo_id, ADAPTER_CONFIG, commit, endpoint, listing.files.get(ADAPTER_CONFIG))
+    raw = _download(repo_id, ADAPTER_CONFIG, commit, token, endpoint, listing.files.get(ADAPTER_CONFIG))
     adapter = _parse_json(raw, f"{ADAPTER_CONFIG} of '{repo_id}'")
     headers = {}
     if ADAPTER_WEIGHTS in listing.files:
-        with _hub_errors(repo_id, listing.revision, endpoint, ADAPTER_WEIGHTS):
-            meta = api.parse_safetensors_file_metadata(
-                repo_id, ADAPTER_WEIGHTS, revision=commit, timeout=timeout_seconds()
-            )
-        headers[ADAPTER_WEIGHTS] = _entries_from_hub(meta, ADAPTER_WEIGHTS)
+        headers[ADAPTER_WEIGHTS] = _file_header(repo_id, ADAPTER_WEIGHTS, listing.revision, commit, token, endpoint)
     return RepoFiles(
         model=repo_id, revision=listing.revision, commit=commit, location="hub", config={}, files=listing.files,
         index=None, headers=headers, gated=listing.gated, card_data=listing.card_data, adapter_config=adapter,
     )  # fmt: skip
 
 
-def _sharded_headers(api: Any, repo_id: str, endpoint: str) -> dict[str, dict[str, TensorEntry]]:
-    """Every shard header in one request (the Hub's sharded-metadata route, `main` only).
+def _count_safetensors(files: dict[str, int | None]) -> int:
+    return sum(name.endswith(".safetensors") for name in files)
+
+
+def _file_header(
+    repo_id: str, name: str, revision: str | None, commit: str | None, token: str | bool | None, endpoint: str
+) -> dict[str, TensorEntry]:
+    """One safetensors header by Range reads (huggingface_hub's parser: its limits and its errors)."""
+    from huggingface_hub import HfApi  # only here: repos without the sharded route's answer
+
+    api = HfApi(endpoint=endpoint, token=token)
+    with _hub_errors(repo_id, revision, endpoint, name):
+        meta = api.parse_safetensors_file_metadata(repo_id, name, revision=commit, timeout=timeout_seconds())
+    return _entries_from_hub(meta, name)
+
+
+def _sharded_headers(repo_id: str, token: str | bool | None, endpoint: str) -> dict[str, dict[str, TensorEntry]]:
+    """Every shard header in one request (the Hub's sharded-metadata route, `main` only), read as
+    `HfApi.get_sharded_safetensors_metadata` reads it.
 
     The route is an optimisation: when an endpoint lacks it, fall back to reading each header.
     """
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
     from huggingface_hub.utils import HfHubHTTPError
 
+    url = f"{endpoint}/api/models/{repo_id}/safetensors-metadata/{INDEX_FILE}"
     try:
-        meta = api.get_sharded_safetensors_metadata(repo_id, timeout=timeout_seconds())
+        content = _get(url, token).json()
+        content["index"].get("metadata")  # noqa: B018 - the route's body has the index (HfApi reads it)
+        shards = {shard: _tensors(header) for shard, header in content["headers"].items()}
     except (GatedRepoError, RepositoryNotFoundError):
         raise
     except HfHubHTTPError:
         return {}
-    except (ValueError, KeyError, TypeError, AttributeError):  # a body that is not the route's: not JSON, no headers
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):  # not the route's body: not JSON, no headers
         return {}
-    return {name: _entries_from_hub(file_meta, name) for name, file_meta in meta.files_metadata.items()}
+    return {name: parse_header(header, name) for name, header in shards.items()}
+
+
+def _tensors(header: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A header's tensors as huggingface_hub's TensorInfo keeps them (KeyError or IndexError when malformed)."""
+    tensors = {
+        name: {"dtype": t["dtype"], "shape": list(t["shape"]), "data_offsets": list(tuple(t["data_offsets"]))}
+        for name, t in header.items()
+        if name != "__metadata__"
+    }
+    for t in tensors.values():
+        math.prod(t["shape"])  # TensorInfo computes the parameter count: a shape that is not numbers is TypeError
+    return tensors
 
 
 def _entries_from_hub(meta: Any, filename: str) -> dict[str, TensorEntry]:
@@ -308,13 +453,18 @@ def _entries_from_hub(meta: Any, filename: str) -> dict[str, TensorEntry]:
 
 
 def _download(
-    api: Any, repo_id: str, filename: str, commit: str | None, endpoint: str, size: int | None = None
+    repo_id: str, filename: str, commit: str | None, token: str | bool | None, endpoint: str, size: int | None = None
 ) -> bytes:
+    """One small file through huggingface_hub's download (and so its cache: `check` counts it as downloaded)."""
+    from huggingface_hub import hf_hub_download
+
     what = f"{filename} of '{repo_id}'"
     if size is not None and size > MAX_JSON_BYTES[filename]:  # the listing says so: not even downloaded
         raise _too_large(what, size, MAX_JSON_BYTES[filename])
     with _hub_errors(repo_id, commit, endpoint, filename):
-        path = api.hf_hub_download(repo_id, filename, revision=commit, etag_timeout=timeout_seconds())
+        path = hf_hub_download(
+            repo_id, filename, revision=commit, endpoint=endpoint, token=token, etag_timeout=timeout_seconds()
+        )
     return read_capped(Path(path), what)
 
 
@@ -615,5 +765,7 @@ def read_gguf_header(
                     if len(body) >= skip + stop - start:
                         break
         return bytes(body[skip : skip + stop - start])
+
+    from .gguf import grow_read
 
     return grow_read(read, size, filename)

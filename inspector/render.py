@@ -17,7 +17,8 @@ from rich.text import Text
 
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
-from .results import Failure, Report, report_to_dict
+from .results import Failure, Report
+from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
 from .units import gib_number as _gib_number
 
@@ -149,10 +150,6 @@ def bullets(items: Iterable[str], style: str = "") -> Table:
     for item in items:
         grid.add_row(Text("  •", style=style), Text(item, style=style))
     return grid
-
-
-def to_json(report: Any, indent: int | None = 2) -> str:
-    return json.dumps(report_to_dict(report), indent=indent)
 
 
 def report_renderable(report: Report, width: int = 120) -> Group:

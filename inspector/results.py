@@ -9,11 +9,61 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
+
+
+# ---------------------------------------------------------------- one decorator for every result
+
+_T = TypeVar("_T")
+_FIELD_NAMES: dict[tuple[type, str], tuple[str, ...]] = {}
+
+
+def _names(cls: type, role: str) -> tuple[str, ...]:
+    """The fields that take part in eq ("compare"), hash ("hash") or repr ("repr"), as dataclasses chooses them."""
+    names = _FIELD_NAMES.get((cls, role))
+    if names is None:
+        fields = dataclasses.fields(cls)
+        if role == "compare":
+            names = tuple(f.name for f in fields if f.compare)
+        elif role == "hash":
+            names = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
+        else:
+            names = tuple(f.name for f in fields if f.repr)
+        _FIELD_NAMES[(cls, role)] = names
+    return names
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is self.__class__:
+        names = _names(self.__class__, "compare")
+        return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+    return NotImplemented
+
+
+def _hash(self: Any) -> int:
+    return hash(tuple(getattr(self, n) for n in _names(self.__class__, "hash")))
+
+
+@reprlib.recursive_repr()
+def _repr(self: Any) -> str:
+    shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in _names(self.__class__, "repr"))
+    return f"{self.__class__.__qualname__}({shown})"
+
+
+def frozen(cls: type[_T]) -> type[_T]:
+    """`@dataclass(frozen=True)` with the same __eq__, __hash__ and __repr__, shared by every class instead of
+    generated for each: dataclasses compiles each generated method with exec, and for these 54 classes eq, hash
+    and repr were more than half of this module's import time (99 -> 42 ms CPU measured), paid by every run."""
+    made = dataclass(frozen=True, eq=False, repr=False)(cls)
+    for name, method in (("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr)):
+        if name not in cls.__dict__:  # a method the class defines itself wins, as with dataclass
+            setattr(made, name, method)
+    return made
 
 
 # ---------------------------------------------------------------- closed vocabularies
@@ -96,7 +146,7 @@ class ProblemCode(Vocabulary):
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us
 
 
-@dataclass(frozen=True)
+@frozen
 class TensorEntry:
     """One tensor as a safetensors header declares it."""
 
@@ -109,7 +159,7 @@ class TensorEntry:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True)
+@frozen
 class Listing:
     """A repo's file list before anything is downloaded: one model_info request on the Hub."""
 
@@ -123,7 +173,7 @@ class Listing:
     gguf: dict[str, Any] | None = None  # model_info's `gguf` block (total parameters, architecture, ...)
 
 
-@dataclass(frozen=True)
+@frozen
 class RepoFiles:
     """The metadata of one model repo: config, file list, index and safetensors headers; no weights."""
 
@@ -142,7 +192,7 @@ class RepoFiles:
     overrides: list[Override] = field(default_factory=list)  # `--set`: config is the modified one
 
 
-@dataclass(frozen=True)
+@frozen
 class Override:
     """One `--set key=value`: the config key (dotted for a nested dict), the value set, the value it replaced."""
 
@@ -154,7 +204,7 @@ class Override:
 # ---------------------------------------------------------------- what the architecture says
 
 
-@dataclass(frozen=True)
+@frozen
 class BuiltArchitecture:
     """An instantiated (empty-weight) model reduced to names and shapes; torch-free from here on."""
 
@@ -188,7 +238,7 @@ class BuiltArchitecture:
         return self.how in (How.NATIVE, How.REMOTE_CODE)
 
 
-@dataclass(frozen=True)
+@frozen
 class KvLayer:
     """One cached attention layer, from the config as transformers resolved it."""
 
@@ -199,7 +249,7 @@ class KvLayer:
     constant_fp32_elements: int = 0  # ... kept in fp32 by the modeling code whatever the model's dtype
 
 
-@dataclass(frozen=True)
+@frozen
 class KvKind:
     """The layers of one cache kind (and window), summed: what memory.kv_cache lists."""
 
@@ -218,7 +268,7 @@ class KvKind:
 PCIE_BYTES_PER_S_PER_LANE = {3: 984_615_384, 4: 1_969_230_769, 5: 3_938_461_538}
 
 
-@dataclass(frozen=True)
+@frozen
 class Interconnect:
     """How a device talks to its peers and to the host, from the catalog's datasheet figures."""
 
@@ -242,7 +292,7 @@ class Interconnect:
         return self.pcie_bytes_per_s
 
 
-@dataclass(frozen=True)
+@frozen
 class Gpu:
     name: str
     count: int
@@ -265,7 +315,7 @@ class Gpu:
         return self.name if self.count == 1 or self.devices else f"{self.name} x{self.count}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Fit:
     gpu: str  # e.g. "H100-80GB x2"
     verdict: str  # a Verdict
@@ -273,7 +323,7 @@ class Fit:
     headroom_bytes: int | None  # left over on the given devices (negative: missing)
 
 
-@dataclass(frozen=True)
+@frozen
 class PrecisionMemory:
     weights_bytes: int
     kv_cache_bytes: int | None  # None: not counted (--headers-only without a cached architecture)
@@ -287,7 +337,7 @@ class PrecisionMemory:
     max_context: dict[str, int | None] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class Training:
     full_adamw_bytes: int  # bf16 weights + bf16 grads + fp32 master + 2 fp32 Adam moments
     lora_bytes: int  # bf16 frozen base + LoRA adapters with grads and Adam state
@@ -296,7 +346,7 @@ class Training:
     lora_rank: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Memory:
     context: int
     batch: int
@@ -328,7 +378,7 @@ class Memory:
         return {name: line for name, line in self.by_scheme.items() if line is not None}
 
 
-@dataclass(frozen=True)
+@frozen
 class LayerGroup:
     """A run of consecutive layers with the same parameter count."""
 
@@ -337,7 +387,7 @@ class LayerGroup:
     parameters_each: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Parameters:
     total: int
     source: str  # "architecture" (exact, from the empty model) | "checkpoint" (from headers)
@@ -351,7 +401,7 @@ class Parameters:
     active_excluding_embeddings: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Architecture:
     class_: str | None
     model_type: str | None
@@ -365,7 +415,7 @@ class Architecture:
 # ---------------------------------------------------------------- what the checkpoint stores
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckpointFile:
     name: str
     tensors: int | None  # None when the headers were not read (pickle files)
@@ -373,7 +423,7 @@ class CheckpointFile:
     size: int | None  # file size on the Hub/disk, header included
 
 
-@dataclass(frozen=True)
+@frozen
 class Checkpoint:
     format: str  # "safetensors" | "pytorch" | "none"
     files: list[CheckpointFile]
@@ -385,7 +435,7 @@ class Checkpoint:
     headers_read: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class ReconItem:
     kind: str  # a ReconKind
     tensors: int
@@ -394,7 +444,7 @@ class ReconItem:
     message: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Reconciliation:
     architecture_parameters: int | None
     checkpoint_parameters: int | None  # parameters the checkpoint holds, once explained
@@ -408,13 +458,13 @@ class Reconciliation:
 # ---------------------------------------------------------------- what a download fetches
 
 
-@dataclass(frozen=True)
+@frozen
 class FileSize:
     path: str
     bytes: int | None  # None: the listing did not give a size
 
 
-@dataclass(frozen=True)
+@frozen
 class UnusedWeights:
     """Weight files of one format that from_pretrained never reads."""
 
@@ -423,7 +473,7 @@ class UnusedWeights:
     bytes: int
 
 
-@dataclass(frozen=True)
+@frozen
 class DownloadPlan:
     weights_format: str  # "safetensors" | "pytorch" | "none"
     weights: list[FileSize]  # index + shards from_pretrained reads
@@ -440,7 +490,7 @@ class DownloadPlan:
 # ---------------------------------------------------------------- pipeline stages (api.analyze)
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolved:
     """Stage 1: the architecture, and what each stored tensor is (checkpoint.Kinds)."""
 
@@ -448,7 +498,7 @@ class Resolved:
     kinds: dict[str, tuple[str, int]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Counted:
     """Stage 2: the parameters, the architecture's total when it was built (else None), notes on how."""
 
@@ -460,7 +510,7 @@ class Counted:
 # ---------------------------------------------------------------- the whole answer
 
 
-@dataclass(frozen=True)
+@frozen
 class Report:
     model: str
     revision: str | None
@@ -476,7 +526,7 @@ class Report:
     overrides: list[Override] = field(default_factory=list)  # `--set`: the config values changed before the build
 
 
-@dataclass(frozen=True)
+@frozen
 class Failure:
     """A model that could not be inspected, in a run over several (the others go on)."""
 
@@ -504,10 +554,17 @@ def report_to_dict(report: Any) -> dict[str, Any]:
     return dataclasses.asdict(report, dict_factory=_json_names)
 
 
+def to_json(report: Any, indent: int | None = 2) -> str:
+    """The JSON text of any result (`render.to_json`): here, so that `--json` never imports rich."""
+    import json
+
+    return json.dumps(report_to_dict(report), indent=indent)
+
+
 # ---------------------------------------------------------------- `hfsize plan`
 
 
-@dataclass(frozen=True)
+@frozen
 class Offload:
     """Where device_map="auto" with max_memory puts the layers: GPUs first, the rest in CPU RAM."""
 
@@ -521,7 +578,7 @@ class Offload:
     kept_in_ram_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Speed:
     """Tokens per second for one sequence: a bound no implementation beats, and the expected range."""
 
@@ -531,7 +588,7 @@ class Speed:
     limited_by: str
 
 
-@dataclass(frozen=True)
+@frozen
 class RunPlan:
     """One way to run the model: an engine, a precision and a GPU setup, and what it gives."""
 
@@ -554,7 +611,7 @@ class RunPlan:
     file: str | None = None  # llama.cpp: the GGUF file (a split set's name) this way loads; None for safetensors
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanResult:
     model: str
     revision: str | None
@@ -572,14 +629,14 @@ class PlanResult:
 # ---------------------------------------------------------------- `hfsize check`
 
 
-@dataclass(frozen=True)
+@frozen
 class Problem:
     code: str  # a ProblemCode: stable identifier, e.g. "missing_shards" (README lists them)
     severity: str  # a Severity
     message: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Disk:
     path: str  # where the download would go (checked: its nearest existing folder)
     free_bytes: int
@@ -588,7 +645,7 @@ class Disk:
     fits: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckResult:
     model: str
     revision: str | None
@@ -612,7 +669,7 @@ class CheckResult:
 # ---------------------------------------------------------------- `hfsize compare`
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigChange:
     key: str
     base: Any
@@ -620,7 +677,7 @@ class ConfigChange:
     kind: str  # "shape" (changes tensors) | "behaviour" (same tensors, other results) | "cosmetic"
 
 
-@dataclass(frozen=True)
+@frozen
 class TensorGroup:
     """Tensors with the same change whose names differ only in layer/expert indices."""
 
@@ -631,7 +688,7 @@ class TensorGroup:
     example: str
 
 
-@dataclass(frozen=True)
+@frozen
 class TensorDiff:
     available: bool  # both sides have safetensors headers
     reason: str | None  # why not, when not available
@@ -641,7 +698,7 @@ class TensorDiff:
     retyped: list[TensorGroup]
 
 
-@dataclass(frozen=True)
+@frozen
 class AdapterSummary:
     base_model: str
     peft_type: str
@@ -659,7 +716,7 @@ class AdapterSummary:
     merged_bytes: dict[str, int]  # per precision: merged into the base, the base's own size
 
 
-@dataclass(frozen=True)
+@frozen
 class Comparison:
     base: str
     base_commit: str | None
@@ -687,7 +744,7 @@ class Comparison:
 # ---------------------------------------------------------------- `hfsize explain`
 
 
-@dataclass(frozen=True)
+@frozen
 class Term:
     """One line of arithmetic: `formula` (text, e.g. "5,120 x 5,120" or "317,204,480 x 40") equals `value`;
     `count` is how many equal pieces it adds up (layers of a run, experts, 1 for a single tensor)."""
@@ -698,7 +755,7 @@ class Term:
     value: int
 
 
-@dataclass(frozen=True)
+@frozen
 class LayerRun:
     """Consecutive layers of one stack with the same parameters (names and shapes)."""
 
@@ -709,7 +766,7 @@ class LayerRun:
     terms: list[Term]  # one layer's distinct parameters (expert copies folded): values sum to parameters_each
 
 
-@dataclass(frozen=True)
+@frozen
 class WeightTerms:
     """The weight bytes of one scheme, split by how each parameter loads; values sum to weights_bytes."""
 
@@ -718,7 +775,7 @@ class WeightTerms:
     terms: list[Term]
 
 
-@dataclass(frozen=True)
+@frozen
 class Explanation:
     shape: dict[str, Any]  # vocab, hidden, layers, heads, kv_heads, head_dim, ffn, experts, top_k, tied_head
     terms: list[Term]  # values sum to parameters.total
@@ -730,7 +787,7 @@ class Explanation:
     notes: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class ExplainDelta:
     """`--set`: the modified model less the unmodified one."""
 
@@ -742,7 +799,7 @@ class ExplainDelta:
     parameters_unmodified: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Chart:
     """Total memory against context length per scheme, and the GPUs' capacities (the crossing is the
     longest context that fits)."""
@@ -753,7 +810,7 @@ class Chart:
     file: str | None = None  # the image written (--plot)
 
 
-@dataclass(frozen=True)
+@frozen
 class Explained:
     """`hfsize explain MODEL`: where the count, the KV cache and the weight bytes come from."""
 
@@ -770,14 +827,14 @@ class Explained:
     schema_version: int = SCHEMA_VERSION
 
 
-@dataclass(frozen=True)
+@frozen
 class ShapeChange:
     key: str
     before: Any
     after: Any
 
 
-@dataclass(frozen=True)
+@frozen
 class FamilyStep:
     """What changed from one model of a family to the next."""
 
@@ -792,7 +849,7 @@ class FamilyStep:
     kv_bytes_per_token_after: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Family:
     """`hfsize explain A B C`: the models side by side."""
 
@@ -806,7 +863,7 @@ class Family:
 # ---------------------------------------------------------------- GGUF repos (issue 16; built by gguf_repo.py)
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFFile:
     """Facts of one GGUF file or split set, from its header(s) and the repo's file sizes.
 
@@ -866,7 +923,7 @@ class GGUFFile:
     kept_in_ram_bytes: dict[str, int] = field(default_factory=dict)  # of ram_bytes: -ot tensors of GPU layers
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFSummary:
     """A GGUF repo's files and, for the given GPUs and context, the file to download (engines/llamacpp.py)."""
 
@@ -882,7 +939,7 @@ class GGUFSummary:
     cache_type: str | None = None  # --cache-type-k/v
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFReport:
     """`hfsize REPO` for a repo (or folder, or file) whose weights are GGUF files."""
 
@@ -893,7 +950,7 @@ class GGUFReport:
     gguf: GGUFSummary
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFQuantCost:
     """One quant file of a GGUF repo against its base: what the quant keeps of the base's bf16 bytes."""
 
@@ -907,7 +964,7 @@ class GGUFQuantCost:
     saved_bytes: int | None  # the base's bf16 bytes - tensor_bytes
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFComparison:
     """`compare BASE GGUF_REPO` (either order, or the GGUF repo alone with its card's base_model)."""
 

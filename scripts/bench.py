@@ -225,6 +225,84 @@ def file_reads(hub: HubReplica, path_end: str) -> tuple[int, int]:
     return len(hits), sum(r.body_bytes for r in hits)
 
 
+# What every Hub run imports before its first request, hfsize or not: the CLI toolkit, the HTTP client and
+# huggingface_hub's session, headers and download (hf-mem imports the same httpx2 stack).
+IMPORT_FLOOR = "import click, httpx2; from huggingface_hub.utils import get_session, build_hf_headers; "
+IMPORT_FLOOR += "from huggingface_hub import hf_hub_download"
+
+
+def import_times(argv: list[str], env: dict[str, str]) -> tuple[int, int, int]:
+    """(microseconds of hfsize's own modules, of all the others, modules imported) by the hfsize run `argv`.
+
+    The run itself reads the Hub in a thread while it imports, and `-X importtime` charges a module imported
+    by one thread to whatever another was importing: so the run only names its modules (in the order it
+    imported them), and a fresh interpreter imports that list one by one under `-X importtime`; each
+    module's own time is summed, so that the two parts add up to the whole.
+    """
+    if argv[:1] == ["-c"]:  # a plain import line (the floor)
+        names_code = argv[1]
+    else:
+        listed = (
+            subprocess.run([sys.executable, "-c", MODULES_OF_A_RUN, *argv], env=env, capture_output=True, text=True)
+            .stderr.strip()
+            .splitlines()[-1]
+        )
+        names_code = f"import importlib\nfor m in {listed}:\n    __import__(m)"
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", names_code], env=env, capture_output=True, text=True
+    ).stderr
+    own = other = count = 0
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        count += 1
+        if name == "inspector" or name.startswith("inspector."):
+            own += int(self_us)
+        else:
+            other += int(self_us)
+    return own, other, count
+
+
+# Runs hfsize in-process, then prints (stderr, last line) the modules it imported, in import order.
+MODULES_OF_A_RUN = (
+    "import sys; from inspector.cli import run; rc = run(sys.argv[1:]); "
+    "print([m for m in sys.modules if m != '__main__'], file=sys.stderr); sys.exit(rc)"
+)
+
+
+def import_budget(model: str, env: dict[str, str], repeat: int) -> list[str]:
+    """The import-time budget of `--headers-only` (cold) and of a repeated report: hfsize's own modules against
+    the libraries' floor (IMPORT_FLOOR), medians of `repeat` runs; a printed ratio, never a test."""
+    floors = [import_times(["-c", IMPORT_FLOOR], env) for _ in range(repeat)]
+    floor = statistics.median(o + t for o, t, _ in floors)
+    floor_modules = floors[-1][2]
+    scratch = tempfile.mkdtemp()
+    warm = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+    run([str(BIN / "hfsize"), model, "--json"], warm)  # the cache the repeated runs read
+    lines = [
+        "",
+        f"Import budget on {model} (`python -X importtime`, each module's own time, median of {repeat}): the "
+        f"libraries' floor (`{IMPORT_FLOOR}`) takes {floor / 1000:.0f} ms in {floor_modules} modules.",
+        "",
+        "| run | hfsize's modules | other modules | modules imported | hfsize's / floor (budget: at most 0.5) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, args, fresh in (
+        ("`--headers-only --json`, cold caches", ["--headers-only", "--json"], True),
+        ("`--json`, repeated (from the cache)", ["--json"], False),
+    ):
+        runs = []
+        for _ in range(repeat):
+            scratch = tempfile.mkdtemp()
+            cold = dict(env, HF_HOME=f"{scratch}/hf", HFSIZE_CACHE=f"{scratch}/hfsize")
+            runs.append(import_times([model, *args], cold if fresh else warm))
+        own, other = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        lines.append(f"| {label} | {own / 1000:.0f} ms | {other / 1000:.0f} ms | {runs[-1][2]} | {own / floor:.2f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ sections
 
 
@@ -614,6 +692,8 @@ def accelerate_section(args: argparse.Namespace, base_env: dict[str, str]) -> li
             print(headers_only[-1], flush=True)
     lines += headers_only
     with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
+        lines += import_budget("meta-llama/Llama-2-70b-hf", dict(base_env, HF_ENDPOINT=hub.endpoint), args.repeat)
+    with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
         env = dict(base_env, HF_ENDPOINT=hub.endpoint)
         repos = [repo for _, repo, _ in MODELS]
         one_by_one = sum(median_run([str(BIN / "hfsize"), r, "--json"], env, 1, fresh=True)[0] for r in repos)
@@ -642,8 +722,18 @@ def accelerate_section(args: argparse.Namespace, base_env: dict[str, str]) -> li
 
 # ------------------------------------------------------------------------------------------------ the report
 
+
+def imports_section(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
+    with HubReplica(ROOT / "fixtures" / "hub", latency=args.latency) as hub:
+        return [
+            "## Import budget",
+            *import_budget("meta-llama/Llama-2-70b-hf", dict(env, HF_ENDPOINT=hub.endpoint), args.repeat),
+        ]
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, dict[str, str]], list[str]]] = {
     "startup": startup_section,
+    "imports": imports_section,
     "hfmem": hfmem_section,
     "gguf": gguf_section,
     "scan": scan_section,

@@ -95,3 +95,70 @@ def test_a_sibling_config_reuses_the_cached_architecture(tmp_path):
     first, second = (json.loads(r.stdout) for r in runs)
     assert first["parameters"]["total"] == second["parameters"]["total"] == 13_015_864_320  # Llama-2-13B
     assert (first["memory"]["load_dtype"], second["memory"]["load_dtype"]) == ("fp16", "fp32")
+
+
+SEVENTY_B = "meta-llama/Llama-2-70b-hf"  # the replica's stand-in: 15 shards, an index, the sharded-metadata route
+
+
+def _cli(args: list[str], env: dict[str, str], probe: str = "") -> subprocess.CompletedProcess:
+    """hfsize in a subprocess, printing after it which of the named modules it had imported (stderr)."""
+    import os
+    from pathlib import Path
+
+    code = (
+        "import sys; from inspector.cli import run; rc = run(sys.argv[1:]); "
+        f"print('IMPORTED', [m for m in {probe.split()!r} if m in sys.modules], file=sys.stderr); sys.exit(rc)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    full = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_TELEMETRY"}
+    full.update(env, PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full, cwd=root)
+
+
+# What --headers-only and a cached report never need: the model class, the table renderer (JSON output), and
+# huggingface_hub's HfApi module (its import alone outweighed a round trip).
+NOT_NEEDED = "torch transformers accelerate rich huggingface_hub.hf_api"
+
+
+def test_headers_only_and_a_cached_report_import_only_what_they_use(hub, tmp_path):
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "HFSIZE_CACHE": str(tmp_path / "cache")}
+    quick = _cli([SEVENTY_B, "--headers-only", "--json"], env, NOT_NEEDED)
+    assert quick.returncode == 0, quick.stderr
+    assert "IMPORTED []" in quick.stderr
+    import json
+
+    # 68,976,648,192: Llama-2-70B's parameters (fixtures/hub/meta-llama/Llama-2-70b-chat-hf/SOURCE.md)
+    assert json.loads(quick.stdout)["parameters"]["total"] == 68_976_648_192
+    full = _cli([SEVENTY_B, "--json"], env, NOT_NEEDED)  # builds the architecture once (torch), caches it
+    assert full.returncode == 0, full.stderr
+    again = _cli([SEVENTY_B, "--json"], env, NOT_NEEDED)
+    assert again.returncode == 0, again.stderr
+    assert "IMPORTED []" in again.stderr
+    assert again.stdout == full.stdout
+
+
+def test_a_sharded_repo_takes_two_round_trips_and_no_agent_registry(tmp_path):
+    """model_info, then config.json, the index and every shard header at once; huggingface_hub's telemetry
+    (which first fetches /api/agent-harnesses, answered 404 by the replica as by mirrors) is off in the CLI."""
+    from tests.hub_replica import HubReplica
+
+    # 0.5 s per answer: reads sent together are seen in flight together (one after another: never more than 1)
+    with HubReplica(latency=0.5) as slow:
+        env = {"HF_ENDPOINT": slow.endpoint, "HF_HOME": str(tmp_path / "hf"), "HFSIZE_CACHE": str(tmp_path / "c")}
+        proc = _cli([SEVENTY_B, "--headers-only", "--json"], env)
+        assert proc.returncode == 0, proc.stderr
+        logged = [(r.method, r.path.rsplit("/", 1)[-1]) for r in slow.requests]
+        in_flight = slow.max_in_flight
+        slow.reset_requests()
+        again = _cli([SEVENTY_B, "--headers-only", "--json"], env)
+        assert again.returncode == 0, again.stderr
+        repeated = [r.path for r in slow.requests]
+    assert logged[0] == ("GET", "Llama-2-70b-hf")  # model info: the commit and the file list
+    config, index = "config.json", "model.safetensors.index.json"
+    # hf_hub_download's HEAD then GET for the two small files (so they land in the HF cache `check` counts)
+    expected = [("GET", index), ("GET", config), ("HEAD", index), ("HEAD", config), ("GET", index)]
+    assert sorted(logged[1:]) == sorted(expected)  # the last GET index: the sharded-metadata route's
+    # the two HEADs and the sharded read are sent at once after model info (3 on an idle machine; a loaded one
+    # may start a HEAD late, after hf_hub_download's first import)
+    assert in_flight >= 2
+    assert repeated == [f"/api/models/{SEVENTY_B}"]  # answered from hfsize's cache: model info only
