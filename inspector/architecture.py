@@ -141,6 +141,7 @@ def build(
         transformers_version=version,
         checkpoint_tensors=checkpoint_format(model, set(tied)),
         quantizable=_bnb_quantizable(model, parameters),
+        lora_targets=_lora_targets(model, parameters),
         keep_fp32=keep_fp32,
         keep_fp32_strict=keep_fp32_strict,
         buffer_bytes=sum(b.numel() * b.element_size() for _, b in model.named_buffers()),
@@ -186,6 +187,26 @@ def _bnb_quantizable(model: Any, parameters: dict[str, tuple[int, ...]]) -> dict
             weight = f"{module_name}.weight"
             if weight in parameters:
                 # Conv1D stores [in, out] and is transposed when quantized: its rows are shape[1]
+                rows[weight] = parameters[weight][1] if isinstance(module, Conv1D) else parameters[weight][0]
+    return rows
+
+
+def _lora_targets(model: Any, parameters: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """Weights LoRA wraps with target_modules="all-linear", by PEFT's rule -> output rows.
+
+    PEFT (tuners_utils._maybe_include_all_linear_layers, 0.21) takes every module that is an instance of
+    nn.Linear or Conv1D, subclasses such as FalconLinear included (unlike bitsandbytes loading), and leaves out
+    the output embeddings.
+    """
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    rows: dict[str, int] = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, (torch.nn.Linear, Conv1D)) and module is not head:
+            weight = f"{module_name}.weight"
+            if weight in parameters:  # a tied copy is wrapped once, where it is owned
                 rows[weight] = parameters[weight][1] if isinstance(module, Conv1D) else parameters[weight][0]
     return rows
 
@@ -253,6 +274,8 @@ _NOT_MODELED = {
     "inkling_text": "its attention heads and short convolutions are sized per projection",
     "inkling2_text": "its attention heads and short convolutions are sized per projection",
     "inkling2_loop_text": "its attention heads and short convolutions are sized per projection",
+    # The global transformer runs once per byte patch, and entropy patching sets the patches from the bytes
+    "blt": "its global transformer caches one entry per byte patch, and the patches depend on the input bytes",
 }
 
 
@@ -264,6 +287,12 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
     resolved it (defaults filled in, aliases such as gpt2's n_head applied), and the constant state of linear
     attention, SSM and convolution layers from the token-mixer modules of the built model.
     """
+    outside = _state_outside_cache(model)
+    if outside:
+        return (), outside
+    unmodeled = _NOT_MODELED.get(str(getattr(cfg, "model_type", "")))
+    if unmodeled:
+        return (), unmodeled
     try:
         from transformers import DynamicCache
         from transformers.cache_utils import get_layer_types_and_kwargs
@@ -283,14 +312,17 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
     custom = _own_cache_class(model)
     if custom:
         return (), f"{type(model).__name__} keeps its own cache class ({custom}), which hfsize does not model"
-    outside = _state_outside_cache(model)
-    if outside:
-        return (), outside
     per_layer = list(getattr(text, "per_layer_config", None) or [])
     sharing = list(getattr(text, "kv_sharing_modes", None) or [])
-    blocks = _decoder_layers(model, len(cache.layers))
+    cache_layers, types = list(cache.layers), list(types)
+    decoder = getattr(cfg, "decoder_layers", None)
+    if _positive_int(decoder) and decoder != len(cache_layers) and cache_layers and len(set(types)) == 1:
+        # BART-style configs: num_hidden_layers maps to encoder_layers, which DynamicCache(config) sizes itself by,
+        # but only the decoder's layers cache (Marian, MVP and Blenderbot-3B have fewer or more of them)
+        cache_layers, types = [cache_layers[0]] * decoder, [types[0]] * decoder
+    blocks = _decoder_layers(model, len(cache_layers))
     layers = []
-    for i, (cache_layer, layer_type) in enumerate(zip(cache.layers, types, strict=False)):
+    for i, (cache_layer, layer_type) in enumerate(zip(cache_layers, types, strict=False)):
         layer_cfg = per_layer[i] if i < len(per_layer) else text
         window = getattr(cache_layer, "sliding_window", None)
         window = window if _positive_int(window) else None
@@ -299,7 +331,7 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
             layers.append(KvLayer(0, None, Kind.SHARED.value if shared else Kind.NONE.value))
             continue
         attention = _ATTENTION_TYPES.get(layer_type) or _HYBRID_TYPES.get(layer_type)
-        elements = 0
+        elements = positions = 0
         kind = ""
         if attention is not None or layer_type == "indexed_attention":
             per_token = _kv_elements_per_token(layer_cfg)
@@ -310,10 +342,19 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
             if attention is Kind.FULL and _is_mla(layer_cfg):
                 kind = Kind.MLA.value
             if layer_type == "indexed_attention":
-                index_dim = getattr(layer_cfg, "index_head_dim", None)
+                index_dim = next(
+                    (
+                        v
+                        for k in ("index_head_dim", "indexer_head_dim")
+                        if _positive_int(v := getattr(layer_cfg, k, None))
+                    ),
+                    None,
+                )
                 if not _positive_int(index_dim):
                     return (), f"layer {i}'s sparse-attention indexer has no index_head_dim"
                 elements += index_dim
+                if i == types.index("indexed_attention") and _indexer_positions_cached(model):
+                    positions = 3  # Qwen4-Exp: the 3-D (M-RoPE) positions of every token, on the first indexer
         elif layer_type not in _STATE_TYPES:
             name = type(cache_layer).__name__
             return (), f"layer {i} uses the cache layer type '{layer_type}' ({name}), which hfsize does not model"
@@ -324,8 +365,28 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
                 return (), f"the recurrent or convolution state of layer {i} is not known to hfsize"
             state_kind, constant, fp32 = state
             kind = f"{state_kind}+{kind}" if kind else state_kind
-        layers.append(KvLayer(elements, window, kind, constant, fp32))
+        layers.append(KvLayer(elements, window, kind, constant, fp32, positions))
+    loops = getattr(text, "n_recurrent_loops", None)
+    if getattr(text, "recurrent_kv_cache_mode", None) == "per_loop" and _positive_int(loops) and loops > 1:
+        # Dory: every loop after the first through the recurrent section writes its own copy of those layers
+        start = text.n_input_layers
+        layers += layers[start : start + text.n_recurrent_layers] * (loops - 1)
     return tuple(layers), ""
+
+
+def _indexer_positions_cached(model: Any) -> bool:
+    """Whether the modeling code stores the indexer's position ids in the cache (Qwen4-Exp, int64 [3, batch, T])."""
+    import inspect
+    import sys
+
+    if model is None:
+        return False
+    try:
+        return "indexer_cache.indexer_position_ids = position_ids" in inspect.getsource(
+            sys.modules[type(model).__module__]
+        )
+    except (OSError, TypeError, KeyError):
+        return False
 
 
 def _is_mla(cfg: Any) -> bool:
@@ -375,6 +436,10 @@ def _state_outside_cache(model: Any) -> str:
     params = inspect.signature(type(model).forward).parameters
     if "state" in params and "past_key_values" not in params and "cache" not in params:
         return f"{name} passes its recurrent state in its own outputs, not in a transformers cache"
+    if "past_buckets_states" in params:
+        return f"{name} passes its LSH buckets and hidden states in its own outputs, not in a transformers cache"
+    if "mems" in params:
+        return f"{name} keeps past hidden states (mems) in its own outputs, not in a transformers cache"
     if any(hasattr(m, "recurrent_states") for m in model.modules()):
         return f"{name} keeps its recurrent state inside its modules, not in the cache it returns"
     return ""
@@ -421,6 +486,9 @@ def _mixer_state(layer: Any) -> tuple[str, int, int] | None:
         is_mixer = hasattr(module, "conv_kernel_size")
         if not is_mixer or matched:
             continue
+        delayed = getattr(module, "v_proj_delayed", None)
+        if isinstance(delayed, torch.nn.Linear):
+            recurrent += delayed.out_features  # ZAYA's CCA keeps the last token's delayed value projection
         for state_kind, names, in_fp32 in _RECURRENT_STATES:
             values = [getattr(module, n, None) for n in names]
             if all(_positive_int(v) for v in values):
@@ -428,9 +496,9 @@ def _mixer_state(layer: Any) -> tuple[str, int, int] | None:
                 for v in values:
                     size *= v
                 kind, matched = state_kind.value, True
-                recurrent, fp32 = (0, size) if in_fp32 else (size, 0)
+                recurrent, fp32 = (recurrent, size) if in_fp32 else (recurrent + size, 0)
                 break
-    if not conv and not matched:
+    if not conv and not matched and not recurrent:
         return None
     return kind, conv + recurrent, fp32
 

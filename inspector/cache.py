@@ -24,7 +24,7 @@ from typing import Any
 
 from .results import BuiltArchitecture, KvLayer, Listing, RepoFiles, TensorEntry
 
-FORMAT = 3  # bump when BuiltArchitecture changes shape (3: KvLayer kinds and constant state)
+FORMAT = 4  # bump when BuiltArchitecture changes shape (3: KvLayer kinds and constant state; 4: LoRA targets)
 
 
 def cache_dir() -> Path:

@@ -167,12 +167,13 @@ def _training(built: BuiltArchitecture, numels: Mapping[str, int], base: str, se
     """Weights-and-optimizer memory for finetuning (activations excluded: they depend on batch and length).
 
     Full finetuning with AdamW in mixed precision: 2 (bf16 weights) + 2 (bf16 grads) + 4 (fp32 master)
-    + 8 (two fp32 Adam moments) = 16 bytes per parameter. LoRA of rank r on every quantizable Linear
-    adds r x (in + out) parameters, trained in fp32: 4 + 4 + 8 = 16 bytes each, over a frozen bf16 base
-    (LoRA) or an nf4 double-quant base (QLoRA).
+    + 8 (two fp32 Adam moments) = 16 bytes per parameter. LoRA of rank r on every Linear PEFT wraps with
+    target_modules="all-linear" (Linear subclasses included, the output head not) adds r x (in + out)
+    parameters, trained in fp32: 4 + 4 + 8 = 16 bytes each, over a frozen bf16 base (LoRA) or an nf4
+    double-quant base (QLoRA).
     """
     total = sum(numels.values())
-    lora = sum(settings.lora_rank * (numels[name] // rows + rows) for name, rows in built.quantizable.items() if rows)
+    lora = sum(settings.lora_rank * (numels[name] // rows + rows) for name, rows in built.lora_targets.items() if rows)
     bf16, nf4 = LOAD_SCHEMES["bf16"], LOAD_SCHEMES["nf4_double_quant"]
     base_bf16 = sum(bf16.weight_bytes(n, k, built, base)[0] for n, k in numels.items())
     base_nf4 = sum(nf4.weight_bytes(n, k, built, "bf16")[0] for n, k in numels.items())

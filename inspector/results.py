@@ -221,6 +221,7 @@ class BuiltArchitecture:
     checkpoint_tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # For the memory stage, as the installed transformers decides them:
     quantizable: dict[str, int] = field(default_factory=dict)  # weights bnb quantizes -> output rows
+    lora_targets: dict[str, int] = field(default_factory=dict)  # weights PEFT's all-linear LoRA wraps -> rows
     keep_fp32: frozenset[str] = frozenset()  # parameters kept in fp32 when loading in fp16 (_keep_in_fp32_modules)
     keep_fp32_strict: frozenset[str] = frozenset()  # ... in fp16 and bf16 (_keep_in_fp32_modules_strict)
     buffer_bytes: int = 0  # bytes of the buffers as built (their own dtypes)
@@ -247,6 +248,7 @@ class KvLayer:
     kind: str = "full_attention"  # a state.Kind value; "mamba+full_attention" for a layer with both
     constant_elements: int = 0  # per sequence whatever the context (conv and recurrent state), model dtype
     constant_fp32_elements: int = 0  # ... kept in fp32 by the modeling code whatever the model's dtype
+    int64_per_token: int = 0  # int64 values held per token whatever the dtype (Qwen4-Exp's indexer positions)
 
 
 @frozen

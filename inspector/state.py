@@ -44,7 +44,7 @@ def tokens_kept(layer: KvLayer, context: int) -> int:
 def layer_bytes(layer: KvLayer, context: int, batch: int, dtype: str) -> int:
     """Bytes one layer's cache holds after `context` tokens for `batch` sequences."""
     size = DTYPE_BYTES[dtype]
-    grows = tokens_kept(layer, context) * layer.elements_per_token * size
+    grows = tokens_kept(layer, context) * (layer.elements_per_token * size + layer.int64_per_token * 8)
     constant = layer.constant_elements * size + layer.constant_fp32_elements * 4
     return batch * (grows + constant)
 
@@ -62,7 +62,7 @@ def breakdown(layers: Sequence[KvLayer], context: int, batch: int, dtype: str) -
                 kind=kind,
                 layers=len(group),
                 window=window,
-                bytes_per_token=sum(g.elements_per_token for g in group) * size,
+                bytes_per_token=sum(g.elements_per_token * size + g.int64_per_token * 8 for g in group),
                 constant_bytes=sum(g.constant_elements * size + g.constant_fp32_elements * 4 for g in group),
                 bytes=sum(layer_bytes(g, context, batch, dtype) for g in group),
             )

@@ -28,6 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 
+# Model types transformers cannot build on this install, whatever the config: why, and where it is covered.
+CANNOT_RUN = {
+    "gemma3n": "Gemma3nForConditionalGeneration needs timm for its vision tower (not installed); its text model "
+    "is row gemma3n_text",
+}
+
+
 def one(model_type: str, tokens: int) -> dict:
     from cache_probe import measure, predict, shrunk_config
 
@@ -39,6 +46,15 @@ def one(model_type: str, tokens: int) -> dict:
     try:
         measured = measure(cfg, tokens)
     except Exception as exc:  # noqa: BLE001
+        failed = f"transformers' forward pass fails: {_short(exc)}"
+        if model_type in CANNOT_RUN:
+            return {**row, "verdict": "not run", "reason": f"{CANNOT_RUN[model_type]} ({failed})"}
+        try:  # hfsize may already say it cannot count this cache
+            not_counted = predict(cfg, tokens).memory.kv_not_counted
+        except Exception:  # noqa: BLE001
+            not_counted = None
+        if not_counted:
+            return {**row, "verdict": "not counted", "reason": f"{not_counted}; {failed}"}
         return {**row, "verdict": "skipped", "reason": f"forward pass failed: {_short(exc)}"}
     try:
         report = predict(cfg, tokens, class_name=measured["class"], model_type=measured["config_model_type"])
@@ -51,7 +67,7 @@ def one(model_type: str, tokens: int) -> dict:
         }
     memory = report.memory
     kinds = getattr(memory, "kv_cache", None) or []
-    predicted = memory.fp32.kv_cache_bytes
+    predicted = memory["fp32"].kv_cache_bytes
     row.update(
         cache_class=measured["cache_class"],
         measured=measured["cache_bytes"],
@@ -62,14 +78,36 @@ def one(model_type: str, tokens: int) -> dict:
         not_counted=getattr(memory, "kv_not_counted", None),
         tensors=measured["tensors"][:12],
     )
+    bnb_exact = True
+    if model_type in BNB_TYPES:
+        row["bnb"] = bnb(cfg)
+        bnb_exact = all(v.get("predicted") == v.get("measured") for v in row["bnb"].values())
     if row["not_counted"]:
         row["verdict"] = "not counted"
         row["reason"] = row["not_counted"]
-    elif predicted == measured["cache_bytes"] and row["parameters"] == row["predicted_parameters"]:
+    elif predicted == measured["cache_bytes"] and row["parameters"] == row["predicted_parameters"] and bnb_exact:
         row["verdict"] = "exact"
     else:
         row["verdict"] = "WRONG"
     return row
+
+
+# Model types whose 8/4-bit load the sweep also measures (bitsandbytes runs on CPU): one of each common family.
+BNB_TYPES = ("llama", "mistral", "qwen3", "gpt2", "falcon", "mixtral", "gemma3_text", "phi3", "qwen3_next", "jamba")
+
+
+def bnb(cfg) -> dict:
+    """int8 and nf4: hfsize's weights_bytes vs the bytes the model holds after from_pretrained with bitsandbytes."""
+    from validate_memory import validate
+
+    out = {}
+    for precision in ("int8", "nf4"):
+        try:
+            (r,) = validate(cfg.to_dict(), [precision])
+            out[precision] = {"predicted": r["predicted"], "measured": r["measured"]}
+        except Exception as exc:  # noqa: BLE001 - reported in the table
+            out[precision] = {"error": _short(exc)}
+    return out
 
 
 def _short(exc: BaseException) -> str:
@@ -180,6 +218,12 @@ def main() -> None:
     print(json.dumps(counts), f"{elapsed:.0f} s")
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def markdown(rows: list[dict], tokens: int, elapsed: float) -> str:
     import platform
 
@@ -201,7 +245,10 @@ def markdown(rows: list[dict], tokens: int, elapsed: float) -> str:
         f"Each model type's default config, shrunk (few layers keeping one of each layer type, hidden size 64, "
         f"vocabulary 256, 4 experts, windows and chunks of 8), random fp32 weights, one forward pass of {tokens} "
         "tokens. *Measured*: bytes of every tensor the returned cache holds, and the built model's parameters. "
-        f"*Predicted*: hfsize's library report at `--context {tokens}`. Exact means both figures equal.",
+        f"*Predicted*: hfsize's library report at `--context {tokens}`. Exact means both figures equal. "
+        f"For {', '.join(BNB_TYPES)} the verdict also gives the 8-bit and 4-bit (nf4) weight bytes: hfsize's "
+        "against the bytes the model holds after `from_pretrained` with bitsandbytes "
+        f"{_version('bitsandbytes')} on the CPU (scripts/validate_memory.py), and exact needs them equal too.",
         "",
         f"Summary: {summary}.",
         "",
@@ -217,6 +264,12 @@ def markdown(rows: list[dict], tokens: int, elapsed: float) -> str:
             p, b = r.get("predicted_parameters"), r["parameters"]
             params = f"{b:,}" if p == b else f"{p if p is None else format(p, ',')} / {b:,}"
         verdict = r["verdict"] + (f": {r['reason']}" if r.get("reason") else "")
+        for precision, v in (r.get("bnb") or {}).items():
+            if "error" in v:
+                verdict += f"; {precision} not loaded: {v['error']}"
+            else:
+                same = "=" if v["predicted"] == v["measured"] else "!="
+                verdict += f"; {precision} {v['predicted']:,} {same} {v['measured']:,} measured"
         verdict = verdict.replace("|", "\\|").replace("\n", " ")
         out.append(f"| {r['model_type']} | {kinds} | {pred} | {meas} | {params} | {verdict} |")
     return "\n".join(out) + "\n"

@@ -81,3 +81,17 @@ def test_falcon_linear_is_named_and_long_context_warns(capsys, tmp_path) -> None
     assert "context_length" in [p["code"] for p in json.loads(out)["problems"]]
     code, out, err = cli(capsys, "check", folder, "--context", "2048", "--json")
     assert "context_length" not in [p["code"] for p in json.loads(out)["problems"]]
+
+
+def test_lora_targets_follow_peft_on_falcon_linear(capsys, tmp_path) -> None:
+    # PEFT's target_modules="all-linear" takes every isinstance(nn.Linear) module but the output head, so it wraps
+    # falcon-7b's FalconLinear projections that bitsandbytes leaves alone. Per layer (hidden 4,544, 71 query
+    # heads of 64 and one shared KV head, MLP 4 x 4,544 = 18,176), r = 16 x (in + out):
+    #   query_key_value 4,544 -> 4,544 + 2 x 64 = 4,672: 16 x 9,216 = 147,456
+    #   dense 4,544 -> 4,544: 16 x 9,088 = 145,408
+    #   dense_h_to_4h and dense_4h_to_h 4,544 <-> 18,176: 2 x 16 x 22,720 = 727,040
+    # = 1,019,904 per layer, x 32 layers = 32,636,928. (query_key_value alone, PEFT's default target for falcon,
+    # is 32 x 147,456 = 4,718,592: the "trainable params" PEFT prints for Falcon-7B QLoRA recipes.)
+    training = report(capsys, config_only(tmp_path, "tiiuae/falcon-7b"))["memory"]["training"]
+    assert training["lora_rank"] == 16
+    assert training["lora_parameters"] == 32 * (147_456 + 145_408 + 727_040) == 32_636_928
