@@ -41,8 +41,15 @@ format: install
 	$(BIN)/ruff format inspector tests scripts
 	$(BIN)/ruff check --fix inspector tests scripts
 
-bench: install
-	$(BIN)/python scripts/bench.py
+# hf-mem, the peer the benchmark runs side by side, in its own venv (it must never share hfsize's packages).
+HFMEM_VENV ?= .venv-hfmem
+
+$(HFMEM_VENV)/bin/hf-mem:
+	$(PY) -m venv $(HFMEM_VENV)
+	$(HFMEM_VENV)/bin/pip install -q hf-mem==0.5.6
+
+bench: install $(HFMEM_VENV)/bin/hf-mem
+	$(BIN)/python scripts/bench.py --hf-mem-python $(HFMEM_VENV)/bin/python
 
 # Every causal-LM model type of the installed transformers: hfsize's cache figure vs transformers' own cache
 # (about 5 minutes on 2 cores); rewrites the committed table.
@@ -50,4 +57,4 @@ sweep: install
 	$(BIN)/python scripts/sweep_cache.py --out docs/cache-sweep.md
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) $(HFMEM_VENV) .pytest_cache build *.egg-info

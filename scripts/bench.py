@@ -782,7 +782,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="alternating runs per side (median)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the replica waits before each answer")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS), metavar="SECTION")
-    parser.add_argument("--hf-mem-python", default=os.environ.get("HFMEM_PYTHON", "/work/hfmem-venv/bin/python"))
+    parser.add_argument(
+        "--hf-mem-python",
+        default=os.environ.get("HFMEM_PYTHON", str(ROOT / ".venv-hfmem" / "bin" / "python")),
+        help="the Python of a venv holding hf-mem 0.5.6 (`make bench` makes .venv-hfmem)",
+    )
     parser.add_argument(
         "--gguf-vocab-dir",
         default=os.environ.get("HFSIZE_GGUF_VOCAB_DIR"),

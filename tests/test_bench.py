@@ -14,7 +14,7 @@ import pytest
 from scripts import bench
 from scripts.hfmem_replica import ToReplica
 
-HFMEM_PYTHON = Path(os.environ.get("HFMEM_PYTHON", "/work/hfmem-venv/bin/python"))
+HFMEM_PYTHON = Path(os.environ.get("HFMEM_PYTHON", Path(__file__).parent.parent / ".venv-hfmem" / "bin" / "python"))
 
 
 def test_aliases_name_each_repo_once_and_take_the_targets_in_turn():
