@@ -708,13 +708,17 @@ def compare_models(
             card = next((lst.card_data for lst, g in probes if g and lst is not None), {})
             gguf_id, base_id, base_from = split_gguf_and_base(models, [g for _, g in probes], card)
             gguf = inspect_model(gguf_id, revision=revision, token=token, endpoint=endpoint, memory=memory, gpus=gpus)
+            # llama.cpp's options size the GGUF side; the safetensors base is sized as `hfsize BASE` would be
+            plain = replace(memory, cache_type=None, llama_cpp=None) if memory is not None else None
             base = inspect_model(
                 base_id, revision=base_revision, token=token, endpoint=endpoint, trust_remote_code=trust_remote_code,
-                memory=memory, gpus=gpus, warm_up=warm_up,
+                memory=plain, gpus=gpus, warm_up=warm_up,
             )  # fmt: skip
             if not isinstance(base, Report):
                 raise UnsupportedError(f"the base '{base_id}' is itself a GGUF repo", "Pass its safetensors repo.")
             return [compare_gguf(gguf, base, base_id, base_from)]  # type: ignore[list-item]
+
+    _no_llama_cpp(models[0], memory)
 
     def read(model: str, rev: str | None = revision, sets: Mapping[str, Any] | None = overrides) -> RepoFiles:
         return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up, overrides=sets)
