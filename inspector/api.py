@@ -95,6 +95,21 @@ def _no_overrides(model: str, overrides: Mapping[str, Any] | None) -> None:
         )
 
 
+def _no_llama_cpp(model: str, settings: Any) -> None:
+    """llama.cpp's options (--tensor-split, -ot, --cpu-moe, --n-cpu-moe, --cache-type) on a repo without GGUF
+    files would be silently ignored: a usage error (exit 2), as --set on a GGUF repo is."""
+    if settings is None:
+        return
+    given = list(getattr(settings.llama_cpp, "given", ()) or ())
+    if settings.cache_type is not None:
+        given.append("--cache-type")
+    if given:
+        raise UsageError(
+            f"{' / '.join(given)} applies to GGUF files (llama.cpp) and '{model}' has none",
+            "Drop it; for a safetensors repo the KV cache dtype is --kv-dtype.",
+        )
+
+
 def with_overrides(repo: RepoFiles, overrides: Mapping[str, Any] | None) -> RepoFiles:
     """The repo with its config changed as `--set` asks; every stage (and the architecture cache's key) then
     sees the modified config. The Hub metadata cache keeps the files as they are."""
@@ -205,6 +220,7 @@ def inspect_model(
             memory=memory or MemorySettings(), gpus=gpus,
         )  # fmt: skip
     # ---- end of the GGUF hook
+    _no_llama_cpp(model, memory)
     warm = warm_up and not headers_only
     repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm, listing=listing,
         overrides=overrides,
@@ -435,6 +451,7 @@ def plan_model(
         _no_overrides(model, overrides)
         return plan_gguf_repo(model, revision=revision, token=token, endpoint=endpoint, listing=listing,
                               gpus=gpus, settings=settings)  # fmt: skip
+    _no_llama_cpp(model, settings)
     repo = fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up, listing=listing,
                  overrides=overrides)  # fmt: skip
     return plan_for(repo, gpus, settings, trust_remote_code=trust_remote_code, token=token)
@@ -511,6 +528,7 @@ def check_model(
             disk=None if local else lambda plan: _disk(listing, plan, download_dir),
             min_context=min_context, min_tokens_per_s=min_tokens_per_s, gate=plan_problems,
         )  # fmt: skip
+    _no_llama_cpp(model, memory)
     repo: RepoFiles | None = None
     report: Report | None = None
     unreadable: Problem | None = None
@@ -575,6 +593,13 @@ def plan_problems(result: PlanResult, min_context: int | None, min_tokens_per_s:
                 if run is None
                 else f"the longest context is {longest or 0:,} tokens ({run.precision} on {run.gpus})"
             )
+            off = run.offload if run is not None else None
+            if run is not None and run.engine == "llama.cpp" and off is not None and off.cpu_layers and longest:
+                got = (
+                    f"{run.precision} on {run.gpus} does not fit fully on the GPU; with -ngl {off.gpu_layers} the "
+                    f"longest context is {longest:,} tokens (a longer one runs with fewer layers on the GPU: "
+                    f"`hfsize plan --context {min_context}` gives its -ngl)"
+                )
             problems.append(Problem(ProblemCode.CONTEXT_TOO_SHORT, Severity.ERROR,
                                     f"--min-context {min_context:,}: {got}; see `hfsize plan`."))  # fmt: skip
     if min_tokens_per_s:
@@ -683,13 +708,17 @@ def compare_models(
             card = next((lst.card_data for lst, g in probes if g and lst is not None), {})
             gguf_id, base_id, base_from = split_gguf_and_base(models, [g for _, g in probes], card)
             gguf = inspect_model(gguf_id, revision=revision, token=token, endpoint=endpoint, memory=memory, gpus=gpus)
+            # llama.cpp's options size the GGUF side; the safetensors base is sized as `hfsize BASE` would be
+            plain = replace(memory, cache_type=None, llama_cpp=None) if memory is not None else None
             base = inspect_model(
                 base_id, revision=base_revision, token=token, endpoint=endpoint, trust_remote_code=trust_remote_code,
-                memory=memory, gpus=gpus, warm_up=warm_up,
+                memory=plain, gpus=gpus, warm_up=warm_up,
             )  # fmt: skip
             if not isinstance(base, Report):
                 raise UnsupportedError(f"the base '{base_id}' is itself a GGUF repo", "Pass its safetensors repo.")
             return [compare_gguf(gguf, base, base_id, base_from)]  # type: ignore[list-item]
+
+    _no_llama_cpp(models[0], memory)
 
     def read(model: str, rev: str | None = revision, sets: Mapping[str, Any] | None = overrides) -> RepoFiles:
         return fetch(model, revision=rev, token=token, endpoint=endpoint, warm_up=warm_up, overrides=sets)

@@ -137,7 +137,9 @@ def _run_plan(row: Any, p: Any, assumptions: list[str]) -> RunPlan:
     if p.prefill is not None:
         pre = p.prefill
         prefill = Speed(pre.bound, pre.expected_low, pre.expected_high, pre.limited_by)
-    longest = p.max_context or None
+    # every layer on the GPU: the longest context that keeps them all there; partly offloaded: the longest one at
+    # the plan's -ngl (a longer context runs too, with fewer layers on the GPU: plan at that --context)
+    longest = (p.max_context_at_ngl if p.verdict == "partial" else p.max_context) or None
     return RunPlan(
         engine=ENGINE,
         precision=row.quant or row.file_type or row.name,

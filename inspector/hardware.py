@@ -5,6 +5,8 @@
 - AMD: `rocm-smi --showmeminfo vram --showproductname --json` (VRAM total and used, bytes).
 - Apple silicon: unified memory (`sysctl hw.memsize`), of which the GPU may wire `iogpu.wired_limit_mb` when that
   is set, else macOS's default share: 3/4 above 36 GiB, 2/3 at or below (Metal's recommendedMaxWorkingSetSize).
+- Mixed cards: one vendor's whole GPUs of several models are also offered together as one setup (gpus.mixed_gpus,
+  the `--gpu A+B` one), in the order the models were first listed, each device with its own free memory.
 - CPU RAM available for offload: what accelerate's get_max_memory offers "cpu" (psutil's
   virtual_memory().available), else /proc/meminfo MemAvailable (Linux), else sysctl hw.memsize (macOS).
 Tests fake the tools by putting executables of those names first on PATH (tests/test_hardware.py).
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from .results import Gpu
@@ -36,14 +39,29 @@ def _run(*command: str) -> str | None:
 
 
 def local_gpus() -> list[Gpu]:
-    """Every GPU of this machine, identical devices grouped (count, the smallest free memory)."""
-    devices = _nvml() or _nvidia_smi()
-    devices += _rocm_smi() + _apple()
+    """Every GPU of this machine, identical devices grouped (count, the smallest free memory); where one vendor's
+    whole GPUs are of several models (a 4090 and a 3060), also all of them as one mixed setup, as `--gpu A+B` gives
+    (llama.cpp spreads layers over every device its backend sees, whatever the model)."""
+    nvidia = _nvml() or _nvidia_smi()
+    rocm = _rocm_smi()
+    out = _grouped(nvidia + rocm + _apple())
+    for vendor in (nvidia, rocm):
+        # a MIG slice (our own "NAME MIG k" label) is not offered with others: a CUDA process sees one slice
+        members = _grouped([d for d in vendor if " MIG " not in d[0]], suffix="")
+        if len(members) > 1:
+            from .gpus import mixed_gpus  # gpus owns the mixing rule (and imports this module lazily)
+
+            mixed = mixed_gpus("+".join(m.name for m in members), members)
+            out.append(replace(mixed, name=f"{mixed.name} (local)", source="local"))
+    return out
+
+
+def _grouped(devices: list[Device], suffix: str = " (local)") -> list[Gpu]:
     grouped: dict[tuple[str, int, int], list[int]] = {}
     for name, total, usable, free in devices:
         grouped.setdefault((name, total, usable), []).append(free)
     return [
-        Gpu(name=f"{name} (local)", count=len(free), memory_bytes=total, usable_bytes=usable, source="local",
+        Gpu(name=f"{name}{suffix}", count=len(free), memory_bytes=total, usable_bytes=usable, source="local",
             free_bytes=min(free))
         for (name, total, usable), free in grouped.items()
     ]  # fmt: skip

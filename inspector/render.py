@@ -852,7 +852,10 @@ def _rate(value: float) -> str:
 def _context_text(run: Any) -> str:
     if run.max_context is None:
         return "none"
-    return f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
+    text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
+    if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
+        text += f" at -ngl {run.offload.gpu_layers}"  # partly offloaded: a longer context needs a lower -ngl
+    return text
 
 
 def plan_renderable(result: Any) -> Group:

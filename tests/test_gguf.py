@@ -277,6 +277,21 @@ def test_hub_reads_of_the_13b_repo(hub):
         assert row.bytes_read <= row.header_bytes + CHUNK
 
 
+# The Hub's own listing of TheBloke/Llama-2-13B-chat-GGUF (model info, repo sha 4458acc9, siblings with LFS sha256;
+# see the fixture's SOURCE.md): Q4_K_M 7,865,956,224 B (sha256 7ddfe27f...), Q8_0 13,831,319,424 B (9f4d0611...).
+HUB_13B_SIZES = {"llama-2-13b-chat.Q4_K_M.gguf": 7_865_956_224, "llama-2-13b-chat.Q8_0.gguf": 13_831_319_424}
+
+
+def test_13b_heads_add_up_to_the_hubs_file_sizes(hub):
+    """Header bytes + tensor bytes by hfsize's ggml type table (every tensor a multiple of the 32-byte alignment)
+    give each real file's size: the tensor types llama.cpp's quantizer assigns are TheBloke's for these two files.
+    (Q2_K is not: the Hub's file is 5,429,348,224 B, quantized with 2023's Q2_K rules.)"""
+    report = inspect_gguf("TheBloke/Llama-2-13B-chat-GGUF", endpoint=hub.endpoint, token=False)
+    rows = {r.name: r for r in report.gguf.files}
+    for name, size in HUB_13B_SIZES.items():
+        assert rows[name].header_bytes + rows[name].tensor_bytes == size, name
+
+
 # ---------------------------------------------------------------- fuzz
 
 

@@ -123,3 +123,62 @@ def test_ram_is_memavailable_where_psutil_is_absent(tools):
     expected = int(line.split()[1]) * 1024
     assert abs(got - expected) < 2**30  # read a moment apart on a busy machine
     assert os.environ["PATH"] == str(tools)
+
+
+# `nvidia-smi -q -x` of a machine with two card models (product names and totals as nvidia-smi reports them, the
+# catalog's nvidia-smi basis: RTX-4090 24,564 MiB, RTX-3060-12GB 12,288 MiB), trimmed as above
+MIXED_XML = """<?xml version="1.0" ?>
+<nvidia_smi_log>
+  <attached_gpus>2</attached_gpus>
+  <gpu id="00000000:01:00.0">
+    <product_name>NVIDIA GeForce RTX 4090</product_name>
+    <mig_mode><current_mig>N/A</current_mig><pending_mig>N/A</pending_mig></mig_mode>
+    <fb_memory_usage><total>24564 MiB</total><reserved>346 MiB</reserved><used>231 MiB</used>
+      <free>23987 MiB</free></fb_memory_usage>
+  </gpu>
+  <gpu id="00000000:02:00.0">
+    <product_name>NVIDIA GeForce RTX 3060</product_name>
+    <mig_mode><current_mig>N/A</current_mig><pending_mig>N/A</pending_mig></mig_mode>
+    <fb_memory_usage><total>12288 MiB</total><reserved>252 MiB</reserved><used>125 MiB</used>
+      <free>11911 MiB</free></fb_memory_usage>
+  </gpu>
+</nvidia_smi_log>
+"""
+
+
+def test_mixed_cards_are_also_one_setup(tools):
+    _tool(tools, "nvidia-smi", MIXED_XML)
+    gpus = {g.name: g for g in local_gpus()}
+    assert list(gpus) == [
+        "NVIDIA GeForce RTX 4090 (local)",
+        "NVIDIA GeForce RTX 3060 (local)",
+        "NVIDIA GeForce RTX 4090+NVIDIA GeForce RTX 3060 (local)",
+    ]
+    both = gpus["NVIDIA GeForce RTX 4090+NVIDIA GeForce RTX 3060 (local)"]
+    assert both.count == 2 and both.source == "local" and both.label == both.name
+    assert [(d.memory_bytes, d.free_bytes) for d in both.devices] == [
+        (24564 * MIB, 23987 * MIB),
+        (12288 * MIB, 11911 * MIB),
+    ]
+    assert both.usable_bytes == 12288 * MIB  # the setup's own figure is its smallest device's (gpus.mixed_gpus)
+
+
+def test_mig_slices_are_not_combined(tools):
+    _tool(tools, "nvidia-smi", NVIDIA_SMI_XML)  # an H100 and two MIG slices of an A100: one whole GPU model
+    assert not any("+" in g.name for g in local_gpus())
+
+
+def test_llama_cpp_spreads_a_gguf_file_over_the_mixed_local_setup(tools, capsys, on_replica):
+    from tests.helpers import cli
+
+    _tool(tools, "nvidia-smi", MIXED_XML)
+    repo = "TheBloke/Llama-2-13B-chat-GGUF"
+    code, out, err = cli(capsys, "plan", repo, "--context", "4096", "--file", "Q8_0", "--ram", "0", "--json")
+    assert code == 0, err
+    runs = [json.loads(out)["plan"], *json.loads(out)["alternatives"]]
+    [run] = [r for r in runs if r["gpus"] == "NVIDIA GeForce RTX 4090+NVIDIA GeForce RTX 3060 (local)"]
+    # llama.cpp's default split is by free memory: shares 23,987 / 35,898 = 0.6682 and 1; of the 41 layers (40
+    # blocks + output) layer k goes to the first GPU whose share is > k / 41: k <= 27 (27/41 = 0.659) the 4090,
+    # 28..40 (28/41 = 0.683) the 3060. 13B Q8_0 fits both (12 blocks of 420,945,920 B with KV + output on 11 GiB)
+    assert run["runs"] is True and run["offload"]["layers_per_gpu"] == [28, 13]
+    assert run["offload"]["cpu_layers"] == 0

@@ -295,3 +295,13 @@ def test_compare_gguf_repo_with_its_base(on_replica, capsys):
     assert again["files"] == data["files"]
     code, out, err = cli(capsys, "compare", "TheBloke/Llama-2-13B-chat-GGUF", "TheBloke/Llama-2-7B-Chat-GGUF")
     assert code == 2 and err.count("\n") == 1
+
+
+def test_compare_keeps_llama_cpp_options_to_the_gguf_side(on_replica, capsys):
+    """--cache-type sizes the GGUF files; the safetensors base is sized as without it (no usage error for it)."""
+    args = ("compare", "meta-llama/Llama-2-13b-hf", "TheBloke/Llama-2-13B-chat-GGUF")
+    data = report(capsys, *args, "--cache-type", "q8_0")
+    assert data["gguf_parameters"] == data["base_parameters"] == 13_015_864_320
+    # two safetensors repos: the option would change nothing, a usage error as for `hfsize` and `check`
+    code, out, err = cli(capsys, "compare", "meta-llama/Llama-2-13b-hf", "openai-community/gpt2-large", "--cpu-moe")
+    assert code == 2 and err.count("\n") == 1 and "--cpu-moe applies to GGUF files" in err

@@ -56,7 +56,8 @@ def test_plan_is_the_gguf_reports_figures(both):
         assert run["offload"]["gpu_layers"] == row["gpu_layers"][GPU]
         assert run["offload"]["gpu_layers"] + run["offload"]["cpu_layers"] == row["block_count"] + 1
         assert run["offload"]["ram_bytes"] == row["ram_bytes"][GPU]
-        assert run["max_context"] == (row["max_context"][GPU] or None)
+        if row["fits"][GPU] == "fits":  # partly offloaded: the longest context at its -ngl (test below)
+            assert run["max_context"] == (row["max_context"][GPU] or None)
         # partly offloaded, a prompt micro-batch copies the largest RAM-kept tensor to the GPU (op offload): in
         # Q8_0 the 13,824 x 5,120 ffn matrices, q8_0(70,778,880) = 75,202,560 B
         copy = q8_0(13_824 * N_EMBD) if row["fits"][GPU] == "partial" else 0
@@ -86,8 +87,10 @@ def test_partial_offload_follows_llama_cpps_ngl_rule(both):
     # llama.cpp src/llama-model.cpp: i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0). Q8_0 gets -ngl 28, so
     # i_gpu_start = 41 - 28 = 13: blocks 0..12 (13 blocks) stay on the CPU with their KV, plus token_embd.
     [run] = [r for r in both[0]["alternatives"] if r["precision"] == "Q8_0"]
-    assert run["runs"] is True and run["max_context"] is None  # not every layer fits: no fully offloaded context
+    assert run["runs"] is True
     assert run["offload"]["gpu_layers"] == 28 and run["offload"]["cpu_layers"] == 13
+    # -ngl 28 holds the trained 4,096 tokens (it was chosen there); the next 256 would not fit (below)
+    assert run["max_context"] == CTX and run["context_limited_by_model"] is True
     block = q8_0(BLOCK_MATRICES) + 2 * N_EMBD * 4  # Q8_0 matrices + F32 norms
     assert run["offload"]["ram_bytes"] == q8_0(N_VOCAB * N_EMBD) + 13 * (block + KV_PER_LAYER) == 5_646_376_960
 
@@ -172,6 +175,57 @@ def test_check_gates_on_gguf_as_on_safetensors(capsys, on_replica, gate, code, s
         assert problem["code"] in ("context_too_short", "too_slow") and says in problem["message"]
 
 
+# RTX-3060-12GB: 12,288 MiB less --overhead 1 GiB = 11,811,160,064 B for llama.cpp. Q8_0 partly offloaded, -ngl N
+# puts N - 1 blocks (Q8_0 matrices + F32 norms, 337,059,840 B, each with its KV) and the output layer on the GPU:
+# output.weight q8_0(32,000 x 5,120) = 174,080,000 + output_norm 20,480, the compute buffer COMPUTE = 76,021,760 and
+# the largest RAM-kept tensor copied for a prompt micro-batch q8_0(13,824 x 5,120) = 75,202,560: 325,324,800 B in all
+# besides the blocks.
+Q8_BLOCK = q8_0(BLOCK_MATRICES) + 2 * N_EMBD * 4
+Q8_FIXED = q8_0(N_VOCAB * N_EMBD) + N_EMBD * 4 + COMPUTE + q8_0(13_824 * N_EMBD)
+BUDGET = 12_288 * 2**20 - 2**30
+
+
+def kv_layer(ctx: int) -> int:
+    return 2 * N_EMBD * ctx * 2  # K and V, f16
+
+
+def test_partly_offloaded_longest_context_is_at_the_plans_ngl(capsys, on_replica):
+    code, out, err = cli(capsys, "plan", REPO, "--gpu", GPU, "--context", "2048", "--file", "Q8_0", "--json")
+    assert code == 0, err
+    run = json.loads(out)["plan"]
+    # at 2,048 tokens: 30 blocks fit (30 x (337,059,840 + 41,943,040) + 325,324,800 = 11,695,411,200 <= budget),
+    # 31 do not: -ngl 31 (30 blocks + the output layer)
+    assert 30 * (Q8_BLOCK + kv_layer(2048)) + Q8_FIXED <= BUDGET < 31 * (Q8_BLOCK + kv_layer(2048)) + Q8_FIXED
+    assert run["offload"]["gpu_layers"] == 31
+    # 256 more tokens add 30 x 5,242,880 = 157,286,400 B of KV on the GPU, more than the 115,748,864 left: at -ngl
+    # 31 the longest context is 2,048 (a multiple of 256), short of the model's 4,096
+    assert 30 * (Q8_BLOCK + kv_layer(2048 + 256)) + Q8_FIXED > BUDGET
+    assert run["max_context"] == 2048 and run["context_limited_by_model"] is False
+    code, out, err = cli(capsys, "plan", REPO, "--gpu", GPU, "--context", "2048", "--file", "Q8_0")
+    assert "2,048 tokens at -ngl 31" in out
+
+
+@pytest.mark.parametrize(
+    ("context", "code", "says"),
+    [
+        # -ngl 28 chosen at 4,096 tokens holds 4,096: the context gate passes; the file only fits partly (exit 10)
+        ("4096", 10, None),
+        ("2048", 11, "Q8_0 on RTX-3060-12GB does not fit fully on the GPU; with -ngl 31 the longest context is "
+                     "2,048 tokens (a longer one runs with fewer layers on the GPU: `hfsize plan --context 4096`"),
+    ],
+)  # fmt: skip
+def test_check_min_context_on_a_partly_offloaded_file(capsys, on_replica, context, code, says):
+    args = ("check", REPO, "--gpu", GPU, "--file", "Q8_0", "--context", context, "--min-context", "4096", "--json")
+    got, out, err = cli(capsys, *args)
+    assert got == code, err
+    problems = [p for p in json.loads(out)["problems"] if p["code"] == "context_too_short"]
+    if says is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert says in problem["message"] and "0 tokens" not in problem["message"]
+
+
 def test_prefill_bound_is_compute_at_the_16_bit_peak(both):
     run = both[0]["plan"]
     # matmul parameters a token runs through: all but token_embd (a row lookup): 13,015,864,320 - 32,000 x 5,120;
@@ -184,3 +238,24 @@ def test_prefill_bound_is_compute_at_the_16_bit_peak(both):
     pcie = 16e9 * 16 * 128 / 130 / 8
     t = flops / 25.5e12 + 13 * (q8_0(BLOCK_MATRICES) + 2 * N_EMBD * 4) / pcie / 512
     assert q8["prefill_tokens_per_s"]["bound"] == pytest.approx(1 / t)
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "named"),
+    [
+        ((), ("--cpu-moe",), "--cpu-moe"),
+        (("check",), ("--tensor-split", "3,1"), "--tensor-split"),
+        (("plan", "--gpu", GPU), ("-ot", "exps=CPU"), "--override-tensor"),
+        (("plan", "--gpu", GPU), ("--n-cpu-moe", "4"), "--n-cpu-moe"),
+        (("check",), ("--cache-type", "q8_0"), "--cache-type"),
+    ],
+)
+def test_llama_cpp_options_on_a_safetensors_repo_are_a_usage_error(capsys, on_replica, command, option, named):
+    """They place or size what llama.cpp loads from a GGUF file; on a safetensors repo they would change nothing."""
+    repo = "openai-community/gpt2-large"
+    code, out, err = cli(capsys, *command, repo, *option)
+    assert code == 2, err
+    assert err.count("\n") == 1 and out == ""
+    assert err.startswith(f"Error: {named} applies to GGUF files (llama.cpp) and '{repo}' has none")
+    code, out, err = cli(capsys, *command, REPO, *option, "--json")  # the same option on a GGUF repo is used
+    assert code in (0, 10), err

@@ -125,6 +125,7 @@ class Options:
 
     tensor_split: tuple[float, ...] = ()  # per GPU in device order; () or all zero: by free memory
     cpu_patterns: tuple[str, ...] = ()  # regexes, searched in each tensor's name (std::regex_search)
+    given: tuple[str, ...] = ()  # the hfsize options these came from (--tensor-split, --cpu-moe, ...), for messages
 
     @property
     def flags(self) -> str:
@@ -168,7 +169,9 @@ def options(
     if cpu_moe:
         patterns.append(EXPS_REGEX)
     patterns += [rf"blk\.{i}{EXPS_REGEX}" for i in range(n_cpu_moe or 0)]
-    return Options(split, tuple(patterns))
+    given = (("--tensor-split",) if tensor_split else ()) + (("--override-tensor",) if override_tensor else ())
+    given += (("--cpu-moe",) if cpu_moe else ()) + (("--n-cpu-moe",) if n_cpu_moe else ())
+    return Options(split, tuple(patterns), given)
 
 
 def cache_type(name: str | None, kv_dtype: str | None = None) -> str:
@@ -667,6 +670,9 @@ class GGUFPlan:
     decode: Any = None  # speed.SpeedEstimate, when the GPU has a bandwidth figure
     prefill: Any = None  # speed.SpeedEstimate, when the GPU has a 16-bit TFLOPS figure
     notes: list[str] = field(default_factory=list)
+    # partly offloaded: the longest context at which -ngl gpu_layers still fits (the KV of the offloaded layers
+    # grows on the GPU, the rest in RAM); a longer one runs with a lower -ngl. 0 when every layer or none fits.
+    max_context_at_ngl: int = 0
 
 
 def plan_gguf(
@@ -716,6 +722,15 @@ def plan_gguf(
         return all(b <= room for b, room in zip(split(total, cache).device_bytes, budgets, strict=True))
 
     max_ctx = _max_context(model, fits)
+    at_ngl = 0
+    if verdict == "partial":
+
+        def fits_at_ngl(ctx: int) -> bool:
+            cache = kv_cache(model, ctx, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq,
+                             flash_attn=flash_attn)  # fmt: skip
+            return all(b <= room for b, room in zip(split(layers, cache).device_bytes, budgets, strict=True))
+
+        at_ngl = _max_context(model, fits_at_ngl)
     decode = None
     if gpu.devices and gpu.bandwidth_bytes_per_s:
         decode = _decode_mixed(members, chosen)
@@ -731,7 +746,8 @@ def plan_gguf(
             offload="cpu",
             ram_bandwidth_bytes_per_s=RAM_BANDWIDTH_BYTES_PER_S,
         )
-    return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode, _prefill(model, gpu, chosen, kv))
+    prefill = _prefill(model, gpu, chosen, kv)
+    return GGUFPlan(gpu.label, verdict, layers, total, chosen, kv, max_ctx, decode, prefill, max_context_at_ngl=at_ngl)
 
 
 PREFILL_DTYPE = "fp16"  # the peak the published llama-bench pp512 rows were measured against (speed.py)
@@ -778,7 +794,7 @@ def _decode_mixed(members: Sequence[Any], split: Split) -> Any:
 
 
 def _max_context(model: GGUFModel, fits: Any) -> int:
-    """The longest context (a multiple of 256, at most the trained one) at which every layer fits; 0: none."""
+    """The longest context (a multiple of 256, at most the trained one) at which `fits`; 0: none."""
     top = model.n_ctx_train or 2**20
     lo, hi = 0, top // CTX_PAD  # in units of 256 tokens
     if not fits(CTX_PAD):
