@@ -561,7 +561,7 @@ BUILD_SOURCES = [  # config.json of real repos (fixtures/hub), one family each
     "_derived/tenstorrent-tt-metal/Qwen2.5-7B-Instruct",
     "_derived/ananddhanabal-gemma/gemma-2b-it-prerelease",
     "mistralai/Mixtral-8x7B-v0.1",
-    "_derived/unnamed-62751147890/Qwen3-Next-80B-A3B-Instruct",
+    "Qwen/Qwen3-Next-80B-A3B-Thinking",
     "_derived/sdpython-experimental-experiment/AI21-Jamba-1.5-Mini",
     "deepseek-ai/DeepSeek-V3",
 ]

@@ -38,7 +38,7 @@ SMALL = {"hidden_size": 64, "intermediate_size": 128, "vocab_size": 256, "num_at
 CASES = {
     # Qwen3-Next (real config): gated delta net layers (conv + heads x d_k x d_v recurrent state) and one full
     # attention layer in four (full_attention_interval 4), MoE
-    "qwen3-next-linear-attention": ("_derived/unnamed-62751147890/Qwen3-Next-80B-A3B-Instruct", {
+    "qwen3-next-linear-attention": ("Qwen/Qwen3-Next-80B-A3B-Thinking", {
         "num_hidden_layers": 4, "linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16,
         "linear_value_head_dim": 32, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
         "shared_expert_intermediate_size": 32}),
@@ -171,3 +171,26 @@ def test_falcon_40b_refinedweb_config(capsys, tmp_path) -> None:
     assert data["parameters"]["by_component"]["norms"] == 60 * 2 * 2 * 8192 + 2 * 8192
     # 8 KV heads of 8192 / 128 = 64: 2 x 8 x 64 x 2 bytes x 60 layers per token
     assert data["memory"]["kv_cache"][0]["bytes_per_token"] == 2 * 8 * 64 * 2 * 60
+
+
+def test_falcon_h1_copy_lacks_mamba_d_ssm_and_builds_at_full_size_with_it() -> None:
+    # The Megatron-Bridge copy of Falcon-H1-0.5B has no mamba_d_ssm, so FalconH1Config keeps its class default
+    # 1,024, which 24 Mamba heads do not divide: transformers refuses it (a gap in the copy, not in hfsize or
+    # transformers). The Hub's model has d_ssm = 24 heads x d_head 64 = 1,536 (transformers' FalconH1 table;
+    # Megatron-Bridge writes heads x head_dim back as mamba_d_ssm). With it the full-size build gives, per layer,
+    # the shapes a third-party run of tiiuae/Falcon-H1-0.5B-Base recorded from transformers' DynamicCache: K and
+    # V [1, 2, T, 64] = 256 elements per token, conv [1, 1792, 4] (1,536 + 2 x 128 state channels) and Mamba 2
+    # state [1, 24, 64, 128], 7,168 + 196,608 = 203,776 constant elements, in all 36 layers.
+    from inspector.architecture import build
+
+    path = FIXTURES / "_derived/NVIDIA-NeMo-Megatron-Bridge/Falcon-H1-0.5B/config.json"
+    config = json.loads(path.read_text())
+    assert "mamba_d_ssm" not in config
+    refused = build(dict(config))
+    assert not refused.built and "mamba_n_heads must divide" in refused.reason
+    built = build({**config, "mamba_d_ssm": 24 * 64})
+    assert built.built and not built.kv_not_counted, built.reason
+    assert len(built.kv_layers) == 36
+    assert {(layer.kind, layer.elements_per_token, layer.constant_elements) for layer in built.kv_layers} == {
+        ("mamba+full_attention", 2 * 2 * 64, 1792 * 4 + 24 * 64 * 128)
+    }

@@ -187,7 +187,7 @@ def test_config_kv_runs_where_torch_cannot_be_imported(tmp_path):
     from tests.test_light_install import BLOCKER, REPO_ROOT
 
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
-    path = next(FIXTURES.glob("**/Qwen3-Next-80B-A3B-Instruct/config.json"))
+    path = next(FIXTURES.glob("**/Qwen3-Next-80B-A3B-Thinking/config.json"))
     code = (
         "import dataclasses, json, sys; from inspector.config_kv import kv_layers;"
         f"found = kv_layers(json.load(open({str(path)!r})));"
