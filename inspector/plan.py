@@ -15,7 +15,7 @@ the architecture's cache layers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from . import placement
@@ -26,7 +26,7 @@ from .errors import ExitCode, HfsizeError
 from .memory import MemorySettings, kv_bytes_per_layer
 from .names import INPUT_EMBEDDINGS, layer_of
 from .placement import Block, Device
-from .results import BuiltArchitecture, Gpu, Memory, Offload, Parameters, PlanResult, RunPlan, Speed, Verdict
+from .results import BuiltArchitecture, Gpu, Memory, Offload, Parameters, PlanResult, RunPlan, Speed, Verdict, frozen
 from .schemes import LOAD_SCHEMES
 
 GIB = 2**30
@@ -44,7 +44,7 @@ class PlanError(HfsizeError):
     exit_code = ExitCode.USAGE
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanSettings:
     """What `hfsize plan` is asked; the memory options plus the engine's."""
 
@@ -207,7 +207,7 @@ def add_max_context(
 # ---------------------------------------------------------------- transformers: device_map="auto" with CPU RAM
 
 
-@dataclass(frozen=True)
+@frozen
 class OffloadedPlacement:
     gpu_blocks: dict[str, tuple[str, ...]]  # device -> block names
     cpu_blocks: tuple[str, ...]
@@ -532,7 +532,7 @@ def _speed(estimate: Any) -> Speed:
 # ---------------------------------------------------------------- the plan
 
 
-@dataclass(frozen=True)
+@frozen
 class _Context:
     built: BuiltArchitecture
     config: Mapping[str, Any]
