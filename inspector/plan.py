@@ -21,7 +21,6 @@ from typing import Any
 from . import placement
 from .config import config_view
 from .dtypes import BYTES
-from .engines import engine as engine_named
 from .errors import ExitCode, HfsizeError
 from .memory import MemorySettings, kv_bytes_per_layer
 from .names import INPUT_EMBEDDINGS, layer_of
@@ -584,6 +583,8 @@ def plan(
     stored_loaded: Mapping[str, int] | None = None,
 ) -> PlanResult:
     """Every way to run `model` on each GPU setup with `settings.engine`; the recommended one first."""
+    from .engines import engine as engine_named  # here: add_max_context (every report) needs no engine
+
     chosen = engine_named(settings.engine or "transformers")
     if not gpus:
         raise PlanError("no GPU to plan for", "Pass --gpu NAME (e.g. --gpu RTX-4090), or run where a GPU is.")
