@@ -117,8 +117,10 @@ def _cli(args: list[str], env: dict[str, str], probe: str = "") -> subprocess.Co
 
 # What --headers-only and a cached report never need: the model class, the table renderer (JSON output),
 # huggingface_hub's HfApi module (its import alone outweighed a round trip), the GGUF parser (the GGUF hook runs
-# on every model, the parser only for a .gguf file) and the llama.cpp planner.
-NOT_NEEDED = "torch transformers accelerate rich huggingface_hub.hf_api inspector.gguf inspector.gguf_plan"
+# on every model, the parser only for a .gguf file), the llama.cpp planner and the engine registry (planning only).
+NOT_NEEDED = (
+    "torch transformers accelerate rich huggingface_hub.hf_api inspector.gguf inspector.gguf_plan inspector.engines"
+)
 
 
 def test_headers_only_and_a_cached_report_import_only_what_they_use(hub, tmp_path):
