@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import cache, config_kv, install, schemes
 from .check import disk_problem, find_problems
@@ -30,7 +30,6 @@ from .errors import (
 from .hub import fetch_hub, list_hub, list_local, looks_local, read_local
 from .memory import DTYPE_BYTES, MemorySettings, estimate, load_dtype
 from .parameters import count_parameters, moe_shape
-from .plan import PlanSettings
 from .results import (
     Architecture,
     BuiltArchitecture,
@@ -57,6 +56,9 @@ from .results import (
     Severity,
     Verdict,
 )
+
+if TYPE_CHECKING:  # plan.py (engines, speed) only when a run is planned: not on the inspect path
+    from .plan import PlanSettings
 
 
 def fetch(
@@ -443,6 +445,7 @@ def plan_model(
     A GGUF repo is planned with llama.cpp, one way per quant file (gguf_plan.py)."""
     from .gguf_plan import check_engine, plan_gguf_repo
     from .gguf_repo import probe_gguf
+    from .plan import PlanSettings
 
     settings = settings or PlanSettings()
     listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
@@ -556,6 +559,8 @@ def check_model(
     if disk is not None and not disk.fits:
         problems.insert(0, disk_problem(disk))
     if (min_context or min_tokens_per_s) and repo is not None and report is not None and gpus:
+        from .plan import PlanSettings
+
         settings = plan_settings or PlanSettings()
         result = plan_for(repo, gpus, settings, trust_remote_code=trust_remote_code, token=token)
         problems += plan_problems(result, min_context, min_tokens_per_s)

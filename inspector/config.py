@@ -15,12 +15,11 @@ import math
 import re
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .dtypes import config_dtype
 from .errors import BadFilesError
-from .results import Override
+from .results import Override, frozen
 
 # Aliases in the order transformers' config classes prefer them (first present wins).
 LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
@@ -50,7 +49,7 @@ _SIZES = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigView:
     layers: int | None
     hidden: int | None

@@ -12,17 +12,17 @@ tests/test_config_kv.py checks every figure against the exact path on real confi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from types import SimpleNamespace
 from typing import Any
 
-from .results import BuiltArchitecture, KvLayer
+from .results import BuiltArchitecture, KvLayer, frozen
 from .state import Kind, context_limit
 
 Resolve = Callable[[dict[str, Any]], None]  # edits the resolved keys as the config class's __post_init__ does
 
 
-@dataclass(frozen=True)
+@frozen
 class Family:
     """How one transformers config class resolves the keys that decide its cache."""
 
@@ -223,7 +223,7 @@ _STATE_TYPES = {"linear_attention", "conv"}
 _SIZES = ("num_hidden_layers", "num_attention_heads", "hidden_size")
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigKv:
     """The cache layers the config decides, or why only the model class can tell (then `layers` is empty)."""
 

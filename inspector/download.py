@@ -13,10 +13,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from .results import DownloadPlan, FileSize, UnusedWeights
+from .results import DownloadPlan, FileSize, UnusedWeights, frozen
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 BIN_INDEX = "pytorch_model.bin.index.json"
@@ -105,7 +104,7 @@ def weight_format(path: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class WeightFiles:
     """The weight files from_pretrained reads from a file list: the one answer for every command."""
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .errors import BadFilesError
+from .results import frozen
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32  # GGUF_DEFAULT_ALIGNMENT in ggml's gguf.h
@@ -41,7 +42,7 @@ _HINT = "The file may be truncated or not a GGUF file; re-download it or report 
 # gguf/constants.py, with QK_K = 256). tests/test_gguf.py compares this table with the installed gguf
 # package's. Types removed from ggml (Q4_2/Q4_3 = 4/5, Q4_0_4_4... = 31-33, IQ4_NL_4_4... = 36-38) are
 # not listed: a tensor of such a type cannot be sized and its file is refused.
-@dataclass(frozen=True)
+@frozen
 class GGMLType:
     id: int
     name: str
@@ -131,7 +132,7 @@ _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "
 _SCALAR_SIZE = {t: struct.calcsize("<" + c) for t, c in _SCALAR.items()}
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFArray:
     """An array too long to keep (tokenizer tokens, scores, merges): its item type and length only."""
 
@@ -139,7 +140,7 @@ class GGUFArray:
     count: int
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFTensor:
     """One tensor info: ggml's dims (ne[0] first, the fastest-varying), type, offset in the data section."""
 
@@ -160,7 +161,7 @@ class GGUFTensor:
         return tensor_nbytes(self.ggml_type, self.shape)
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFHeader:
     """A parsed GGUF header. `header_bytes`: where the tensor infos end; `data_offset`: where tensor data starts
     (header_bytes rounded up to `alignment`); `data_bytes`: the data section's length (end of the last tensor)."""
@@ -182,7 +183,7 @@ class GGUFHeader:
         return self.data_offset + self.data_bytes
 
 
-@dataclass(frozen=True)
+@frozen
 class NeedBytes:
     """The buffer ended inside the header: at least `minimum` bytes from the start are needed, probably `estimate`."""
 
@@ -494,7 +495,7 @@ CHUNK = 2**20  # the first read (1 MiB: a Llama-2 header, ~0.74 MB, in one reque
 MARGIN = 3 * CHUNK // 4
 
 
-@dataclass(frozen=True)
+@frozen
 class HeaderRead:
     """A header and what reading it cost: `bytes_read` from the start of the file in `requests` reads."""
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HfsizeError
-from .gguf import LLAMA_FILE_TYPES, GGUFHeader, HeaderRead, read_local_gguf
-from .results import GGUFFile, GGUFReport, GGUFSummary, Listing
+from .results import GGUFFile, GGUFReport, GGUFSummary, Listing, frozen
+
+if TYPE_CHECKING:  # the parser (gguf.py) is imported where a GGUF file is read: the GGUF hook runs on every model
+    from .gguf import GGUFHeader, HeaderRead
 
 # llama.cpp's split naming (gguf-split and gguf-py): <prefix>-00001-of-00003.gguf
 SPLIT = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
@@ -31,7 +32,7 @@ QUANT = re.compile(
 MAX_PARALLEL = 8
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFGroup:
     """One downloadable unit: a single .gguf file, or every part of a split set (`missing`: parts not present)."""
 
@@ -90,6 +91,8 @@ def group_files(files: Mapping[str, int | None]) -> list[GGUFGroup]:
 
 def file_facts(group: GGUFGroup, reads: Sequence[HeaderRead]) -> GGUFFile:
     """Facts of a file or split set from its headers (in part order; the first holds the metadata)."""
+    from .gguf import LLAMA_FILE_TYPES
+
     headers = [r.header for r in reads]
     meta = headers[0].metadata
     arch = meta.get("general.architecture") if isinstance(meta.get("general.architecture"), str) else None
@@ -227,6 +230,8 @@ def inspect_gguf(
 
     def read(part: str) -> HeaderRead:
         if root is not None:
+            from .gguf import read_local_gguf
+
             return read_local_gguf(str(root / part), part)
         return read_gguf_header(
             model, part, commit=listing.commit, size=listing.files.get(part), token=token, endpoint=endpoint

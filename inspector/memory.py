@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from . import install, placement, state
 from .dtypes import BYTES, KV_DTYPES, bulk_float, config_dtype
-from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training
+from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training, frozen
 from .schemes import LOAD_SCHEMES, Scheme
 
 GIB = 2**30
 DTYPE_BYTES = {name: BYTES[name] for name in KV_DTYPES}  # what weights and the KV cache are held in
 
 
-@dataclass(frozen=True)
+@frozen
 class MemorySettings:
     context: int = 2048
     batch: int = 1

@@ -12,13 +12,12 @@ parallelism divides each block over a group of devices before it is placed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from .names import layer_of
-from .results import Fit, Gpu, Verdict
+from .results import Fit, Gpu, Verdict, frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Block:
     """A piece that must sit whole on one device."""
 
@@ -26,20 +25,20 @@ class Block:
     bytes: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Device:
     name: str  # e.g. "H100-80GB:0"
     capacity_bytes: int  # what blocks may use (memory less the runtime overhead)
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceLoad:
     device: str
     bytes: int
     blocks: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Placement:
     loads: tuple[DeviceLoad, ...]  # the devices that got blocks, in order
     unplaced: tuple[str, ...]  # blocks no remaining device had room for (and every block after them)

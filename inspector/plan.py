@@ -15,18 +15,17 @@ the architecture's cache layers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from . import placement
 from .config import config_view
 from .dtypes import BYTES
-from .engines import engine as engine_named
 from .errors import ExitCode, HfsizeError
 from .memory import MemorySettings, kv_bytes_per_layer
 from .names import INPUT_EMBEDDINGS, layer_of
 from .placement import Block, Device
-from .results import BuiltArchitecture, Gpu, Memory, Offload, Parameters, PlanResult, RunPlan, Speed, Verdict
+from .results import BuiltArchitecture, Gpu, Memory, Offload, Parameters, PlanResult, RunPlan, Speed, Verdict, frozen
 from .schemes import LOAD_SCHEMES
 
 GIB = 2**30
@@ -44,7 +43,7 @@ class PlanError(HfsizeError):
     exit_code = ExitCode.USAGE
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanSettings:
     """What `hfsize plan` is asked; the memory options plus the engine's."""
 
@@ -207,7 +206,7 @@ def add_max_context(
 # ---------------------------------------------------------------- transformers: device_map="auto" with CPU RAM
 
 
-@dataclass(frozen=True)
+@frozen
 class OffloadedPlacement:
     gpu_blocks: dict[str, tuple[str, ...]]  # device -> block names
     cpu_blocks: tuple[str, ...]
@@ -532,7 +531,7 @@ def _speed(estimate: Any) -> Speed:
 # ---------------------------------------------------------------- the plan
 
 
-@dataclass(frozen=True)
+@frozen
 class _Context:
     built: BuiltArchitecture
     config: Mapping[str, Any]
@@ -584,6 +583,8 @@ def plan(
     stored_loaded: Mapping[str, int] | None = None,
 ) -> PlanResult:
     """Every way to run `model` on each GPU setup with `settings.engine`; the recommended one first."""
+    from .engines import engine as engine_named  # here: add_max_context (every report) needs no engine
+
     chosen = engine_named(settings.engine or "transformers")
     if not gpus:
         raise PlanError("no GPU to plan for", "Pass --gpu NAME (e.g. --gpu RTX-4090), or run where a GPU is.")

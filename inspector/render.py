@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rich import box
@@ -17,7 +16,7 @@ from rich.text import Text
 
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
-from .results import Failure, Report
+from .results import Failure, Report, frozen
 from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
 from .units import gib_number as _gib_number
@@ -35,7 +34,7 @@ COMPONENT_LABELS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Col:
     """A column of a `Fitted` table. Numbers, ids and verdicts never wrap (`wrap=False`); prose may, at spaces."""
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .dtypes import BYTES
 from .names import layer_of
 from .precisions import AS_STORED, LABELS, PRECISIONS
-from .results import BuiltArchitecture, TensorEntry
+from .results import BuiltArchitecture, TensorEntry, frozen
 
 BNB_BLOCK = 64  # bitsandbytes 4-bit blocksize; transformers never changes it
 BNB_NESTED_BLOCK = 256  # double-quant blocksize, hard-coded in bitsandbytes
@@ -44,7 +43,7 @@ def four_bit_bytes(numel: int, double_quant: bool) -> int:
     return packed + blocks + 4 * -(-blocks // BNB_NESTED_BLOCK) + 1024 + 4 + 64
 
 
-@dataclass(frozen=True)
+@frozen
 class Scheme:
     """How weights load at one precision: `weight_bytes` of each parameter, and the KV cache's dtype."""
 
@@ -78,7 +77,7 @@ class Scheme:
         return numel * BYTES[dtype], False
 
 
-@dataclass(frozen=True)
+@frozen
 class Bnb(Scheme):
     """bitsandbytes, quantizing at load time the Linear weights transformers hands it."""
 
@@ -125,7 +124,7 @@ def _quant_bits(quant: Mapping[str, Any]) -> int:
     return 4
 
 
-@dataclass(frozen=True)
+@frozen
 class Quantization:
     """What one checkpoint's quantization_config says: its format and the parameters its stored bytes follow."""
 
@@ -156,7 +155,7 @@ class Quantization:
         return f"Pre-quantized checkpoint: {self.label} (quantization_config); the as-stored row is {how}."
 
 
-@dataclass(frozen=True)
+@frozen
 class PreQuantized:
     """A checkpoint format that stores quantized weights: sized as stored (`memory.as_stored`).
 
@@ -197,7 +196,7 @@ class PreQuantized:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@frozen
 class GroupQuantized(PreQuantized):
     """GPTQ / AWQ: int32-packed weights and zero points, fp16 scales per group of input columns."""
 
@@ -220,7 +219,7 @@ class GroupQuantized(PreQuantized):
         return packed + zeros + scales + g_idx
 
 
-@dataclass(frozen=True)
+@frozen
 class Fp8(PreQuantized):
     """FP8 e4m3 weights with fp32 scales: one per tensor, or one per block (`weight_block_size`)."""
 
@@ -237,7 +236,7 @@ class Fp8(PreQuantized):
         return numel + 4 * -(-rows // q.block[0]) * -(-columns // q.block[1])  # fp32 weight_scale_inv per block
 
 
-@dataclass(frozen=True)
+@frozen
 class Mxfp4(PreQuantized):
     """MXFP4 (gpt-oss): the fused experts' weights as 4-bit `_blocks` with one uint8 scale per 32."""
 
@@ -255,7 +254,7 @@ class Mxfp4(PreQuantized):
         return numel // 2 + numel // 32  # two values per byte + one uint8 scale per 32
 
 
-@dataclass(frozen=True)
+@frozen
 class BnbSerialized(PreQuantized):
     """A bitsandbytes model saved after loading: the Linear weights transformers converts, as bnb stores them."""
 
@@ -279,7 +278,7 @@ class BnbSerialized(PreQuantized):
         return int8_bytes(numel, rows) + 1 if q.bits == 8 else four_bit_bytes(numel, q.double_quant)
 
 
-@dataclass(frozen=True)
+@frozen
 class CompressedTensors(PreQuantized):
     """compressed-tensors (llm-compressor): the first config group's weights, packed, with bf16 group scales."""
 

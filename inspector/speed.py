@@ -29,9 +29,9 @@ M1 Ultra, M2 Ultra; F16, Q8_0, Q4_0, Q4_K_M). Small models (1B) and CPU-bound se
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
-from .results import Gpu
+from .results import Gpu, frozen
 
 # Measured efficiency (measured / bound) of the published rows in tests/data/published.json:
 DECODE_EFFICIENCY = (0.49, 0.80)  # llama-bench tg128: 0.49 (RTX 3090, Q4_0) to 0.80 (RTX 4090, F16)
@@ -42,7 +42,7 @@ ALL_REDUCE_LATENCY_S = {"nvlink": 8e-6, "infinity_fabric": 8e-6, "pcie": 25e-6}
 ALL_REDUCES_PER_LAYER = 2  # row-parallel attention output and MLP down projection (Megatron-style TP)
 
 
-@dataclass(frozen=True)
+@frozen
 class Stage:
     """A device's share of one token's reads; stages run one after another."""
 
@@ -52,7 +52,7 @@ class Stage:
     bandwidth_bytes_per_s: int
 
 
-@dataclass(frozen=True)
+@frozen
 class TensorParallel:
     """What a TP group adds to each token: two all-reduces of the hidden state per layer."""
 
@@ -70,7 +70,7 @@ class TensorParallel:
         return self.layers * ALL_REDUCES_PER_LAYER * (self.latency_s + payload / self.peer_bytes_per_s)
 
 
-@dataclass(frozen=True)
+@frozen
 class SpeedEstimate:
     """Tokens per second for one sequence: the bound and the expected range, with what they rest on."""
 

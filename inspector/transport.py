@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .install import fallback
+from .results import frozen
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_METHODS = frozenset({"GET", "HEAD"})
@@ -49,7 +50,7 @@ def max_retries() -> int:
         return 3
 
 
-@dataclass(frozen=True)
+@frozen
 class Exchange:
     """One HTTP exchange as hfsize saw it (the URL's path only: no query string, never a header or token)."""
 
@@ -101,7 +102,7 @@ TRAFFIC = Traffic()
 _last = threading.local()
 
 
-@dataclass(frozen=True)
+@frozen
 class Reply:
     """What the last reply on this thread was, to describe one that is not what the Hub sends."""
 

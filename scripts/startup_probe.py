@@ -1,11 +1,13 @@
 """Ad hoc probe for issue 19 (start-up and round trips): hfsize against hf-mem 0.5.6 on the Hub replica.
 
 Usage: python scripts/startup_probe.py [--repeat 5] [--latency 0.05] [--model meta-llama/Llama-2-70b-hf]
-       [--hf-mem /work/hfmem-venv/bin/python]
+       [--hf-mem /work/hfmem-venv/bin/python] [--floor] [--baseline OTHER_CHECKOUT]
 
 Runs, alternating, hf-mem (`--model-id M`, its default report), `hfsize M --headers-only --json` with cold
 caches (fresh HF_HOME and HFSIZE_CACHE each run) and `hfsize M --json` answered from a warm cache; prints the
-median wall time of each, the ratios to hf-mem and the requests the replica answered per run. hf-mem hard-codes
+median wall time of each (and its range), the ratios to hf-mem (of the medians, and of each run to the hf-mem
+run beside it) and the requests the replica answered per run; `--floor` adds two runs that only import and set
+up huggingface_hub's session and headers (and hf_hub_download): what no change to hfsize can go below. hf-mem hard-codes
 https://huggingface.co: it runs under a small wrapper that mounts an httpx transport sending those requests to
 the replica instead (its own code, client and concurrency otherwise unchanged). The formal side-by-side
 benchmark is scripts/bench.py; this one is for measuring while working.
@@ -53,6 +55,15 @@ sys.argv = ["hf-mem", *sys.argv[1:]]
 main()
 """
 
+# The libraries every hfsize Hub run needs before its first request, without any hfsize code: the CLI toolkit,
+# huggingface_hub's HTTP session (an httpx2 client with its TLS context) and its request headers (token
+# lookup), and for a cold run hf_hub_download (config.json and the index land in the HF cache `check` counts).
+FLOOR_REPEATED = (
+    "import click, httpx2; from huggingface_hub.utils import get_session, build_hf_headers, hf_raise_for_status; "
+    "get_session(); build_hf_headers()"
+)
+FLOOR_COLD = FLOOR_REPEATED + "; from huggingface_hub import hf_hub_download"
+
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds: user + system) of one run, in the checkout PYTHONPATH names (`-m inspector`
@@ -74,6 +85,7 @@ def main() -> None:
     parser.add_argument("--model", default="meta-llama/Llama-2-70b-hf")
     parser.add_argument("--hf-mem", default=HF_MEM_PYTHON, help="the Python that has hf-mem 0.5.6 installed")
     parser.add_argument("--hfsize-root", type=Path, default=ROOT, help="checkout whose hfsize runs")
+    parser.add_argument("--floor", action="store_true", help="also run the huggingface_hub import floors")
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout, run alternately as well")
     args = parser.parse_args()
     hfsize = [sys.executable, "-m", "inspector"]
@@ -91,6 +103,9 @@ def main() -> None:
             "hfsize --headers-only (cold)": lambda: ([*hfsize, args.model, "--headers-only", "--json"], _fresh(env)),
             "hfsize repeated (cache)": lambda: ([*hfsize, args.model, "--json"], warm_env),
         }
+        if args.floor:  # what the huggingface_hub path costs before any hfsize code or request
+            cases["floor: session + headers"] = lambda: ([sys.executable, "-c", FLOOR_REPEATED], env)
+            cases["floor: + hf_hub_download"] = lambda: ([sys.executable, "-c", FLOOR_COLD], env)
         if args.baseline is not None:
             old = dict(env, PYTHONPATH=str(args.baseline))
             old_dir = tempfile.mkdtemp()
@@ -120,9 +135,17 @@ def main() -> None:
     for name, values in times.items():
         median, used = statistics.median(values), statistics.median(cpu[name])
         print(
-            f"  {name:30s} wall {median:.3f} s ({median / reference:.2f}x hf-mem), "
-            f"CPU {used:.3f} s ({used / reference_cpu:.2f}x), {requests[name]} requests"
+            f"  {name:30s} wall {median:.3f} s ({median / reference:.2f}x hf-mem; runs {min(values):.3f}-"
+            f"{max(values):.3f} s), CPU {used:.3f} s ({used / reference_cpu:.2f}x)"
+            + ("" if name.startswith("floor") else f", {requests[name]} requests")  # a floor asks nothing
         )
+    # each run's ratio to the hf-mem run just before it (alternating: the two saw the same load)
+    for name, values in times.items():
+        if name != "hf-mem":
+            paired = sorted(v / h for v, h in zip(values, times["hf-mem"], strict=True))
+            median = statistics.median(paired)
+            print(f"  {name:30s} paired ratio median {median:.2f}x, range {paired[0]:.2f}-{paired[-1]:.2f}x")
+    print(f"  load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def _fresh(env: dict[str, str]) -> dict[str, str]:

@@ -115,9 +115,12 @@ def _cli(args: list[str], env: dict[str, str], probe: str = "") -> subprocess.Co
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full, cwd=root)
 
 
-# What --headers-only and a cached report never need: the model class, the table renderer (JSON output), and
-# huggingface_hub's HfApi module (its import alone outweighed a round trip).
-NOT_NEEDED = "torch transformers accelerate rich huggingface_hub.hf_api"
+# What --headers-only and a cached report never need: the model class, the table renderer (JSON output),
+# huggingface_hub's HfApi module (its import alone outweighed a round trip), the GGUF parser (the GGUF hook runs
+# on every model, the parser only for a .gguf file), the llama.cpp planner and the engine registry (planning only).
+NOT_NEEDED = (
+    "torch transformers accelerate rich huggingface_hub.hf_api inspector.gguf inspector.gguf_plan inspector.engines"
+)
 
 
 def test_headers_only_and_a_cached_report_import_only_what_they_use(hub, tmp_path):
@@ -162,3 +165,36 @@ def test_a_sharded_repo_takes_two_round_trips_and_no_agent_registry(tmp_path):
     # may start a HEAD late, after hf_hub_download's first import)
     assert in_flight >= 2
     assert repeated == [f"/api/models/{SEVENTY_B}"]  # answered from hfsize's cache: model info only
+
+
+def test_a_gguf_repo_still_loads_the_parser_it_needs(hub, tmp_path):
+    """The GGUF parser is imported where a .gguf header is read: a GGUF repo is still read through it."""
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "HFSIZE_CACHE": str(tmp_path / "cache")}
+    proc = _cli(["TheBloke/Llama-2-13B-chat-GGUF", "--json"], env, "inspector.gguf torch")
+    assert proc.returncode == 0, proc.stderr
+    assert "IMPORTED ['inspector.gguf']" in proc.stderr
+    import json
+
+    # the file types are read from each header's general.file_type (the parser's work), not from the names
+    files = json.loads(proc.stdout)["gguf"]["files"]
+    assert [f["file_type"] for f in files] == ["Q2_K", "Q4_K_M", "Q8_0"]
+
+
+def test_stage_dataclasses_stay_frozen_value_objects():
+    """schemes, memory, plan, gguf... use results.frozen (shared eq/hash/repr): still frozen, equal by value."""
+    import dataclasses
+
+    import pytest
+
+    from inspector.gguf import GGML_TYPES
+    from inspector.memory import MemorySettings
+    from inspector.schemes import LOAD_SCHEMES
+
+    for value in (LOAD_SCHEMES["nf4_double_quant"], MemorySettings(), next(iter(GGML_TYPES.values()))):
+        copy = dataclasses.replace(value)
+        assert copy == value and hash(copy) == hash(value) and repr(copy) == repr(value)
+        assert copy is not value
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            copy.__setattr__(dataclasses.fields(copy)[0].name, None)
+    assert LOAD_SCHEMES["bf16"] != LOAD_SCHEMES["nf4_double_quant"]
+    assert repr(MemorySettings()).startswith("MemorySettings(")
