@@ -106,10 +106,10 @@ def _no_llama_cpp(model: str, settings: Any) -> None:
     if settings.cache_type is not None:
         given.append("--cache-type")
     if given:
-        raise UsageError(
-            f"{' / '.join(given)} applies to GGUF files (llama.cpp) and '{model}' has none",
-            "Drop it; for a safetensors repo the KV cache dtype is --kv-dtype.",
+        hint = "Drop it" + (
+            "; for a safetensors repo the KV cache dtype is --kv-dtype." if "--cache-type" in given else "."
         )
+        raise UsageError(f"{' / '.join(given)} applies to GGUF files (llama.cpp) and '{model}' has none", hint)
 
 
 def with_overrides(repo: RepoFiles, overrides: Mapping[str, Any] | None) -> RepoFiles:
@@ -802,7 +802,18 @@ def explain_model(
     settings = memory or MemorySettings()
 
     def read(model: str) -> RepoFiles:
-        return fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up and not overrides)
+        from .gguf_repo import probe_gguf
+
+        listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
+        if is_gguf:  # explain follows a config.json through transformers' classes; a GGUF repo has none
+            raise UsageError(
+                f"'{model}' holds GGUF files only; explain needs a config.json",
+                f"Run `hfsize {model}` for its files' figures, or explain the repo it was converted from.",
+            )
+        _no_llama_cpp(model, settings)
+        return fetch(model, revision=revision, token=token, endpoint=endpoint, warm_up=warm_up and not overrides,
+            listing=listing,
+        )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hfsize") as pool:
         repos = list(pool.map(read, models))  # the first that cannot be read stops the explanation

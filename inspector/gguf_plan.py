@@ -81,8 +81,14 @@ def plan_gguf_repo(
         "GPU's usable memory for catalog GPUs); a prompt micro-batch copies the largest RAM-kept layer tensor to "
         "the first GPU (op offload, counted there)",
     ]
-    flags = settings.llama_cpp.flags if settings.llama_cpp is not None else ""
-    if flags:
+    llama_cpp = settings.llama_cpp
+    if llama_cpp is not None and llama_cpp.tensor_split:
+        split = ",".join(f"{x:g}" for x in llama_cpp.tensor_split)
+        assumptions.append(
+            f"llama.cpp run with -ts {split}: the offloaded layers split over the GPUs in that proportion"
+        )
+    if llama_cpp is not None and llama_cpp.cpu_patterns:
+        flags = " ".join(f"-ot '{p}=CPU'" for p in llama_cpp.cpu_patterns)
         assumptions.append(f"llama.cpp run with {flags}: matching tensors stay in RAM, computed by the CPU")
     rows = summary.files
     wanted = None

@@ -178,6 +178,16 @@ def test_bad_set_is_one_line_with_its_exit_code(capsys, on_replica, arguments, c
         assert out == "" and err.startswith("Error: ") and err.count("\n") == 1 and says in err
 
 
+def test_explain_on_a_gguf_repo_or_with_llama_cpp_options_is_a_usage_error(capsys, on_replica):
+    # explain follows config.json through transformers' classes: a GGUF-only repo has none (it used to exit 3,
+    # "has no config.json ... check the repo id", for a repo that exists), and llama.cpp's options do not apply
+    got, out, err = cli(capsys, "explain", "TheBloke/Llama-2-13B-chat-GGUF")
+    assert got == 2 and out == "" and err.count("\n") == 1
+    assert "holds GGUF files only" in err and "`hfsize TheBloke/Llama-2-13B-chat-GGUF`" in err
+    got, out, err = cli(capsys, "explain", LLAMA_13B, "--cpu-moe")
+    assert got == 2 and out == "" and "--cpu-moe applies to GGUF files" in err and "--kv-dtype" not in err
+
+
 # ---------------------------------------------------------------- Markdown
 
 

@@ -128,6 +128,8 @@ def test_tensor_split_over_two_gpus(capsys, on_replica):
     q8 = next(r for r in [runs["plan"], *runs["alternatives"]] if r["file"] == "llama-2-13b-chat.Q8_0.gguf")
     off = q8["offload"]
     assert off["layers_per_gpu"] == [31, 10]  # 41 layers at 3:1 (see above); the output layer is the 41st
+    said = [a for a in q8["assumptions"] if "-ts 3,1" in a]  # the split is said as a split, not as -ot's RAM rule
+    assert len(said) == 1 and "split over the GPUs" in said[0] and "RAM" not in said[0]
     # Llama-2-13B Q8_0 block: 317,194,240 matrix values -> 337,018,880 B, + 2 x 5,120 F32 norms = 337,059,840 B;
     # its KV: 2 x 5,120 x 4,096 x 2 B = 83,886,080 B. GPU 0: 31 blocks, no compute buffer (the output is on GPU 1)
     assert off["bytes_per_gpu"][0] == 31 * (337_059_840 + 83_886_080)
