@@ -183,6 +183,8 @@ def check_gguf(
     code = check_exit_code(problems, fits, strict=strict)
     first = gpus[0].label if gpus else None
     memory_bytes = chosen.gpu_bytes.get(first) if chosen is not None and first else None
+    if chosen is not None and first and chosen.fits.get(first) == "partial":  # what the verdict weighs: GPU + RAM
+        memory_bytes = chosen.gpu_bytes[first] + chosen.ram_bytes[first]
     if chosen is not None and memory_bytes is None and chosen.kv_cache_bytes is not None:
         memory_bytes = chosen.tensor_bytes + chosen.kv_cache_bytes
     label = chosen.quant or quant_label(chosen.name) if chosen is not None else None

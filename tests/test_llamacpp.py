@@ -230,7 +230,14 @@ def test_check_gates_on_the_recommended_file(on_replica, capsys):
     code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3060-12GB",
                          "--file", "Q8_0", "--json")  # fmt: skip
     assert code == 10, err
-    assert json.loads(out)["verdicts"]["RTX-3060-12GB"]["verdict"] == "needs_more"
+    gated = json.loads(out)
+    assert gated["verdicts"]["RTX-3060-12GB"]["verdict"] == "needs_more"
+    # the figure shown is what the verdict weighs, the part on the GPU at the -ngl that fits plus the rest in RAM
+    # (the GGUF report's two columns for the same file and GPU), not the GPU's part alone (it said 2.59 of ~6 GiB)
+    code, out, err = cli(capsys, "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3060-12GB", "--json")
+    q8 = next(f for f in json.loads(out)["gguf"]["files"] if f["name"] == "llama-2-13b-chat.Q8_0.gguf")
+    on_gpu, in_ram = q8["gpu_bytes"]["RTX-3060-12GB"], q8["ram_bytes"]["RTX-3060-12GB"]
+    assert in_ram > 0 and gated["memory_bytes"] == on_gpu + in_ram
     code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--file", "Q3_K_S")
     assert code == 2 and out == "" and err.count("\n") == 1 and "Q3_K_S" in err
 
