@@ -638,6 +638,11 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Group:
             "Per GPU: the first precision that fits on one GPU (as stored first, for pre-quantized checkpoints); "
             "no: none of them does. Under each GPU: the memory one device offers."
         )
+    if any(not isinstance(r, (Report, Failure)) for r in results):
+        notes.append(
+            "GGUF repos: the recommended file (else the first); stored: its tensor bytes; per GPU: fits (every "
+            "layer on the GPU with llama.cpp), -ngl N (the layers that fit; the rest stay in RAM) or no."
+        )
     parts: list[Any] = [Fitted(columns, rows, box=box.SIMPLE_HEAD), bullets(notes, style="dim")]
     if errors:
         parts += [Text(""), bullets(errors, style="red")]
@@ -652,7 +657,8 @@ def _gguf_table_row(r: Any, labels: list[str], precisions: int) -> list[str]:
         return [r.model, "-", "-", *["-"] * precisions, *["-"] * len(labels)]
     name = f"{r.model}\n{best.name}" + (" (recommended)" if best.name == g.recommended else "")
     cells = [_gguf_gpu_cell(best, label).split(" / ")[0] for label in labels]
-    return [name, human_count(best.parameters), gb(best.bytes) if best.bytes else "-", *["-"] * precisions, *cells]
+    stored = _gib_number(best.tensor_bytes) if best.tensor_bytes else "-"  # GiB, as the safetensors rows
+    return [name, human_count(best.parameters), stored, *["-"] * precisions, *cells]
 
 
 def _table_total(line: Any) -> str:

@@ -199,6 +199,11 @@ def test_several_repos_including_gguf_ones(on_replica, capsys, monkeypatch):
     assert code == 0, err
     flat = "".join(out.split())  # a narrow terminal folds long names
     assert "llama-2-13b-chat.Q4_K_M.gguf(recommended)" in flat and "TheBloke/Llama-2-7B-Chat-GGUF" in flat
+    # the "stored GiB" column in GiB for GGUF rows too (it showed the file's GB): Q4_K_M's tensor bytes are its
+    # Hub size 7,865,956,224 B less its 745,344 B header = 7,865,210,880 B = 7.33 GiB (not "7.87 GB")
+    row = next(line for line in out.splitlines() if line.strip().startswith("TheBloke/Llama-2-13B-chat-GGUF"))
+    assert " 7.33 " in row and "GB" not in row
+    assert "GGUFrepos:therecommendedfile" in flat  # the legend says what a GGUF row shows
     code, out, err = cli(capsys, "TheBloke/Llama-2-13B-chat-GGUF", "TheBloke/Llama-2-7B-Chat-GGUF", "--json")
     assert code == 0 and len([json.loads(line) for line in out.splitlines() if line.strip()]) == 2
 
