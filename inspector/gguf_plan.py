@@ -68,7 +68,13 @@ def plan_gguf_repo(
     assumptions = [
         f"llama.cpp's allocator as read from its source (commit {LLAMA_CPP_COMMIT[:7]}, engines/llamacpp.py): "
         "-ngl puts the last N of block_count + 1 layers on the GPU, token_embd stays in RAM (memory-mapped)",
-        f"KV cache type {summary.cache_type} (--kv-dtype), context padded to 256: {summary.context:,} tokens",
+        f"KV cache type {summary.cache_type} (--kv-dtype), context padded to 256: {summary.context:,} tokens"
+        + (
+            f" (llama.cpp -np {summary.sequences} -c {summary.context}: {summary.sequences} sequences of "
+            f"{summary.context // summary.sequences:,} tokens share n_ctx)"
+            if summary.sequences > 1
+            else ""
+        ),
         f"--overhead {memory.overhead_per_gpu / 2**30:g} GiB left free per GPU (llama.cpp's --fit leaves 1 GiB)",
         "compute buffer approximated by the output logits, 4 x 512 x (n_vocab + n_embd) bytes",
         f"layers left on the CPU read at {RAM_BANDWIDTH_BYTES_PER_S / 1e9:g} GB/s of RAM bandwidth (dual-channel "

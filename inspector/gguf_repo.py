@@ -295,7 +295,8 @@ def plan_file(
     if not facts.n_layer:
         return row
     ctk = settings_cache_type(memory)
-    kv = kv_cache(facts, memory.context, cache_type_k=ctk, n_seq=memory.batch)
+    # --context is tokens per sequence, --batch the sequences: llama.cpp -np B -c C*B (n_ctx shared by them)
+    kv = kv_cache(facts, memory.context * memory.batch, cache_type_k=ctk, n_seq=memory.batch)
     per_token = sum(
         row_bytes(ctk, k) + (row_bytes(ctk, v) if v else 0)
         for k, v in zip(facts.n_embd_k_gqa, facts.n_embd_v_gqa, strict=True)
@@ -340,7 +341,7 @@ def plan_file(
 
 
 RULE = (
-    "the highest bits per weight among the files that fit entirely (-ngl all) on {gpu} at {context:,} tokens; "
+    "the highest bits per weight among the files that fit entirely (-ngl all) on {gpu} at {context}; "
     "if none does, the one with the most layers on the GPU"
 )
 
@@ -353,7 +354,8 @@ def recommend(
 
     from .engines.llamacpp import context_sizes
 
-    ctx = context_sizes(memory.context, memory.batch).n_ctx
+    sizes = context_sizes(memory.context * memory.batch, memory.batch)  # -np B -c C*B
+    ctx = sizes.n_ctx
     base = replace(summary, context=ctx, sequences=memory.batch, cache_type=settings_cache_type(memory))
     if not gpus:
         return base
@@ -372,7 +374,9 @@ def recommend(
         base,
         recommended=best.name,
         recommended_for=label,
-        recommended_rule=RULE.format(gpu=label, context=ctx),
+        recommended_rule=RULE.format(
+            gpu=label, context=f"{sizes.cells:,} tokens" + (f" x {memory.batch} sequences" if memory.batch > 1 else "")
+        ),
         download=None if local else download_command(model, best, revision),
     )
 

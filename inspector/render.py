@@ -735,7 +735,13 @@ def gguf_renderable(report: Any) -> Group:
     if kv is not None and summary.context:
         notes.append(
             f"\nKV cache as llama.cpp allocates it: {kv.kv_cache_bytes / 2**20:,.2f} MiB at n_ctx {summary.context:,} "
-            f"(padded to 256) x {summary.sequences} sequence(s), cache type {summary.cache_type} "
+            + (
+                f"(padded to 256) = {summary.sequences} sequences x {summary.context // summary.sequences:,} tokens "
+                f"(llama.cpp -np {summary.sequences} -c {summary.context}: the sequences share n_ctx)"
+                if summary.sequences > 1
+                else "(padded to 256) x 1 sequence(s)"
+            )
+            + f", cache type {summary.cache_type} "
             f"({kv.kv_bytes_per_token:,} bytes per token)"
         )
     if labels:
@@ -790,8 +796,9 @@ def _gguf_gpu_table(summary: Any, labels: list[str]) -> Fitted:
                 f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-",
             ])  # fmt: skip
     return Fitted(
-        columns, rows, key=2, box=box.SIMPLE_HEAD, title=f"llama.cpp at {summary.context:,} tokens x "
-        f"{summary.sequences}, KV {summary.cache_type}", title_justify="left", title_style="bold",
+        columns, rows, key=2, box=box.SIMPLE_HEAD,
+        title=f"llama.cpp at {summary.context // summary.sequences:,} tokens x {summary.sequences}, "
+        f"KV {summary.cache_type}", title_justify="left", title_style="bold",
     )  # fmt: skip
 
 

@@ -317,3 +317,26 @@ def test_compare_keeps_llama_cpp_options_to_the_gguf_side(on_replica, capsys):
     # two safetensors repos: the option would change nothing, a usage error as for `hfsize` and `check`
     code, out, err = cli(capsys, "compare", "meta-llama/Llama-2-13b-hf", "openai-community/gpt2-large", "--cpu-moe")
     assert code == 2 and err.count("\n") == 1 and "--cpu-moe applies to GGUF files" in err
+
+
+def test_batch_multiplies_the_kv_cache(on_replica, capsys):
+    # --context is tokens per sequence, --batch the sequences: llama.cpp -np 4 -c 16384 (n_ctx shared by the 4),
+    # 40 layers x 2 x 5120 x 2 B x 16,384 cells = 13,421,772,800 B = 12,800 MiB = 3,200 MiB x 4
+    args = ("TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3090", "--context", "4096")
+    one = report(capsys, *args)["gguf"]
+    data = report(capsys, *args, "--batch", "4")["gguf"]
+    assert (data["context"], data["sequences"]) == (16384, 4)
+    for f1, f4 in zip(one["files"], data["files"], strict=True):
+        assert f1["kv_cache_bytes"] == 3_355_443_200
+        assert f4["kv_cache_bytes"] == 13_421_772_800 == 4 * f1["kv_cache_bytes"]
+        assert f4["kv_bytes_per_token"] == f1["kv_bytes_per_token"] == 819_200
+        assert f4["max_context"]["RTX-3090"] <= 4096  # per sequence, the trained context at most
+    code, out, err = cli(capsys, *args, "--batch", "4")
+    assert code == 0, err
+    assert "12,800.00 MiB at n_ctx 16,384" in out and "-np 4 -c 16384" in out
+    assert "llama.cpp at 4,096 tokens x 4" in out
+    code, out, err = cli(capsys, "plan", *args, "--batch", "4", "--json")
+    assert code == 0, err
+    plan = json.loads(out)["plan"]
+    assert plan["kv_cache_bytes_per_gpu"] == 13_421_772_800  # every layer on the one GPU
+    assert any("-np 4 -c 16384" in a for a in plan["assumptions"])

@@ -476,7 +476,8 @@ def kv_cache(
     swa_full: bool = False,
     n_ubatch: int = N_UBATCH,
 ) -> KVCache:
-    """The KV cache (and recurrent state) llama.cpp allocates for `context` tokens over `n_seq` sequences."""
+    """The KV cache (and recurrent state) llama.cpp allocates for n_ctx = `context` tokens (`-c`, shared by all
+    sequences) over `n_seq` sequences (`-np`). For n_seq sequences of C tokens each pass context = C * n_seq."""
     cache_type_v = cache_type_v or cache_type_k
     ctx = context_sizes(context, n_seq, unified=unified, n_ubatch=n_ubatch)
     swa_cells = 0
@@ -687,7 +688,12 @@ def plan_gguf(
     flash_attn: bool = True,
     options: Options | None = None,
 ) -> GGUFPlan:
-    """-ngl, bytes and KV of `model` on `gpu` (a results.Gpu: count devices of usable_bytes each)."""
+    """-ngl, bytes and KV of `model` on `gpu` (a results.Gpu: count devices of usable_bytes each).
+
+    `context` is tokens per sequence (hfsize's --context) and `n_seq` the sequences (--batch): llama.cpp runs them
+    as `-np n_seq -c context*n_seq` (n_ctx is shared by the parallel sequences, llama-context.cpp n_ctx_seq =
+    n_ctx / n_seq), so the KV cache is kv_cache(model, context * n_seq, n_seq=n_seq). max_context is per sequence.
+    """
     options = options or Options()
     members = tuple(gpu.devices) or (gpu,) * max(gpu.count, 1)  # a mixed setup's devices, else count alike
     devices = len(members)
@@ -699,8 +705,9 @@ def plan_gguf(
         )
     budgets = [d.usable_bytes - reserve_bytes for d in members]
     free = [d.free_bytes if d.free_bytes is not None else d.usable_bytes for d in members]
+    n_seq = max(1, n_seq)
     kv = kv_cache(
-        model, context, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq, flash_attn=flash_attn
+        model, context * n_seq, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq, flash_attn=flash_attn
     )
     total = model.n_layer + 1
 
@@ -717,7 +724,7 @@ def plan_gguf(
     verdict = "fits" if layers == total else "partial" if layers else "no"
 
     def fits(ctx: int) -> bool:
-        cache = kv_cache(model, ctx, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq,
+        cache = kv_cache(model, ctx * n_seq, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq,
                          flash_attn=flash_attn)  # fmt: skip
         return all(b <= room for b, room in zip(split(total, cache).device_bytes, budgets, strict=True))
 
@@ -726,8 +733,8 @@ def plan_gguf(
     if verdict == "partial":
 
         def fits_at_ngl(ctx: int) -> bool:
-            cache = kv_cache(model, ctx, cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_seq=n_seq,
-                             flash_attn=flash_attn)  # fmt: skip
+            cache = kv_cache(model, ctx * n_seq, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
+                             n_seq=n_seq, flash_attn=flash_attn)  # fmt: skip
             return all(b <= room for b, room in zip(split(layers, cache).device_bytes, budgets, strict=True))
 
         at_ngl = _max_context(model, fits_at_ngl)
