@@ -267,7 +267,30 @@ def inspect_gguf(
     )
     if memory is not None:
         summary = recommend(summary, model, gpus, memory, revision=revision, local=listing.location == "local")
+        options = getattr(memory, "llama_cpp", None)
+        read_ok = [o for o in outcomes.values() if not isinstance(o, HfsizeError)]
+        if options is not None:
+            from dataclasses import replace
+
+            summary = replace(summary, notes=option_notes(options, [t.name for o in read_ok for t in o.header.tensors]))
     return GGUFReport(model=model, revision=revision, commit=listing.commit, location=listing.location, gguf=summary)
+
+
+def option_notes(options: Any, tensor_names: Sequence[str]) -> list[str]:
+    """What llama.cpp's placement options do on these files, in words: a -ts split, and for each -ot pattern
+    (--cpu-moe and --n-cpu-moe are such patterns) whether it matches any tensor; one that matches none (--cpu-moe
+    on a dense model) changes nothing, and the report says so rather than staying silent."""
+    notes = []
+    if options.tensor_split:
+        split = ",".join(f"{x:g}" for x in options.tensor_split)
+        notes.append(f"llama.cpp run with -ts {split}: the offloaded layers split over the GPUs in that proportion")
+    for pattern in options.cpu_patterns:
+        found = re.compile(pattern)
+        if any(found.search(name) for name in tensor_names):
+            notes.append(f"llama.cpp run with -ot '{pattern}=CPU': matching tensors stay in RAM, computed by the CPU")
+        else:
+            notes.append(f"-ot '{pattern}=CPU' matches no tensor of these files: it keeps nothing in RAM here")
+    return notes
 
 
 # ---------------------------------------------------------------- llama.cpp's allocation and the recommendation

@@ -752,6 +752,8 @@ def gguf_renderable(report: Any) -> Group:
             "--overhead is left free per GPU, as llama.cpp's --fit leaves 1 GiB; * recommended",
             style="dim",
         )
+    for note in summary.notes:
+        notes.append(f"\n{note}", style="yellow" if "matches no tensor" in note else "dim")
     if summary.recommended:
         notes.append(f"\nrecommended for {summary.recommended_for}: {summary.recommended}", style="bold green")
         notes.append(f"\n  rule: {summary.recommended_rule}", style="dim")

@@ -939,6 +939,7 @@ class GGUFSummary:
     context: int | None = None  # the padded n_ctx the llama.cpp figures are for
     sequences: int = 1  # n_seq_max (--batch; llama-server --parallel)
     cache_type: str | None = None  # --cache-type-k/v
+    notes: list[str] = field(default_factory=list)  # what llama.cpp's placement options (-ts, -ot, --cpu-moe) do here
 
 
 @frozen

@@ -180,3 +180,20 @@ def test_a_note_when_ram_is_short_of_what_stays_there(capsys, on_replica):
     # token_embd + every routed expert: 330,612,736 + 30,802,968,576 B = 29.00 GiB > 16 GiB
     assert any(n.startswith("29.00 GiB stay in RAM and --ram offers 16.00 GiB") for n in data["notes"])
     assert not any("stay in RAM" in n for n in plan(capsys, "--cpu-moe", "--ram", "64GiB")["notes"])
+
+
+def test_placement_options_are_said_in_the_report_and_a_pattern_matching_nothing_is_flagged(capsys, on_replica):
+    # --cpu-moe is llama.cpp's expert-tensor pattern: Llama-2-13B has no expert tensors (a dense model: its
+    # ffn_up/ffn_down/ffn_gate tensors carry no "_exps"), so it keeps nothing in RAM and the report says so;
+    # Qwen3-30B-A3B's blk.N.ffn_*_exps tensors match it
+    code, out, err = cli(capsys, "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3090x2", "--cpu-moe",
+                         "--tensor-split", "3,1", "--json")  # fmt: skip
+    assert code == 0, err
+    notes = json.loads(out)["gguf"]["notes"]
+    assert len(notes) == 2 and "-ts 3,1" in notes[0] and "matches no tensor" in notes[1]
+    code, out, err = cli(capsys, "Qwen/Qwen3-30B-A3B-GGUF", "--gpu", "RTX-4090", "--cpu-moe", "--json")
+    assert code == 0, err
+    notes = json.loads(out)["gguf"]["notes"]
+    assert len(notes) == 1 and "matching tensors stay in RAM" in notes[0]
+    code, out, err = cli(capsys, "Qwen/Qwen3-30B-A3B-GGUF", "--gpu", "RTX-4090", "--json")
+    assert json.loads(out)["gguf"]["notes"] == []  # no option, nothing said
