@@ -45,8 +45,9 @@ def compare_gguf(gguf: GGUFReport, base_report: Any, base_id: str, base_from: st
             tensor_bytes=f.tensor_bytes,
             bits_per_weight=f.bits_per_weight,
             parameters=f.parameters,
-            fraction_of_bf16=f.tensor_bytes / bf16 if bf16 else None,
-            saved_bytes=bf16 - f.tensor_bytes,
+            # what the quant keeps of the base's bf16 bytes, only where the file holds the base's parameters
+            fraction_of_bf16=f.tensor_bytes / bf16 if bf16 and f.parameters == base_params else None,
+            saved_bytes=bf16 - f.tensor_bytes if f.parameters == base_params else None,
         )  # fmt: skip
         for f in models
     ]
@@ -57,6 +58,10 @@ def compare_gguf(gguf: GGUFReport, base_report: Any, base_id: str, base_from: st
         notes.append(f"architectures differ: GGUF '{arch}', base model_type '{model_type}'")
     if counts and counts[0] != base_params:
         notes.append(f"parameters differ by {counts[0] - base_params:+,} (GGUF - base)")
+    if any(f.parameters != base_params for f in models):
+        notes.append("of bf16 and saved are left out for files with other parameters than the base: not its weights")
+    if same_arch and GGUF_ARCH_OF_MODEL_TYPE.get(model_type, model_type) != model_type:
+        notes.append(f"llama.cpp writes model_type '{model_type}' as architecture '{arch}': same means that")
     return GGUFComparison(
         gguf=gguf.model,
         base=base_id,

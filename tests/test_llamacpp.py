@@ -307,6 +307,12 @@ def test_compare_gguf_repo_with_its_base(on_replica, capsys):
     assert again["files"] == data["files"]
     code, out, err = cli(capsys, "compare", "TheBloke/Llama-2-13B-chat-GGUF", "TheBloke/Llama-2-7B-Chat-GGUF")
     assert code == 2 and err.count("\n") == 1
+    # a base that is another model (Mistral-7B: 7,241,732,096 parameters): no share of its bf16 bytes is shown
+    # for files that are not its weights, and "same" architecture is said to be llama.cpp's naming
+    other = report(capsys, "compare", "mistralai/Mistral-7B-v0.1", "TheBloke/Llama-2-13B-chat-GGUF")
+    assert other["same_parameters"] is False and other["base_parameters"] == 7_241_732_096
+    assert all(f["fraction_of_bf16"] is None and f["saved_bytes"] is None for f in other["files"])
+    assert any("writes model_type 'mistral' as architecture 'llama'" in n for n in other["notes"])
 
 
 def test_compare_keeps_llama_cpp_options_to_the_gguf_side(on_replica, capsys):
