@@ -8,8 +8,18 @@ from typing import Any
 
 from .precisions import LABELS
 from .render_explain import SHAPE_LABELS, family_rows, overrides_line, step_sentences, value, verdict_word
-from .results import CheckResult, Comparison, Explained, Failure, Family, GGUFReport, Report
-from .units import gib, gib_number, human_count, kib, signed_gib
+from .results import (
+    CheckResult,
+    Comparison,
+    Explained,
+    Failure,
+    Family,
+    GGUFComparison,
+    GGUFReport,
+    PlanResult,
+    Report,
+)
+from .units import gb, gib, gib_number, human_count, kib, signed_gib
 
 COMPONENTS = {"mlp": "MLP", "experts": "experts (routed)", "shared_experts": "experts (shared)"}
 
@@ -41,6 +51,10 @@ def markdown(result: Any) -> str:
         return comparison(result)
     if isinstance(result, GGUFReport):
         return gguf(result)
+    if isinstance(result, PlanResult):
+        return plan(result)
+    if isinstance(result, GGUFComparison):
+        return gguf_comparison(result)
     if isinstance(result, Failure):
         return f"## {cell(result.model)}\n\nError (exit {result.exit_code}): {cell(result.error)}\n"
     raise TypeError(f"no Markdown for {type(result).__name__}")
@@ -231,12 +245,155 @@ def family(f: Family) -> str:
 
 
 def gguf(r: GGUFReport) -> str:
+    s = r.gguf
     rows = []
-    for f in r.gguf.files:
+    for f in s.files:
         bpw = "-" if f.bits_per_weight is None else f"{f.bits_per_weight:.2f}"
         size = "-" if f.bytes is None else f"{f.bytes:,}"
         rows.append(
             [f.name, f.kind, f.quant or "-", f"{f.parameters:,}", f"{f.tensor_bytes:,}", size, bpw, f.error or ""]
         )
     header = ["file", "kind", "quant", "parameters", "tensor bytes", "file bytes", "bits/weight", "error"]
-    return f"## {r.model}\n\nGGUF files.\n\n" + table(header, rows, right=(3, 4, 5, 6))
+    parts = [f"## {r.model}\n\nGGUF files.\n\n" + table(header, rows, right=(3, 4, 5, 6))]
+    labels = list(dict.fromkeys(label for f in s.files for label in f.fits))
+    if labels:
+        parts.append(_gguf_fit(s, labels))
+    if s.recommended:
+        parts.append(
+            f"**Recommended for {cell(s.recommended_for)}: `{s.recommended}`**\n\n*rule: {cell(s.recommended_rule)}*\n"
+        )
+    elif s.recommended_for and labels:
+        parts.append(f"No file can be recommended for {cell(s.recommended_for)}.\n")
+    if s.download:
+        parts.append(f"```sh\n{s.download}\n```\n")
+    return _sections(*parts)
+
+
+def _gguf_fit(s: Any, labels: list[str]) -> str:
+    """One row per file and GPU, as render.py's llama.cpp table: -ngl, GPU and RAM bytes, context, speed."""
+    rows = []
+    for f in s.files:
+        for label in labels:
+            if label not in f.fits:
+                continue
+            verdict = f.fits[label]
+            layers = "all" if verdict == "fits" else f"{f.gpu_layers[label]}/{(f.block_count or 0) + 1}"
+            speed = f.decode_tokens_per_s.get(label)
+            rows.append([
+                f.name + (" \\*" if f.name == s.recommended else ""), label, layers,
+                gb(f.gpu_bytes[label]), gb(f.ram_bytes[label]),
+                f"{f.max_context[label]:,}" if f.max_context.get(label) else "-",
+                f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-",
+            ])  # fmt: skip
+    head = f"### llama.cpp at {s.context:,} tokens x {s.sequences}, KV {s.cache_type}\n\n"
+    header = ["file", "GPU", "layers", "on GPU", "in RAM", "max ctx", "tok/s"]
+    return head + table(header, rows, right=(2, 3, 4, 5, 6)) + "\n\\* recommended\n"
+
+
+def gguf_comparison(c: GGUFComparison) -> str:
+    base_from = f" (declared by its {c.base_from})" if c.base_from != "argument" else ""
+    words = {True: "same", False: "differs", None: "unknown"}
+    title = f"## {c.gguf} against {c.base}{base_from}\n"
+    same = table(
+        ["", "GGUF", "base", "verdict"],
+        [
+            ["architecture", c.architecture or "?", c.base_model_type or "?", words[c.same_architecture]],
+            ["parameters", f"{c.gguf_parameters or 0:,}", f"{c.base_parameters:,}", words[c.same_parameters]],
+        ],
+    )
+    rows = []
+    for f in c.files:
+        share = f"{f.fraction_of_bf16 * 100:.1f}%" if f.fraction_of_bf16 is not None else "-"
+        bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
+        saved = gb(f.saved_bytes) if f.saved_bytes is not None else "-"
+        rows.append([f.name, f.quant or "-", bits, gb(f.tensor_bytes), share, saved])
+    files = f"### Against the base in bf16 ({gb(c.base_bf16_bytes)})\n\n" + table(
+        ["file", "quant", "bits/w", "tensor bytes", "of bf16", "saved"], rows, right=(2, 3, 4, 5)
+    )
+    return _sections(title, same, files, _notes(c.notes))
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _tokens_per_s(speed: Any) -> str:
+    """As render.py's: the expected range and the bound (render.py imports rich; Markdown does not)."""
+    if speed is None:
+        return "-"
+    return f"{_rate(speed.expected_low)}-{_rate(speed.expected_high)} (bound {_rate(speed.bound)})"
+
+
+def _context(run: Any) -> str:
+    if run.max_context is None:
+        return "none"
+    text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
+    if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
+        text += f" at -ngl {run.offload.gpu_layers}"
+    return text
+
+
+def plan(r: PlanResult) -> str:
+    commit = f" @ {r.revision or 'main'} (commit {r.commit})" if r.commit else ""
+    limit = f"; the model's limit is {r.context_limit:,} tokens" if r.context_limit else ""
+    ram = f", {gib(r.ram_bytes)} CPU RAM for offload" if r.ram_bytes else ""
+    title = f"## {r.model}\n\n" + (f"{commit.strip()}\n\n" if commit else "")
+    title += f"{r.context:,} tokens x batch {r.batch}{ram}{limit}.\n"
+    run = r.plan
+    if run is None:
+        tried = "; the ways tried follow." if r.alternatives else "."
+        block = f"**Nothing runs** on the GPUs given{tried}\n"
+    else:
+        block = _plan_block(run)
+    alternatives = None
+    if r.alternatives:
+        rows = []
+        for a in r.alternatives:
+            layers = f"{a.offload.gpu_layers}/{a.offload.cpu_layers}" if a.offload is not None else "-"
+            tp = f" tp{a.tensor_parallel}" if a.tensor_parallel > 1 else ""
+            rows.append([
+                LABELS.get(a.precision, a.precision), a.gpus + tp,
+                a.file or "-", a.engine, "yes" if a.runs else "no", layers,
+                "-" if a.kv_tokens is None else f"{a.kv_tokens:,}",
+                "-" if a.max_concurrency is None else f"{a.max_concurrency:,.2f}",
+                _context(a), _tokens_per_s(a.decode_tokens_per_s),
+            ])  # fmt: skip
+        header = ["precision", "GPUs", "file", "engine", "runs", "layers GPU/CPU", "KV tokens", "concurrency",
+                  "context", "decode tokens/s"]  # fmt: skip
+        alternatives = "### Alternatives\n\n" + table(header, rows, right=(5, 6, 7, 8, 9))
+    first = run if run is not None else (r.alternatives[0] if r.alternatives else None)
+    shown = list(dict.fromkeys([*r.notes, *(first.assumptions if first is not None else [])]))
+    assumptions = "### Assumptions\n\n" + "".join(f"- {cell(n)}\n" for n in shown) if shown else None
+    return _sections(title, block, alternatives, assumptions)
+
+
+def _plan_block(run: Any) -> str:
+    file = f" (`{run.file}`)" if run.file else ""
+    heading = f"### How it runs: {LABELS.get(run.precision, run.precision)}{file} with {run.engine} on {run.gpus}\n\n"
+    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
+    tp = f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""
+    rows = [["weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}{tp}"]]
+    if run.kv_tokens is not None:
+        rows.append(["KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} per GPU: {run.kv_tokens:,} tokens"])
+        rows.append(["concurrency", f"{run.max_concurrency:,.2f} requests at the context at once"])
+    else:
+        rows.append(["KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} {per_gpu} at the context"])
+    if run.offload is not None:
+        o = run.offload
+        line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
+        if o.cpu_layers:
+            line += f" ({gib(o.ram_bytes)})"
+        if o.layers_per_gpu and len(o.layers_per_gpu) > 1:
+            line += "; per GPU " + " + ".join(
+                f"{n} ({gib(b)})" for n, b in zip(o.layers_per_gpu, o.bytes_per_gpu or [], strict=False)
+            )
+        if o.kept_in_ram_bytes:
+            line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
+        rows.append(["layers", line])
+    rows.append(["longest context", _context(run)])
+    rows.append(["decode", f"{_tokens_per_s(run.decode_tokens_per_s)} tokens/s"])
+    rows.append(["prefill", f"{_tokens_per_s(run.prefill_tokens_per_s)} tokens/s"])
+    return heading + table(["", "value"], rows)
