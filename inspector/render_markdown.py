@@ -258,6 +258,8 @@ def gguf(r: GGUFReport) -> str:
     labels = list(dict.fromkeys(label for f in s.files for label in f.fits))
     if labels:
         parts.append(_gguf_fit(s, labels))
+    if s.notes:  # what -ts / -ot / --cpu-moe do on these files
+        parts.append("".join(f"- {cell(note)}\n" for note in s.notes))
     if s.recommended:
         parts.append(
             f"**Recommended for {cell(s.recommended_for)}: `{s.recommended}`**\n\n*rule: {cell(s.recommended_rule)}*\n"
