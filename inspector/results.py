@@ -951,6 +951,7 @@ class GGUFReport:
     commit: str | None
     location: str  # "hub" | "local"
     gguf: GGUFSummary
+    schema_version: int = SCHEMA_VERSION
 
 
 @frozen

@@ -325,6 +325,14 @@ def test_compare_keeps_llama_cpp_options_to_the_gguf_side(on_replica, capsys):
     assert code == 2 and err.count("\n") == 1 and "--cpu-moe applies to GGUF files" in err
 
 
+def test_every_json_answer_carries_the_schema_version(on_replica, capsys):
+    # the GGUF report lacked it (every other command's JSON has it, README "JSON")
+    from inspector.results import SCHEMA_VERSION
+
+    for args in (("TheBloke/Llama-2-13B-chat-GGUF",), ("check", "TheBloke/Llama-2-13B-chat-GGUF")):
+        assert report(capsys, *args)["schema_version"] == SCHEMA_VERSION == 1
+
+
 def test_batch_multiplies_the_kv_cache(on_replica, capsys):
     # --context is tokens per sequence, --batch the sequences: llama.cpp -np 4 -c 16384 (n_ctx shared by the 4),
     # 40 layers x 2 x 5120 x 2 B x 16,384 cells = 13,421,772,800 B = 12,800 MiB = 3,200 MiB x 4
