@@ -42,7 +42,9 @@ def is_gguf_listing(listing: Listing) -> bool:
     return "config.json" not in files and "adapter_config.json" not in files and any(map(is_gguf, files))
 
 
-def choose_file(files: Sequence[GGUFFile], wanted: str | None, recommended: str | None) -> GGUFFile | None:
+def choose_file(
+    files: Sequence[GGUFFile], wanted: str | None, recommended: str | None, model: str | None = None
+) -> GGUFFile | None:
     """--file NAME (a file, a split set's name or any of its parts, or a quant label such as Q4_K_M)."""
     models = [f for f in files if f.kind == "model"]
     if wanted is None:
@@ -51,7 +53,7 @@ def choose_file(files: Sequence[GGUFFile], wanted: str | None, recommended: str 
         if wanted in (f.name, *f.parts) or (f.quant and f.quant.lower() == wanted.lower()):
             return f
     raise NoSuchFileError(
-        f"no GGUF file '{wanted}' in the repo",
+        f"no GGUF file '{wanted}' in " + (f"'{model}'" if model else "the repo"),
         f"Choose one of: {', '.join(f.name for f in models)} (or a quant label such as {models[0].quant or 'Q4_K_M'})."
         if models
         else "The repo holds no GGUF model file.",
@@ -160,7 +162,7 @@ def check_gguf(
     except BadFilesError as e:
         problems.append(Problem(ProblemCode.BAD_FILES, Severity.ERROR, f"{e.message}. {e.hint}".strip()))
         files = [GGUFFile(g.name, list(g.parts), g.kind, g.quant, g.bytes) for g in group_files(listing.files)]
-    chosen = choose_file(files, file, recommended)
+    chosen = choose_file(files, file, recommended, model)
     if chosen is not None:
         problems += problems_of(chosen, files)
     if chosen is not None and gate is not None and (min_context or min_tokens_per_s) and gpus:

@@ -101,7 +101,7 @@ def plan_gguf_repo(
     if settings.gguf_file is not None:
         from .gguf_check import choose_file
 
-        wanted = choose_file(rows, settings.gguf_file, summary.recommended)
+        wanted = choose_file(rows, settings.gguf_file, summary.recommended, model)
         rows = [f for f in rows if f is wanted]
     runs = runs_of(rows, gpus, plans, assumptions)
     if wanted is not None:  # that file on the first GPU setup that runs it
