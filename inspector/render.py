@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
+from .render_plan import context_text, run_rows, tokens_per_s
 from .results import Failure, Report, frozen
 from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
@@ -853,25 +854,6 @@ def gguf_comparison_renderable(c: Any) -> Group:
 # ---------------------------------------------------------------- `hfsize plan`
 
 
-def _tokens_per_s(speed: Any) -> str:
-    if speed is None:
-        return "-"
-    return f"{_rate(speed.expected_low)}-{_rate(speed.expected_high)} (bound {_rate(speed.bound)})"
-
-
-def _rate(value: float) -> str:
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
-
-
-def _context_text(run: Any) -> str:
-    if run.max_context is None:
-        return "none"
-    text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
-    if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
-        text += f" at -ngl {run.offload.gpu_layers}"  # partly offloaded: a longer context needs a lower -ngl
-    return text
-
-
 def plan_renderable(result: Any) -> Group:
     title = Text()
     title.append(result.model, style="bold cyan")
@@ -907,29 +889,8 @@ def _plan_block(run: Any) -> Table:
                   title_style="bold")  # fmt: skip
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
-    table.add_row("weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}" +
-                  (f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""))  # fmt: skip
-    if run.kv_tokens is not None:
-        table.add_row("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} per GPU: {run.kv_tokens:,} tokens")
-        table.add_row("concurrency", f"{run.max_concurrency:,.2f} requests at the context at once")
-    else:
-        table.add_row("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} {per_gpu} at the context")
-    if run.offload is not None:
-        o = run.offload
-        line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
-        if o.cpu_layers:
-            line += f" ({gib(o.ram_bytes)})"
-        if o.layers_per_gpu and len(o.layers_per_gpu) > 1:
-            line += "; per GPU " + " + ".join(
-                f"{n} ({gib(b)})" for n, b in zip(o.layers_per_gpu, o.bytes_per_gpu or [], strict=False)
-            )
-        if o.kept_in_ram_bytes:
-            line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
-        table.add_row("layers", line)
-    table.add_row("longest context", _context_text(run))
-    table.add_row("decode", f"{_tokens_per_s(run.decode_tokens_per_s)} tokens/s")
-    table.add_row("prefill", f"{_tokens_per_s(run.prefill_tokens_per_s)} tokens/s")
+    for label, value in run_rows(run):
+        table.add_row(label, value)
     return table
 
 
@@ -948,8 +909,8 @@ def _alternatives(runs: list[Any]) -> Fitted:
             layers,
             "-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
             "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}",
-            _context_text(run),
-            _tokens_per_s(run.decode_tokens_per_s),
+            context_text(run),
+            tokens_per_s(run.decode_tokens_per_s),
         ])  # fmt: skip
     return Fitted(columns, rows, key=2, box=None)
 
@@ -970,8 +931,8 @@ def plan_table(results: list[Any]) -> Table:
         table.add_row(
             result.model,
             f"{PRECISION_LABELS.get(run.precision, run.precision)} on {run.gpus} ({run.engine}){offload}",
-            _context_text(run),
-            _tokens_per_s(run.decode_tokens_per_s),
+            context_text(run),
+            tokens_per_s(run.decode_tokens_per_s),
         )
     return table
 

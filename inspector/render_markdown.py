@@ -8,6 +8,7 @@ from typing import Any
 
 from .precisions import LABELS
 from .render_explain import SHAPE_LABELS, family_rows, overrides_line, step_sentences, value, verdict_word
+from .render_plan import context_text, run_rows, tokens_per_s
 from .results import (
     CheckResult,
     Comparison,
@@ -318,26 +319,6 @@ def gguf_comparison(c: GGUFComparison) -> str:
 # ---------------------------------------------------------------- plan
 
 
-def _rate(value: float) -> str:
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
-
-
-def _tokens_per_s(speed: Any) -> str:
-    """As render.py's: the expected range and the bound (render.py imports rich; Markdown does not)."""
-    if speed is None:
-        return "-"
-    return f"{_rate(speed.expected_low)}-{_rate(speed.expected_high)} (bound {_rate(speed.bound)})"
-
-
-def _context(run: Any) -> str:
-    if run.max_context is None:
-        return "none"
-    text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
-    if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
-        text += f" at -ngl {run.offload.gpu_layers}"
-    return text
-
-
 def plan(r: PlanResult) -> str:
     commit = f" @ {r.revision or 'main'} (commit {r.commit})" if r.commit else ""
     limit = f"; the model's limit is {r.context_limit:,} tokens" if r.context_limit else ""
@@ -361,7 +342,7 @@ def plan(r: PlanResult) -> str:
                 a.file or "-", a.engine, "yes" if a.runs else "no", layers,
                 "-" if a.kv_tokens is None else f"{a.kv_tokens:,}",
                 "-" if a.max_concurrency is None else f"{a.max_concurrency:,.2f}",
-                _context(a), _tokens_per_s(a.decode_tokens_per_s),
+                context_text(a), tokens_per_s(a.decode_tokens_per_s),
             ])  # fmt: skip
         header = ["precision", "GPUs", "file", "engine", "runs", "layers GPU/CPU", "KV tokens", "concurrency",
                   "context", "decode tokens/s"]  # fmt: skip
@@ -375,27 +356,5 @@ def plan(r: PlanResult) -> str:
 def _plan_block(run: Any) -> str:
     file = f" (`{run.file}`)" if run.file else ""
     heading = f"### How it runs: {LABELS.get(run.precision, run.precision)}{file} with {run.engine} on {run.gpus}\n\n"
-    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
-    tp = f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""
-    rows = [["weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}{tp}"]]
-    if run.kv_tokens is not None:
-        rows.append(["KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} per GPU: {run.kv_tokens:,} tokens"])
-        rows.append(["concurrency", f"{run.max_concurrency:,.2f} requests at the context at once"])
-    else:
-        rows.append(["KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} {per_gpu} at the context"])
-    if run.offload is not None:
-        o = run.offload
-        line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
-        if o.cpu_layers:
-            line += f" ({gib(o.ram_bytes)})"
-        if o.layers_per_gpu and len(o.layers_per_gpu) > 1:
-            line += "; per GPU " + " + ".join(
-                f"{n} ({gib(b)})" for n, b in zip(o.layers_per_gpu, o.bytes_per_gpu or [], strict=False)
-            )
-        if o.kept_in_ram_bytes:
-            line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
-        rows.append(["layers", line])
-    rows.append(["longest context", _context(run)])
-    rows.append(["decode", f"{_tokens_per_s(run.decode_tokens_per_s)} tokens/s"])
-    rows.append(["prefill", f"{_tokens_per_s(run.prefill_tokens_per_s)} tokens/s"])
+    rows = [list(row) for row in run_rows(run)]
     return heading + table(["", "value"], rows)

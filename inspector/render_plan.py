@@ -1,0 +1,56 @@
+"""The words and figures of one planned run (`hfsize plan`), shared by the text (render.py) and the Markdown
+(render_markdown.py) renderers: each lays the same rows out in its own way. Formatting only; no rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .units import gib
+
+
+def rate(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def tokens_per_s(speed: Any) -> str:
+    """The expected range and the bound of a tokens/s estimate (speed.py), "-" without one."""
+    if speed is None:
+        return "-"
+    return f"{rate(speed.expected_low)}-{rate(speed.expected_high)} (bound {rate(speed.bound)})"
+
+
+def context_text(run: Any) -> str:
+    if run.max_context is None:
+        return "none"
+    text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
+    if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
+        text += f" at -ngl {run.offload.gpu_layers}"  # partly offloaded: a longer context needs a lower -ngl
+    return text
+
+
+def run_rows(run: Any) -> list[tuple[str, str]]:
+    """(label, value) rows of one run: weights, KV cache, concurrency, layers, longest context, decode, prefill."""
+    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
+    tp = f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""
+    rows = [("weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}{tp}")]
+    if run.kv_tokens is not None:
+        rows.append(("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} per GPU: {run.kv_tokens:,} tokens"))
+        rows.append(("concurrency", f"{run.max_concurrency:,.2f} requests at the context at once"))
+    else:
+        rows.append(("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} {per_gpu} at the context"))
+    if run.offload is not None:
+        o = run.offload
+        line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
+        if o.cpu_layers:
+            line += f" ({gib(o.ram_bytes)})"
+        if o.layers_per_gpu and len(o.layers_per_gpu) > 1:
+            line += "; per GPU " + " + ".join(
+                f"{n} ({gib(b)})" for n, b in zip(o.layers_per_gpu, o.bytes_per_gpu or [], strict=False)
+            )
+        if o.kept_in_ram_bytes:
+            line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
+        rows.append(("layers", line))
+    rows.append(("longest context", context_text(run)))
+    rows.append(("decode", f"{tokens_per_s(run.decode_tokens_per_s)} tokens/s"))
+    rows.append(("prefill", f"{tokens_per_s(run.prefill_tokens_per_s)} tokens/s"))
+    return rows
