@@ -68,7 +68,7 @@ def plan_gguf_repo(
     assumptions = [
         f"llama.cpp's allocator as read from its source (commit {LLAMA_CPP_COMMIT[:7]}, engines/llamacpp.py): "
         "-ngl puts the last N of block_count + 1 layers on the GPU, token_embd stays in RAM (memory-mapped)",
-        f"KV cache type {summary.cache_type} (--kv-dtype), context padded to 256: {summary.context:,} tokens"
+        f"KV cache type {summary.cache_type} (--cache-type), context padded to 256: {summary.context:,} tokens"
         + (
             f" (llama.cpp -np {summary.sequences} -c {summary.context}: {summary.sequences} sequences of "
             f"{summary.context // summary.sequences:,} tokens share n_ctx)"
