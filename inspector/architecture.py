@@ -25,6 +25,16 @@ LEGACY_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", 
 # ("RefinedWeb", tiiuae/falcon-40b's modelling_RW.py) always builds the new decoder layout (grouped KV heads,
 # n_head_kv of them, and two layer norms per layer, ln_attn and ln_mlp); FalconConfig defaults to the 7B one.
 LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"RefinedWeb": {"new_decoder_architecture": True}}
+# Rope types that launch-time configs spell by an older name, per model_type: Phi-3's first 128k configs (April
+# 2024, microsoft/Phi-3-mini-128k-instruct) say "su" for what Phi3Config calls "longrope". Phi3Config renames
+# "su" and "yarn" to "longrope" ("for backward compatibility", configuration_phi3.py) only after standardising
+# under the old name, which leaves original_max_position_embeddings out, so transformers 5.x refuses the very
+# configs the renaming is for. Renamed before building, as the config class means to; the sizes do not depend
+# on the rope parameters.
+LEGACY_ROPE_TYPES: dict[str, dict[str, str]] = {
+    "phi3": {"su": "longrope", "yarn": "longrope"},
+    "phi4_multimodal": {"su": "longrope", "yarn": "longrope"},
+}
 
 # Class-name suffix -> the Auto mapping that picks the native class for a model_type.
 _TASK_MAPPINGS = (
@@ -568,6 +578,13 @@ def _native_config(config: dict[str, Any], model_type: str) -> Any:
                 clean.setdefault(new, clean.pop(old))
         for key, value in LEGACY_DEFAULTS.get(config["model_type"], {}).items():
             clean.setdefault(key, value)
+    renames = LEGACY_ROPE_TYPES.get(model_type, {})
+    for key in ("rope_scaling", "rope_parameters"):
+        rope = clean.get(key)
+        if isinstance(rope, dict):
+            for spelling in ("type", "rope_type"):
+                if rope.get(spelling) in renames:
+                    clean[key] = rope = {**rope, spelling: renames[rope[spelling]]}
     clean["model_type"] = model_type
     return CONFIG_MAPPING[model_type].from_dict(clean)
 

@@ -102,12 +102,28 @@ def test_published_sizes(tmp_path, repo, billions):
     assert round(inspect_model(local_copy(tmp_path, repo)).parameters.total / 1e9, 2) == billions
 
 
+def test_phi3_launch_config_with_the_legacy_rope_type_su_is_counted(tmp_path):
+    # The April 2024 Phi-3-mini-128k config spells longrope "su"; transformers 5.x refuses it as written (Phi3Config
+    # renames "su" only after validating under the old name). hfsize renames it first, as Phi3Config means to.
+    # By hand from the config (hidden 3072, 32 layers, 32 heads of 96, MLP 8192, vocab 32064, untied):
+    #   embeddings and head 2 x 32064 x 3072 = 197,001,216
+    #   per layer: qkv 3072 x 9216 = 28,311,552, o 3072 x 3072 = 9,437,184, gate_up 3072 x 16384 = 50,331,648,
+    #   down 8192 x 3072 = 25,165,824, two norms 6,144 -> 113,252,352; x 32 = 3,624,075,264
+    #   final norm 3,072 -> 3,821,079,552 (the card: "3.8B parameters")
+    result = inspect_model(local_copy(tmp_path, "microsoft/Phi-3-mini-128k-instruct"))
+    assert result.parameters.total == 3_821_079_552
+
+
 def test_config_the_installed_transformers_rejects_gets_a_clear_error(tmp_path, capsys):
-    # The original Phi-3-mini-128k config uses the legacy rope type "su"; transformers 5.x rejects it.
-    # With no safetensors headers to fall back on, hfsize says why in one line and exits with 7.
+    # A rope type transformers does not know: with no safetensors headers to fall back on, hfsize says why in
+    # one line and exits with 7.
     from inspector.cli import run
 
-    code = run([local_copy(tmp_path, "microsoft/Phi-3-mini-128k-instruct")])
+    folder = local_copy(tmp_path, "microsoft/Phi-3-mini-128k-instruct")
+    config = json.loads((Path(folder) / "config.json").read_text())
+    config["rope_scaling"]["type"] = "no-such-rope"
+    (Path(folder) / "config.json").write_text(json.dumps(config))
+    code = run([folder])
     err = capsys.readouterr().err
     assert code == 7
-    assert err.count("\n") == 1 and "original_max_position_embeddings" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "no-such-rope" in err and "Traceback" not in err

@@ -28,11 +28,10 @@ def _fixture_ids() -> list[str]:
 
 # Every fixture with a config builds in under 20 s on this machine (the slowest, DeepSeek-V3's 61 layers of 256
 # experts, about 4 s from an empty architecture cache; measured with the session cache empty), so none is
-# skipped for time. Two configs fail to build with the installed transformers and have no headers: nothing to
-# explain (skipped with the error). Phi-3-mini-128k's longrope lacks original_max_position_embeddings; the
-# Megatron-Bridge copy of Falcon-H1-0.5B lacks mamba_d_ssm, so FalconH1Config's default 1,024 is not divisible
-# by its 24 Mamba heads (the copy's gap, not hfsize's or transformers': with the Hub's 1,536 it builds, see
-# tests/test_cache_kinds.py and the fixture's SOURCE.md).
+# skipped for time. One config fails to build with the installed transformers and has no headers: nothing to
+# explain (skipped with the error): the Megatron-Bridge copy of Falcon-H1-0.5B lacks mamba_d_ssm, so
+# FalconH1Config's default 1,024 is not divisible by its 24 Mamba heads (the copy's gap, not hfsize's or
+# transformers': with the Hub's 1,536 it builds, see tests/test_cache_kinds.py and the fixture's SOURCE.md).
 @pytest.mark.parametrize("model", _fixture_ids())
 def test_terms_add_up_to_the_total_for_every_real_fixture(on_replica, model):
     try:
