@@ -1,4 +1,5 @@
-"""KV cache and state per layer from config.json alone, for the light install (no transformers to resolve it).
+"""KV cache and state per layer from config.json alone, for the reports that build nothing (the light install, with
+no transformers to resolve it, and --headers-only, which must not import it).
 
 architecture.py reads the cache layers from transformers' resolved config and the built token mixers; this module
 gives the same `KvLayer`s for the model types whose cache layout the config keys decide, by resolving the keys as
@@ -311,7 +312,8 @@ def _positive_int(value: Any) -> bool:
 
 
 def with_cache(built: BuiltArchitecture, config: Mapping[str, Any]) -> BuiltArchitecture:
-    """A headers-only stand-in with the cache layers and the context limit config.json decides (light install)."""
+    """A headers-only stand-in with the cache layers and the context limit config.json decides (light install and
+    --headers-only)."""
     found = kv_layers(config)
     limit = context_limit(dict(config))
     return replace(
