@@ -250,6 +250,7 @@ _KIND_WORDS = {
     state.Kind.LINEAR: "linear attention (conv + recurrent state)",
     state.Kind.MAMBA: "Mamba (conv + SSM state)",
     state.Kind.SHORT_CONV: "short convolution (conv state)",
+    state.Kind.MEMS: "memory of past hidden states (XLNet mems, d_model per token)",
     state.Kind.SHARED: "shared KV (reads another layer's cache)",
     state.Kind.NONE: "no cache",
 }
