@@ -430,15 +430,20 @@ def _takes_cache(model: Any) -> bool:
 
 
 def _mems_layers(cfg: Any, model: Any) -> tuple[KvLayer, ...]:
-    """XLNet's memory (modeling_xlnet.py, XLNetModel.forward and cache_mem): in eval mode with use_mems_eval (the
-    default), every layer returns as `mems` the hidden states entering it, [tokens, batch, d_model] in the model's
-    dtype: the first reuse_len tokens of the segment when reuse_len > 0, then the last mem_len of them when mem_len
-    > 0 (None or 0: all), i.e. min(context, reuse_len, mem_len) tokens, a window of that + 1. () for a model that
-    returns no mems (or whose config does not say how many it keeps)."""
+    """The mems of a model whose forward pass returns them (XLNet), else ()."""
     import inspect
 
     if model is None or "mems" not in inspect.signature(type(model).forward).parameters:
         return ()
+    return xlnet_mems(cfg)
+
+
+def xlnet_mems(cfg: Any) -> tuple[KvLayer, ...]:
+    """XLNet's memory (modeling_xlnet.py, XLNetModel.forward and cache_mem): in eval mode with use_mems_eval (the
+    default), every layer returns as `mems` the hidden states entering it, [tokens, batch, d_model] in the model's
+    dtype: the first reuse_len tokens of the segment when reuse_len > 0, then the last mem_len of them when mem_len
+    > 0 (None or 0: all), i.e. min(context, reuse_len, mem_len) tokens, a window of that + 1. () where the config
+    has no n_layer or d_model. Plain attributes only: config_kv calls it on config.json's keys."""
     layers, width = getattr(cfg, "n_layer", None), getattr(cfg, "d_model", None)
     if not (_positive_int(layers) and _positive_int(width)):
         return ()
