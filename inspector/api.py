@@ -259,7 +259,8 @@ def analyze(
     The stages, in order: resolve the architecture (cache, build or headers), count its parameters,
     reconcile them with the checkpoint, estimate memory per scheme (which places the blocks on the GPUs).
     With `headers_only` and no cached architecture, nothing is built: parameters and 16/32-bit weights come
-    from the headers, and the report has no reconciliation, 8/4-bit figures or KV cache.
+    from the headers, the KV cache from config.json where its keys decide the layout (config_kv), and the report
+    has no reconciliation or 8/4-bit figures.
     """
     _readable(repo)
     resolved = resolve_architecture(repo, trust_remote_code=trust_remote_code, token=token, headers_only=headers_only)
@@ -326,8 +327,9 @@ def resolve_architecture(
                 f"Install them with: {install.EXACT_INSTALL}",
             )
         kinds = classify(repo)
-        stand_in = header_architecture(repo, reason, kinds)
-        return Resolved(config_kv.with_cache(stand_in, config) if absent else stand_in, kinds)
+        # the cache layout config.json decides (config_kv: plain JSON, no transformers), whatever is installed:
+        # --headers-only on the full install gives the KV cache the light install gives
+        return Resolved(config_kv.with_cache(header_architecture(repo, reason, kinds), config), kinds)
     if built is None:
         from .architecture import build
 

@@ -297,6 +297,9 @@ def _kv_layers(cfg: Any, model: Any = None) -> tuple[tuple[KvLayer, ...], str]:
     resolved it (defaults filled in, aliases such as gpt2's n_head applied), and the constant state of linear
     attention, SSM and convolution layers from the token-mixer modules of the built model.
     """
+    mems = _mems_layers(cfg, model)
+    if mems:
+        return mems, ""
     outside = _state_outside_cache(model)
     if outside:
         return (), outside
@@ -434,6 +437,31 @@ def _takes_cache(model: Any) -> bool:
 
     params = inspect.signature(type(model).forward).parameters
     return any(p in params for p in ("past_key_values", "cache", "state", "cache_params"))
+
+
+def _mems_layers(cfg: Any, model: Any) -> tuple[KvLayer, ...]:
+    """The mems of a model whose forward pass returns them (XLNet), else ()."""
+    import inspect
+
+    if model is None or "mems" not in inspect.signature(type(model).forward).parameters:
+        return ()
+    return xlnet_mems(cfg)
+
+
+def xlnet_mems(cfg: Any) -> tuple[KvLayer, ...]:
+    """XLNet's memory (modeling_xlnet.py, XLNetModel.forward and cache_mem): in eval mode with use_mems_eval (the
+    default), every layer returns as `mems` the hidden states entering it, [tokens, batch, d_model] in the model's
+    dtype: the first reuse_len tokens of the segment when reuse_len > 0, then the last mem_len of them when mem_len
+    > 0 (None or 0: all), i.e. min(context, reuse_len, mem_len) tokens, a window of that + 1. () where the config
+    has no n_layer or d_model. Plain attributes only: config_kv calls it on config.json's keys."""
+    layers, width = getattr(cfg, "n_layer", None), getattr(cfg, "d_model", None)
+    if not (_positive_int(layers) and _positive_int(width)):
+        return ()
+    if getattr(cfg, "use_mems_eval", True) is False:
+        return tuple(KvLayer(0, None, Kind.NONE.value) for _ in range(layers))
+    limits = [n for n in (getattr(cfg, "reuse_len", None), getattr(cfg, "mem_len", None)) if _positive_int(n)]
+    window = min(limits) + 1 if limits else None
+    return tuple(KvLayer(width, window, Kind.MEMS.value) for _ in range(layers))
 
 
 def _state_outside_cache(model: Any) -> str:

@@ -362,7 +362,7 @@ def _light_install_note() -> None:
     "--headers-only",
     is_flag=True,
     help="Never import torch or build the model: count from the safetensors headers (fp32/16-bit and stored "
-    "weights only, no KV cache or 8/4-bit) unless the architecture is already cached.",
+    "weights, the KV cache where config.json lays it out; no 8/4-bit) unless the architecture is already cached.",
 )
 def inspect(
     models: tuple[str, ...],

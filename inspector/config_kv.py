@@ -1,4 +1,5 @@
-"""KV cache and state per layer from config.json alone, for the light install (no transformers to resolve it).
+"""KV cache and state per layer from config.json alone, for the reports that build nothing (the light install, with
+no transformers to resolve it, and --headers-only, which must not import it).
 
 architecture.py reads the cache layers from transformers' resolved config and the built token mixers; this module
 gives the same `KvLayer`s for the model types whose cache layout the config keys decide, by resolving the keys as
@@ -30,6 +31,7 @@ class Family:
     aliases: Mapping[str, str] = field(default_factory=dict)  # attribute_map: the name it reads -> the stored key
     resolve: Resolve | None = None
     state: Callable[[dict[str, Any]], tuple[str, int]] | None = None  # a state layer's (kind, constant elements)
+    layers: Callable[[dict[str, Any]], tuple[KvLayer, ...]] | None = None  # a layout that is not layer_types (XLNet)
 
 
 def _kv_heads_default(values: dict[str, Any]) -> None:
@@ -129,6 +131,13 @@ def _jamba(values: dict[str, Any]) -> None:  # JambaConfig.layer_types, a proper
     ]
 
 
+def _xlnet_mems(values: dict[str, Any]) -> tuple[KvLayer, ...]:
+    from .architecture import xlnet_mems  # the exact path's own rule (mem_len, reuse_len, use_mems_eval)
+
+    named = {"n_layer": values["num_hidden_layers"], "d_model": values["hidden_size"]}  # XLNetConfig's own names
+    return xlnet_mems(SimpleNamespace(**{**values, **named}))
+
+
 def _mamba_state(values: dict[str, Any]) -> tuple[str, int]:
     """JambaMambaMixer (Mamba 1): a depthwise conv of mamba_d_conv over d_inner = mamba_expand x hidden channels
     and a d_inner x mamba_d_state SSM state per sequence (modeling_jamba.py)."""
@@ -189,6 +198,18 @@ FAMILIES: dict[str, Family] = {
     ),
     "gpt2": Family(
         aliases={"hidden_size": "n_embd", "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"},
+    ),
+    "xlnet": Family(
+        {
+            "num_hidden_layers": 24,
+            "hidden_size": 1024,
+            "num_attention_heads": 16,
+            "mem_len": 512,
+            "reuse_len": None,
+            "use_mems_eval": True,
+        },
+        aliases={"hidden_size": "d_model", "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"},
+        layers=_xlnet_mems,
     ),
     "jamba": Family(
         {
@@ -256,6 +277,8 @@ def kv_layers(config: Mapping[str, Any]) -> ConfigKv:
             family.resolve(values)
     except (KeyError, TypeError, ZeroDivisionError) as exc:
         return ConfigKv(needs_model_class=f"the config's attention keys do not resolve ({type(exc).__name__}: {exc})")
+    if family.layers is not None:
+        return ConfigKv(family.layers(values))
     return _layers(values, family)
 
 
@@ -311,7 +334,8 @@ def _positive_int(value: Any) -> bool:
 
 
 def with_cache(built: BuiltArchitecture, config: Mapping[str, Any]) -> BuiltArchitecture:
-    """A headers-only stand-in with the cache layers and the context limit config.json decides (light install)."""
+    """A headers-only stand-in with the cache layers and the context limit config.json decides (light install and
+    --headers-only)."""
     found = kv_layers(config)
     limit = context_limit(dict(config))
     return replace(

@@ -65,11 +65,11 @@ def estimate(
 
     With an architecture from the headers alone (`built.how == "headers only"`) only what the headers
     decide is computed: fp32/bf16/fp16 weights and the stored bytes. Which modules bitsandbytes quantizes
-    needs the model class, so those figures are None; so is the KV cache, unless the light install read its
-    layers from config.json (config_kv.with_cache).
+    needs the model class, so those figures are None; so is the KV cache, unless config.json decides its layers
+    (config_kv.with_cache: --headers-only and the light install alike).
     """
     headers_only = not built.built
-    kv_known = built.built or bool(built.kv_layers)  # the light install reads the cache layout from config.json
+    kv_known = built.built or bool(built.kv_layers)  # headers only: the cache layout from config.json, if it says
     base = load_dtype(config, repo)
     kv_dtype = settings.kv_dtype or base
     order = list(built.parameters)
@@ -143,7 +143,7 @@ def _headers_only_notes(
     if kv_total is None:
         from .config_kv import kv_layers
 
-        why = kv_layers(config).needs_model_class if built.reason.startswith(install.LIGHT) else ""
+        why = kv_layers(config).needs_model_class
         return [
             f"{weights} No int8/4-bit figures, KV cache or finetuning estimate: they need the model class (which "
             f"Linear modules bitsandbytes replaces, the layers transformers caches{'; ' + why if why else ''}); "
@@ -250,6 +250,7 @@ _KIND_WORDS = {
     state.Kind.LINEAR: "linear attention (conv + recurrent state)",
     state.Kind.MAMBA: "Mamba (conv + SSM state)",
     state.Kind.SHORT_CONV: "short convolution (conv state)",
+    state.Kind.MEMS: "memory of past hidden states (XLNet mems, d_model per token)",
     state.Kind.SHARED: "shared KV (reads another layer's cache)",
     state.Kind.NONE: "no cache",
 }

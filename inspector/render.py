@@ -633,7 +633,10 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Group:
         "stored: the checkpoint's tensor bytes in GiB."
     ]
     if headers_only:
-        notes.append("*: weights + overhead only (--headers-only: no KV cache, no 8/4-bit).")
+        notes.append(
+            "*: weights + overhead only (headers only, and config.json does not lay out the cache: no KV "
+            "cache, no 8/4-bit)."
+        )
     if labels:
         notes.append(
             "Per GPU: the first precision that fits on one GPU (as stored first, for pre-quantized checkpoints); "

@@ -1,10 +1,10 @@
 """Cache and recurrent state per layer kind, as transformers' caches hold them; pure arithmetic.
 
 Every layer of a model keeps, per sequence, a part that grows with the context (keys and values, MLA's
-latent, a sparse-attention indexer's keys; a sliding or chunked layer stops at window - 1 tokens, as
-DynamicSlidingWindowLayer does) and a part that does not (a convolution's last kernel-size inputs, a linear
-attention's or an SSM's recurrent state). architecture.py reads both from the model transformers builds;
-this module only turns them into bytes and groups them by kind.
+latent, a sparse-attention indexer's keys, XLNet's mems; a sliding or chunked layer stops at window - 1 tokens,
+as DynamicSlidingWindowLayer does, and XLNet's mems at mem_len the same way) and a part that does not (a
+convolution's last kernel-size inputs, a linear attention's or an SSM's recurrent state). architecture.py reads
+both from the model transformers builds; this module only turns them into bytes and groups them by kind.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Kind(str, Enum):
     LINEAR = "linear_attention"  # gated delta rule / delta attention: conv state + a heads x d_k x d_v matrix
     MAMBA = "mamba"  # selective SSM (Mamba 1 and 2): conv state + SSM state
     SHORT_CONV = "short_conv"  # LFM2-style gated short convolution: conv state only
+    MEMS = "mems"  # XLNet: the hidden states (d_model) of the last mem_len tokens entering each layer
     SHARED = "shared_kv"  # reads another layer's keys and values: holds nothing itself
     NONE = "none"  # no token mixing that caches anything (MLP/MoE-only layers)
 

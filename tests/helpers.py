@@ -46,6 +46,18 @@ def total_size(folder: str) -> int:
     return json.loads((FIXTURES / folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
 
 
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> None:
+    """A safetensors file of zeros (2-byte dtypes, 2-D shapes): an 8-byte little-endian header length, the JSON
+    header, then the data."""
+    header, offset = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        size = 2 * (shape[0] * shape[1])
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(offset))
+
+
 def words(text: str) -> str:
     """The text as one line of words: what is said, however the renderer wrapped it."""
     return " ".join(text.split())

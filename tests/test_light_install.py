@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_safetensors
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLAMA_2_13B = 13_015_864_320  # Meta's Llama-2-13B: 40 x 317,204,480 + 2 x 163,840,000 + 5,120 (SOURCE.md)
 MISTRAL_7B = 7_241_732_096  # mistralai/Mistral-7B-v0.1 (fixtures/hub/mistralai/Mistral-7B-v0.1/SOURCE.md)
@@ -223,17 +225,6 @@ def test_plan_on_the_light_install_plans_the_16_bit_lines_and_says_why_not_more(
     assert any("8-bit and 4-bit plans need the model class" in n and EXTRA in n for n in plan["notes"])
 
 
-def _safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> None:
-    """A safetensors file of zeros: an 8-byte little-endian header length, the JSON header, then the data."""
-    header, offset = {}, 0
-    for name, (dtype, shape) in tensors.items():
-        size = 2 * (shape[0] * shape[1])  # BF16
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    raw = json.dumps(header).encode()
-    path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(offset))
-
-
 def test_a_cache_the_config_cannot_lay_out_names_the_extra(light, tmp_path):
     """Falcon-H1's layers are Mamba 2 + attention, sized by the modules transformers builds: the light install gives
     no KV figure and says which install does (the real config; a one-tensor checkpoint to count from)."""
@@ -241,7 +232,7 @@ def test_a_cache_the_config_cannot_lay_out_names_the_extra(light, tmp_path):
     folder.mkdir()
     source = REPO_ROOT / "fixtures/hub/_derived/NVIDIA-NeMo-Megatron-Bridge/Falcon-H1-0.5B/config.json"
     (folder / "config.json").write_bytes(source.read_bytes())
-    _safetensors(folder / "model.safetensors", {"model.embed_tokens.weight": ("BF16", [32784, 1024])})
+    write_safetensors(folder / "model.safetensors", {"model.embed_tokens.weight": ("BF16", [32784, 1024])})
     proc = _hfsize(light, str(folder), "--json")
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout)["memory"]

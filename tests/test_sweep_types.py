@@ -43,14 +43,34 @@ def test_formerly_skipped_type_is_exact(model_type: str) -> None:
     assert EXACT[model_type] in row["kinds"]
 
 
-def test_state_in_the_model_outputs_is_measured_and_not_counted() -> None:
-    # XLNet returns its memory of past hidden states (mems) in its outputs: 24 tokens x d_model 64 x 4 bytes per
-    # layer, 2 layers = 12,288 bytes held, which hfsize does not model and says so
-    from sweep_cache import one
+# XLNet returns its memory of past hidden states (mems) in its outputs, one [tokens, batch, d_model] tensor per
+# layer (modeling_xlnet.py cache_mem): the shrunk config has 2 layers, d_model 64, fp32 weights, and keeps
+# min(context, reuse_len, mem_len) tokens (None or 0: no limit)
+XLNET_MEMS = {
+    "default mem_len 512": ({}, 1, 2 * 24 * 64 * 4),  # 12,288 B: all 24 tokens
+    "mem_len 8": ({"mem_len": 8}, 1, 2 * 8 * 64 * 4),  # the last 8 tokens
+    "mem_len null, batch 2": ({"mem_len": None}, 2, 2 * 2 * 24 * 64 * 4),
+    "reuse_len 5 under mem_len 30": ({"mem_len": 30, "reuse_len": 5}, 1, 2 * 5 * 64 * 4),
+    "use_mems_eval false": ({"use_mems_eval": False}, 1, 0),  # no mems returned in eval mode
+}
 
-    row = one("xlnet", 24)
-    assert row["measured"] == 2 * 24 * 64 * 4
-    assert row["verdict"] == "not counted" and "mems" in row["reason"]
+
+@pytest.mark.parametrize("case", XLNET_MEMS)
+def test_xlnet_mems_are_what_its_forward_pass_returns(case: str) -> None:
+    from cache_probe import measure, predict, shrunk_config
+
+    overrides, batch, expected = XLNET_MEMS[case]
+    cfg = shrunk_config("xlnet")
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    measured = measure(cfg, 24, batch)
+    assert measured["cache_bytes"] == expected, measured["tensors"]
+    report = predict(cfg, 24, batch, class_name=measured["class"], model_type=measured["config_model_type"])
+    assert report.memory.kv_not_counted is None
+    assert report.memory.by_scheme["fp32"].kv_cache_bytes == expected
+    if expected:
+        assert {k.kind for k in report.memory.kv_cache} == {"mems"}
+        assert any("XLNet mems" in note for note in report.memory.notes)
 
 
 @pytest.mark.parametrize("model_type", ["gpt2", "falcon"])
