@@ -323,6 +323,23 @@ def test_q2k_heads_have_2023s_q2k_mix(hub):
     #      134,400,000 B; F32 414,720 -> 1,658,880 B; + 745,344 = 5,429,348,224
 
 
+def test_bits_per_weight_are_llama_cpps_published_ones(hub):
+    """llama.cpp's examples/quantize/README.md (ffe88a36a, #3340, 2023-09-27: "recent ... bpw measurements") gives
+    Llama 2 7B Q2_K 3.35 BPW, 13B Q2_K 3.34 and Q4_K_M 4.83; and the commit that made Q2_K "mostly Q3_K except for
+    tok_embeddings, attention.wq, attention.wk" (bac66994c, #2707) reports its files as 2.632G (7B) and 5.056G (13B):
+    2,825,940,672 / 2**30 = 2.6319, 5,429,348,224 / 2**30 = 5.0565. (Today's Q2_K mix, the first heads: 3.01, 2.98.)"""
+    published = {
+        ("TheBloke/Llama-2-7B-Chat-GGUF", "llama-2-7b-chat.Q2_K.gguf"): (3.35, 2.632),
+        ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q2_K.gguf"): (3.34, 5.056),
+        ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q4_K_M.gguf"): (4.83, None),
+    }
+    for (repo, name), (bpw, gib) in published.items():
+        rows = {r.name: r for r in inspect_gguf(repo, endpoint=hub.endpoint, token=False).gguf.files}
+        assert round(rows[name].bits_per_weight, 2) == bpw, name
+        if gib is not None:
+            assert round(rows[name].bytes / 2**30, 3) == gib, name
+
+
 # ---------------------------------------------------------------- fuzz
 
 
