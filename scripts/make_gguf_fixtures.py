@@ -9,10 +9,11 @@ header, GGML_QUANT_SIZES sizes the tensors, and its shard logic writes the split
     SentencePiece vocab) and the Llama-2 hyperparameters, under the 19 keys the huggingface.js test lists for
     TheBloke/Llama-2-7B-Chat-GGUF (version 2, kv_count 19, general.name "LLaMA v2");
   - tensors: llama.cpp's names (token_embd, blk.N.attn_q/k/v/output, ffn_gate/up/down, attn_norm, ffn_norm,
-    output_norm, output) with Llama-2-7B/13B shapes, and the types llama.cpp's quantizer assigns per file type
-    (src/llama-quant.cpp, llama_tensor_get_type_impl, as vendored in llama-cpp-python 0.3.36; 1-D norms stay F32);
+    output_norm, output) with Llama-2-7B/13B shapes, and the types llama.cpp's quantizer assigned per file type
+    when TheBloke made the Hub's files (Sept 2023: llama.cpp 98311c427, `get_k_quant_type`; for Q4_K_M and Q8_0
+    the same as today's src/llama-quant.cpp, for Q2_K also Q3_K for ffn_gate/ffn_up; 1-D norms stay F32);
   - the file's size is the header plus every tensor's bytes, each padded to the 32-byte alignment as gguf-py and
-    ggml's gguf writer pad them. TheBloke's 2023 files used an older quantizer, so these sizes are not the Hub's.
+    ggml's gguf writer pad them; for the four Llama-2 files that is the Hub's size to the byte (tests/test_gguf.py).
 Each head goes to fixtures/hub/<repo>/headers/<file>.gz with its size in the repo's _replica.json `sizes`.
 
 It also copies four real vocab files verbatim (gzipped) to fixtures/gguf/vocab/ for the parser tests, and writes
@@ -46,7 +47,9 @@ def use_more_bits(i_layer: int, n_layers: int) -> bool:  # llama-quant.cpp
 
 
 def quant_type(name: str, layer: int | None, n_layers: int, ftype: str) -> GGMLQuantizationType:
-    """llama_tensor_get_type_impl for a dense Llama-2 (n_gqa = 1, no experts, not 70B, untied output)."""
+    """llama.cpp's tensor types for a dense Llama-2 (n_gqa = 1, no experts, not 70B, untied output), as its
+    quantizer assigned them in Sept 2023 when TheBloke made these files (llama.cpp 98311c427, llama.cpp
+    `get_k_quant_type`); for Q4_K_M and Q8_0 today's llama_tensor_get_type_impl (src/llama-quant.cpp) agrees."""
     default = FILE_TYPES[ftype][1]
     if name == "output.weight":
         return default if default == T.Q8_0 else T.Q6_K
@@ -61,6 +64,11 @@ def quant_type(name: str, layer: int | None, n_layers: int, ftype: str) -> GGMLQ
         if ftype == "Q4_K_M" and use_more_bits(layer, n_layers):
             return T.Q6_K
     if name.endswith("attn_output.weight") and ftype == "Q2_K":
+        return T.Q3_K
+    if name.endswith(("ffn_gate.weight", "ffn_up.weight")) and ftype == "Q2_K":
+        # TheBloke's Sept 2023 rule (llama.cpp bac66994c, #2707, 2023-08-22, still in 98311c427 of 2023-09-14):
+        # Q3_K for ffn_gate/ffn_up too; 469e75d0a (#4872, 2024-01-11) dropped it ("else Q2_K is almost the same
+        # as Q3_K_S"). With it both Q2_K heads add up to the Hub's file sizes to the byte (tests/test_gguf.py).
         return T.Q3_K
     return default
 

@@ -277,19 +277,67 @@ def test_hub_reads_of_the_13b_repo(hub):
         assert row.bytes_read <= row.header_bytes + CHUNK
 
 
-# The Hub's own listing of TheBloke/Llama-2-13B-chat-GGUF (model info, repo sha 4458acc9, siblings with LFS sha256;
-# see the fixture's SOURCE.md): Q4_K_M 7,865,956,224 B (sha256 7ddfe27f...), Q8_0 13,831,319,424 B (9f4d0611...).
-HUB_13B_SIZES = {"llama-2-13b-chat.Q4_K_M.gguf": 7_865_956_224, "llama-2-13b-chat.Q8_0.gguf": 13_831_319_424}
+# The Hub's own listings (see each fixture's SOURCE.md). TheBloke/Llama-2-13B-chat-GGUF: model info, repo sha
+# 4458acc9, siblings with LFS sha256: Q2_K 5,429,348,224 B (fb693520...), Q4_K_M 7,865,956,224 B (7ddfe27f...),
+# Q8_0 13,831,319,424 B (9f4d0611...). TheBloke/Llama-2-7B-Chat-GGUF: a Hub tree listing quoted in a Kotlin test and
+# a model-info mock: Q2_K 2,825,940,672 B (lfs oid c0dd304d...).
+HUB_SIZES = {
+    ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q2_K.gguf"): 5_429_348_224,
+    ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q4_K_M.gguf"): 7_865_956_224,
+    ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q8_0.gguf"): 13_831_319_424,
+    ("TheBloke/Llama-2-7B-Chat-GGUF", "llama-2-7b-chat.Q2_K.gguf"): 2_825_940_672,
+}
 
 
-def test_13b_heads_add_up_to_the_hubs_file_sizes(hub):
+def test_heads_add_up_to_the_hubs_file_sizes(hub):
     """Header bytes + tensor bytes by hfsize's ggml type table (every tensor a multiple of the 32-byte alignment)
-    give each real file's size: the tensor types llama.cpp's quantizer assigns are TheBloke's for these two files.
-    (Q2_K is not: the Hub's file is 5,429,348,224 B, quantized with 2023's Q2_K rules.)"""
-    report = inspect_gguf("TheBloke/Llama-2-13B-chat-GGUF", endpoint=hub.endpoint, token=False)
-    rows = {r.name: r for r in report.gguf.files}
-    for name, size in HUB_13B_SIZES.items():
-        assert rows[name].header_bytes + rows[name].tensor_bytes == size, name
+    give each real file's size: the heads carry the tensor types TheBloke's llama.cpp (Sept 2023) assigned."""
+    for repo in ("TheBloke/Llama-2-13B-chat-GGUF", "TheBloke/Llama-2-7B-Chat-GGUF"):
+        rows = {r.name: r for r in inspect_gguf(repo, endpoint=hub.endpoint, token=False).gguf.files}
+        for (r, name), size in HUB_SIZES.items():
+            if r == repo:
+                assert rows[name].header_bytes + rows[name].tensor_bytes == size, name
+
+
+def test_q2k_heads_have_2023s_q2k_mix(hub):
+    """Q2_K as llama.cpp quantized it from bac66994c (#2707, 2023-08-22) to 469e75d0a (#4872, 2024-01-11):
+    token_embd, attn_q, attn_k Q2_K (84 B per 256); attn_v, attn_output, ffn_gate, ffn_up, ffn_down Q3_K (110 B);
+    output Q6_K (210 B); norms F32. The element and byte sums per type add up to the Hub's files above."""
+    for repo, name, hidden, layers, mlp, head in [
+        ("TheBloke/Llama-2-7B-Chat-GGUF", "llama-2-7b-chat.Q2_K.gguf", 4096, 32, 11008, 741_056),
+        ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q2_K.gguf", 5120, 40, 13824, 745_344),
+    ]:
+        rows = {r.name: r for r in inspect_gguf(repo, endpoint=hub.endpoint, token=False).gguf.files}
+        row = rows[name]
+        q2 = 32000 * hidden + layers * 2 * hidden * hidden
+        q3 = layers * (2 * hidden * hidden + 3 * mlp * hidden)
+        elements = {"Q2_K": q2, "Q3_K": q3, "Q6_K": 32000 * hidden, "F32": (2 * layers + 1) * hidden}
+        per_block = {"Q2_K": 84, "Q3_K": 110, "Q6_K": 210}
+        assert row.elements_by_type == elements
+        nbytes = {t: n // 256 * per_block[t] for t, n in elements.items() if t != "F32"} | {"F32": elements["F32"] * 4}
+        assert row.bytes_by_type == nbytes
+        assert row.header_bytes == head and head + sum(nbytes.values()) == HUB_SIZES[(repo, name)]
+    # 7B:  Q2_K 1,204,813,824 el -> 395,329,536 B; Q3_K 5,402,263,552 el -> 2,321,285,120 B;
+    #      Q6_K 131,072,000 el -> 107,520,000 B; F32 266,240 el -> 1,064,960 B; + 741,056 = 2,825,940,672
+    # 13B: Q2_K 2,260,992,000 -> 741,888,000 B; Q3_K 10,590,617,600 -> 4,550,656,000 B; Q6_K 163,840,000 ->
+    #      134,400,000 B; F32 414,720 -> 1,658,880 B; + 745,344 = 5,429,348,224
+
+
+def test_bits_per_weight_are_llama_cpps_published_ones(hub):
+    """llama.cpp's examples/quantize/README.md (ffe88a36a, #3340, 2023-09-27: "recent ... bpw measurements") gives
+    Llama 2 7B Q2_K 3.35 BPW, 13B Q2_K 3.34 and Q4_K_M 4.83; and the commit that made Q2_K "mostly Q3_K except for
+    tok_embeddings, attention.wq, attention.wk" (bac66994c, #2707) reports its files as 2.632G (7B) and 5.056G (13B):
+    2,825,940,672 / 2**30 = 2.6319, 5,429,348,224 / 2**30 = 5.0565. (Today's Q2_K mix, the first heads: 3.01, 2.98.)"""
+    published = {
+        ("TheBloke/Llama-2-7B-Chat-GGUF", "llama-2-7b-chat.Q2_K.gguf"): (3.35, 2.632),
+        ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q2_K.gguf"): (3.34, 5.056),
+        ("TheBloke/Llama-2-13B-chat-GGUF", "llama-2-13b-chat.Q4_K_M.gguf"): (4.83, None),
+    }
+    for (repo, name), (bpw, gib) in published.items():
+        rows = {r.name: r for r in inspect_gguf(repo, endpoint=hub.endpoint, token=False).gguf.files}
+        assert round(rows[name].bits_per_weight, 2) == bpw, name
+        if gib is not None:
+            assert round(rows[name].bytes / 2**30, 3) == gib, name
 
 
 # ---------------------------------------------------------------- fuzz
@@ -498,14 +546,14 @@ def test_token_and_revision_are_honoured(tmp_path):
 
 
 def test_a_server_ignoring_range_is_read_only_as_far_as_asked():
-    """A 200 answer with the whole (here 2.5 GB) body: the read stops after the bytes it asked for."""
+    """A 200 answer with the whole (here 2.8 GB) body: the read stops after the bytes it asked for."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from inspector.hub import read_gguf_header
 
     head = gzip.decompress((LLAMA2_7B / "headers" / "llama-2-7b-chat.Q2_K.gguf.gz").read_bytes())
-    size = 2_532_863_680
+    size = 2_825_940_672  # the Hub's file (HUB_SIZES)
     sent = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -539,7 +587,7 @@ def test_a_server_ignoring_range_is_read_only_as_far_as_asked():
         server.shutdown()
         server.server_close()
     assert read.header.data_offset == 741_056 and read.requests == 1
-    assert sent and sent[0] < 64 * 2**20  # the socket buffers, not the 2.5 GB body
+    assert sent and sent[0] < 64 * 2**20  # the socket buffers, not the 2.8 GB body
 
 
 def test_per_layer_facts_of_a_file():

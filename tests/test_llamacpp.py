@@ -229,7 +229,7 @@ def test_check_gates_on_the_recommended_file(on_replica, capsys):
     assert result["parameters"] == 13_015_864_320 and result["problems"] == []
     plan = result["download"]
     assert [w["path"] for w in plan["weights"]] == ["llama-2-13b-chat.Q4_K_M.gguf"]
-    assert plan["bytes"] == 7_865_956_224 and plan["unused_bytes"] == 4_854_269_824 + 13_831_319_424
+    assert plan["bytes"] == 7_865_956_224 and plan["unused_bytes"] == 5_429_348_224 + 13_831_319_424
     assert result["command"] == "hf download TheBloke/Llama-2-13B-chat-GGUF llama-2-13b-chat.Q4_K_M.gguf"
     # Q8_0 (13.83 GB) cannot be fully offloaded to 11 GiB: exit 10, a partial offload
     code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3060-12GB",
@@ -253,12 +253,12 @@ def test_check_problems_exit_11(make_repo, endpoint, capsys):
     sizes = {"llama-2-13b-chat.Q8_0-00001-of-00003.gguf": 4921501984, parts[2]: 4135266656}
     _gguf_repo(make_repo, "org/split-missing", {p: split + p + ".gz" for p in (parts[0], parts[2])}, sizes)
     q2 = "TheBloke/Llama-2-7B-Chat-GGUF/headers/llama-2-7b-chat.Q2_K.gguf.gz"
-    # the Q2_K head declares tensor data up to byte 2,532,863,680 (the file's size): 1 GB less is truncated
+    # the Q2_K head declares tensor data up to byte 2,825,940,672 (the Hub file's size): 1 GB less is truncated
     _gguf_repo(make_repo, "org/truncated", {"llama-2-7b-chat.Q2_K.gguf": q2}, {"llama-2-7b-chat.Q2_K.gguf": 10**9})
     q13 = "TheBloke/Llama-2-13B-chat-GGUF/headers/llama-2-13b-chat.Q2_K.gguf.gz"
     replica = _gguf_repo(
         make_repo, "org/mixed", {"llama-2-7b-chat.Q2_K.gguf": q2, "llama-2-13b-chat.Q2_K.gguf": q13},
-        {"llama-2-7b-chat.Q2_K.gguf": 2532863680, "llama-2-13b-chat.Q2_K.gguf": 4854269824},
+        {"llama-2-7b-chat.Q2_K.gguf": 2825940672, "llama-2-13b-chat.Q2_K.gguf": 5429348224},
     )  # fmt: skip
     endpoint(replica)
     code, out, err = cli(capsys, "check", "org/split-missing", "--json")
