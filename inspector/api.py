@@ -511,10 +511,12 @@ def check_model(
     plan_settings: PlanSettings | None = None,
     gguf_file: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    ram_bytes: int | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
 
-    A GGUF repo is checked on one file: `gguf_file` (a name, split-set part or quant label), else the recommended.
+    A GGUF repo is checked on one file: `gguf_file` (a name, split-set part or quant label), else the recommended;
+    with `ram_bytes` (--ram) also what llama.cpp keeps in RAM on the first GPU setup against it (not_enough_ram).
 
     Failing to read the repo at all (not found, network) raises; what the repo itself gets wrong
     (no access, broken files, unknown architecture) becomes a Problem in the result.
@@ -529,7 +531,7 @@ def check_model(
             model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
             gpus=gpus, file=gguf_file, strict=strict,
             disk=None if local else lambda plan: _disk(listing, plan, download_dir),
-            min_context=min_context, min_tokens_per_s=min_tokens_per_s, gate=plan_problems,
+            min_context=min_context, min_tokens_per_s=min_tokens_per_s, gate=plan_problems, ram_bytes=ram_bytes,
         )  # fmt: skip
     _no_llama_cpp(model, memory)
     repo: RepoFiles | None = None

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
-from .render_plan import context_text, run_rows, tokens_per_s
+from .render_plan import context_text, decode_cell, rate, run_rows, short_context, tokens_per_s
 from .results import Failure, Report, frozen
 from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
@@ -274,9 +274,10 @@ def _verdict(fit: Any) -> str:
     return "[red]no[/red]"
 
 
-def _usable(label: str, gpus: Sequence[Any] = ()) -> int | None:
-    """The memory one device of a verdict's GPU offers, from the GPUs given, else from its label (a catalog name
-    or a size, as --gpu reads it); None for a GPU neither names (a local one)."""
+def _device_memory(label: str, gpus: Sequence[Any] = ()) -> str | None:
+    """The memory one device of a verdict's GPU offers, in GiB, from the GPUs given, else from its label (a catalog
+    name or a size, as --gpu reads it); a mixed setup (`RTX-3090+RTX-3060-12GB`) each of its devices', in device
+    order ("24.0 + 12.0 GiB"), not only the smallest; None for a GPU neither names (a local one)."""
     gpu = next((g for g in gpus if g.label == label), None)
     if gpu is None:
         from .errors import HfsizeError
@@ -286,14 +287,15 @@ def _usable(label: str, gpus: Sequence[Any] = ()) -> int | None:
             gpu = parse_gpu(label)
         except HfsizeError:
             return None
-    return gpu.usable_bytes
+    devices = gpu.devices or (gpu,)
+    return " + ".join(f"{d.usable_bytes / GIB:,.1f}" for d in devices) + " GiB"
 
 
 def gpu_header(label: str, gpus: Sequence[Any] = ()) -> str:
     """A GPU column's header: its name, and under it the memory one device offers, in GiB, as the fit counted it
     (a size typed in GB is 10**9 bytes: '80GB' is 74.5 GiB, where the A100-80GB card has 80 GiB)."""
-    usable = _usable(label, gpus)
-    return label if usable is None else f"{label}\n{usable / GIB:,.1f} GiB"
+    memory = _device_memory(label, gpus)
+    return label if memory is None else f"{label}\n{memory}"
 
 
 def _memory(memory: Any) -> Group:
@@ -395,8 +397,8 @@ def _result_word(result: Any) -> str:
 
 
 def _gpu_inline(label: str) -> str:
-    usable = _usable(label)
-    return label if usable is None else f"{label} ({usable / GIB:,.1f} GiB)"
+    memory = _device_memory(label)
+    return label if memory is None else f"{label} ({memory})"
 
 
 def _fit_summary(result: Any) -> str:
@@ -895,23 +897,41 @@ def _plan_block(run: Any) -> Table:
 
 
 def _alternatives(runs: list[Any]) -> Fitted:
-    # Fitted: a GPU setup's name (RTX-3090+RTX-3060-12GB) is never split; the prose cells wrap at spaces
-    numbers = ("runs", "layers GPU/CPU", "KV tokens", "concurrency")
-    columns = [Col("precision"), Col("GPUs"), *(Col(h, "right") for h in numbers),
-               Col("context", "right", wrap=True), Col("decode tokens/s", "right", wrap=True)]  # fmt: skip
+    """Every figure a cell of its own that never wraps (Fitted stacks the table when it is too wide, repeating the
+    precision and GPUs): the decode range and its bound are two columns, the headers two lines, "runs" only when a
+    way does not run and the vLLM columns (KV tokens, concurrency) only when a way has them, so that the common
+    case (one engine, every way running) fits 80 columns."""
+    vllm = any(run.kv_tokens is not None for run in runs)
+    failing = not all(run.runs for run in runs)  # "runs" only says something when a way does not
+    offloads = any(run.offload is not None for run in runs)  # transformers, llama.cpp; not vLLM
+    columns = [Col("precision"), Col("GPUs"), *([Col("runs", "right")] if failing else []),
+               *([Col("layers\nGPU/CPU", "right")] if offloads else [])]  # fmt: skip
+    if vllm:
+        columns += [Col("KV\ntokens", "right"), Col("requests\nat once", "right")]
+    columns += [
+        Col("longest context\ntokens", "right"),
+        Col("decode\ntokens/s", "right"),
+        Col("decode\nbound", "right"),
+    ]
     rows: list[list[str]] = []
     for run in runs:
         layers = f"{run.offload.gpu_layers}/{run.offload.cpu_layers}" if run.offload is not None else "-"
-        rows.append([
+        speed = run.decode_tokens_per_s
+        row = [
             PRECISION_LABELS.get(run.precision, run.precision),
             escape(run.gpus) + (f" tp{run.tensor_parallel}" if run.tensor_parallel > 1 else ""),
-            "[green]yes[/green]" if run.runs else "[red]no[/red]",
-            layers,
-            "-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
-            "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}",
-            context_text(run),
-            tokens_per_s(run.decode_tokens_per_s),
-        ])  # fmt: skip
+            *((["[green]yes[/green]" if run.runs else "[red]no[/red]"]) if failing else []),
+            *([layers] if offloads else []),
+        ]
+        if vllm:
+            row += ["-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
+                    "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}"]  # fmt: skip
+        row += [
+            short_context(run),
+            decode_cell(run) if speed is None else f"{rate(speed.expected_low)}-{rate(speed.expected_high)}",
+            "-" if speed is None else rate(speed.bound),
+        ]
+        rows.append(row)
     return Fitted(columns, rows, key=2, box=None)
 
 
