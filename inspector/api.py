@@ -612,8 +612,11 @@ def plan_problems(result: PlanResult, min_context: int | None, min_tokens_per_s:
     if min_tokens_per_s:
         speed = run.decode_tokens_per_s if run is not None else None
         if speed is None or speed.expected_low < min_tokens_per_s:
+            paged = run is not None and run.offload is not None and run.offload.ram_verdict == "pages_from_disk"
             got = (
-                "no decode speed (nothing runs, or a GPU without catalog bandwidth)"
+                "no decode speed (it pages its weights from disk: what stays in RAM exceeds --ram)"
+                if speed is None and paged
+                else "no decode speed (nothing runs, or a GPU without catalog bandwidth)"
                 if speed is None
                 else f"decoding is expected at {speed.expected_low:,.1f}-{speed.expected_high:,.1f} tokens/s "
                 f"(bound {speed.bound:,.1f}; {run.precision} on {run.gpus})"

@@ -109,6 +109,11 @@ def test_check_fails_when_ram_is_short(capsys, on_replica):
     assert code == 10 and not [p for p in json.loads(out)["problems"] if p["code"] == "not_enough_ram"]
     code, out, err = cli(capsys, "check", REPO, "--gpu", "8GB", "--file", "Q8_0", "--ram", "4GB")
     assert code == 11 and "not_enough_ram" in out
+    # the speed gate on a way that pages from disk: no speed, and why
+    code, out, err = cli(capsys, "check", REPO, "--gpu", "RTX-3060-12GB", "--file", "Q8_0", "--ram", "2GB",
+                         "--min-tokens-per-s", "1", "--json")  # fmt: skip
+    problems = {p["code"]: p["message"] for p in json.loads(out)["problems"]}
+    assert code == 11 and "not_enough_ram" in problems and "pages its weights from disk" in problems["too_slow"]
 
 
 def test_readme_lists_the_problem_code():

@@ -40,6 +40,10 @@ Every rule below is read from llama.cpp's source at commit 0c1e57098bba43ac29e6e
   d_state), s = d_state x d_inner; RWKV: r = token_shift_count x n_embd, s = n_embd x head_size; LFM2 short
   conv: r = n_embd (l_cache - 1). Hybrids mark recurrent layers by head_count_kv(il) == 0 (Jamba, Granite
   hybrid, LFM2, Nemotron-H with n_ff == 0) or full_attention_interval (Qwen3-Next); Falcon-H1 has both everywhere.
+- -ts over setups (`common/arg.cpp`, `load_tensors`): at most llama_max_devices() - 1 = 15 proportions are accepted;
+  load_tensors copies the first n_devices() of them, so each GPU setup reads its own first n (tensor_split_note).
+- RAM (`--mmap`, the default; src/llama-mmap.cpp): weights on the CPU are the mapped file's pages, which the OS may
+  drop and read back from disk; the KV cache of CPU layers is allocated memory (ram_verdict).
 - Margin (`common/common.h`, fit_params_target): llama.cpp's own --fit leaves 1024 MiB free per device; hfsize
   uses --overhead (default 1 GiB) for the same slack (CUDA context, cuBLAS workspace).
 
