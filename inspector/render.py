@@ -142,14 +142,50 @@ def _word_width(cell: str) -> int:
     return max((cell_len(word) for word in Text.from_markup(cell).plain.split()), default=0)
 
 
-def bullets(items: Iterable[str], style: str = "") -> Table:
-    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0)."""
+def bullets(items: Iterable[str], style: str = "", *, figures: bool = False) -> Table:
+    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0);
+    `figures`: wrapped as Figures, never between a number and its neighbours."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for item in items:
-        grid.add_row(Text("  •", style=style), Text(item, style=style))
+        grid.add_row(Text("  •", style=style), Figures(item, style) if figures else Text(item, style=style))
     return grid
+
+
+def _chunks(text: str) -> list[str]:
+    """`text` in the pieces a line may start with: split at spaces, except a space beside a digit, so that a
+    figure stays with its unit and its label ("9.88 GiB", "(bound 38.1)", "-ngl 18", "4,096 tokens")."""
+    words = text.split(" ")
+    chunks = [words[0]]
+    for word in words[1:]:
+        if (chunks[-1] and chunks[-1][-1].isdigit()) or (word[:1].isdigit()):
+            chunks[-1] += " " + word
+        else:
+            chunks.append(word)
+    return chunks
+
+
+class Figures:
+    """Plain text that wraps at spaces but never beside a digit (`_chunks`): a number is never separated from its
+    unit or label, whatever the width (a piece wider than the column is folded, the last resort)."""
+
+    def __init__(self, text: str, style: str = "") -> None:
+        self.text, self.style = text, style
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        chunks = _chunks(self.text)
+        return Measurement(max(cell_len(c) for c in chunks), cell_len(self.text))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        lines = [""]
+        for chunk in _chunks(self.text):
+            if lines[-1] and cell_len(lines[-1]) + 1 + cell_len(chunk) > options.max_width:
+                lines.append(chunk)
+            else:
+                lines[-1] = f"{lines[-1]} {chunk}" if lines[-1] else chunk
+        for line in lines:
+            yield Text(line, style=self.style, overflow="fold")
 
 
 def report_renderable(report: Report, width: int = 120) -> Group:
@@ -863,8 +899,11 @@ def plan_renderable(result: Any) -> Group:
         title.append(f"  @ {result.revision or 'main'} (commit {result.commit})", style="dim")
     limit = f"; the model's limit is {result.context_limit:,} tokens" if result.context_limit else ""
     ram = f", {gib(result.ram_bytes)} CPU RAM for offload" if result.ram_bytes else ""
-    title.append(f"\n{result.context:,} tokens x batch {result.batch}{ram}{limit}", style="dim")
-    parts: list[Any] = [title, Text("")]
+    parts: list[Any] = [
+        title,
+        Figures(f"{result.context:,} tokens x batch {result.batch}{ram}{limit}", "dim"),
+        Text(""),
+    ]
     run = result.plan
     if run is None:
         tried = "; the ways tried follow." if result.alternatives else "."
@@ -873,14 +912,10 @@ def plan_renderable(result: Any) -> Group:
         parts.append(_plan_block(run))
     if result.alternatives:
         parts += [Text(""), Text("Alternatives", style="bold"), _alternatives(result.alternatives)]
-    notes = Text()
     first = run if run is not None else (result.alternatives[0] if result.alternatives else None)
     shown = [*result.notes, *(first.assumptions if first is not None else [])]
     if shown:
-        notes.append("Assumptions", style="bold")
-        for note in dict.fromkeys(shown):
-            notes.append(f"\n  • {note}", style="dim")
-        parts += [Text(""), notes]
+        parts += [Text(""), Text("Assumptions", style="bold"), bullets(dict.fromkeys(shown), "dim", figures=True)]
     return Group(*parts)
 
 
@@ -892,7 +927,7 @@ def _plan_block(run: Any) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for label, value in run_rows(run):
-        table.add_row(label, value)
+        table.add_row(label, Figures(value))
     return table
 
 

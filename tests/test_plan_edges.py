@@ -327,3 +327,27 @@ def test_plan_on_the_local_mixed_setup_says_the_order(smi, capsys, on_replica):
     said = [a for a in run["assumptions"] if a.startswith(name)]
     assert len(said) == 1 and "0 NVIDIA GeForce RTX 4090, 1 NVIDIA GeForce RTX 3060" in said[0]
     assert "FASTEST_FIRST" in said[0]
+
+
+@pytest.mark.parametrize("width", [60, 80])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (REPO, "--gpu", "RTX-3090+RTX-3060-12GB", "--gpu", "RTX-3060-12GB", "--ram", "2GB"),
+        (REPO, "--gpu", "RTX-3060-12GB", "--file", "Q8_0", "--ram", "2GB"),
+        ("meta-llama/Llama-2-70b-hf", "--gpu", "RTX-4090", "--ram", "64GB"),
+    ],
+)
+def test_plan_prose_never_parts_a_figure_from_its_unit(capsys, on_replica, monkeypatch, args, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, err = cli(capsys, "plan", *args)
+    assert code == 0, err
+    head, _, rest = out.partition("\nAlternatives\n")
+    prose = (head + rest[rest.find("\nAssumptions\n") :] if "\nAssumptions\n" in rest else head).splitlines()
+    for line, after in zip(prose, prose[1:], strict=False):
+        # a line ending in a figure is never followed by its unit or label ("9.88" / "GiB", "4,096" / "tokens")
+        if line.rstrip()[-1:].isdigit():
+            assert not re.match(r"\s*(GiB|GB|MiB|tokens|layers|requests|in CPU|\(|at -ngl|\+|x )", after), (line, after)
+        # nor a label left without its figure ("(bound" / "38.1)", "-ngl" / "18")
+        assert not re.search(r"(\(bound|-ngl| x)\s*$", line), (line, after)
+        assert len(line) <= width
