@@ -625,7 +625,8 @@ def _ram(value: str | None) -> int | None:
     "--ram",
     default=None,
     metavar="SIZE",
-    help="CPU RAM layers may be offloaded to (default: this machine's available RAM; 0: none).",
+    help="CPU RAM layers may be offloaded to (default: this machine's available RAM; 0: none); llama.cpp: what it "
+    "keeps in RAM is judged against it (pages from disk, or does not fit).",
 )
 @click.option(
     "--engine",
