@@ -513,10 +513,12 @@ def check_model(
     plan_settings: PlanSettings | None = None,
     gguf_file: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    ram_bytes: int | None = None,
 ) -> CheckResult:
     """Everything that would go wrong downloading and loading `model`, before the download.
 
-    A GGUF repo is checked on one file: `gguf_file` (a name, split-set part or quant label), else the recommended.
+    A GGUF repo is checked on one file: `gguf_file` (a name, split-set part or quant label), else the recommended;
+    with `ram_bytes` (--ram) also what llama.cpp keeps in RAM on the first GPU setup against it (not_enough_ram).
 
     Failing to read the repo at all (not found, network) raises; what the repo itself gets wrong
     (no access, broken files, unknown architecture) becomes a Problem in the result.
@@ -531,7 +533,7 @@ def check_model(
             model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
             gpus=gpus, file=gguf_file, strict=strict,
             disk=None if local else lambda plan: _disk(listing, plan, download_dir),
-            min_context=min_context, min_tokens_per_s=min_tokens_per_s, gate=plan_problems,
+            min_context=min_context, min_tokens_per_s=min_tokens_per_s, gate=plan_problems, ram_bytes=ram_bytes,
         )  # fmt: skip
     _no_llama_cpp(model, memory)
     repo: RepoFiles | None = None
@@ -612,8 +614,11 @@ def plan_problems(result: PlanResult, min_context: int | None, min_tokens_per_s:
     if min_tokens_per_s:
         speed = run.decode_tokens_per_s if run is not None else None
         if speed is None or speed.expected_low < min_tokens_per_s:
+            paged = run is not None and run.offload is not None and run.offload.ram_verdict == "pages_from_disk"
             got = (
-                "no decode speed (nothing runs, or a GPU without catalog bandwidth)"
+                "no decode speed (it pages its weights from disk: what stays in RAM exceeds --ram)"
+                if speed is None and paged
+                else "no decode speed (nothing runs, or a GPU without catalog bandwidth)"
                 if speed is None
                 else f"decoding is expected at {speed.expected_low:,.1f}-{speed.expected_high:,.1f} tokens/s "
                 f"(bound {speed.bound:,.1f}; {run.precision} on {run.gpus})"

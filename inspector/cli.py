@@ -455,7 +455,11 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
     default=None,
     help="Fail (exit 11, too_slow) unless the plan's expected decode speed reaches this.",
 )
-@click.option("--ram", default=None, metavar="SIZE", help="CPU RAM the plan may offload to (with the gates above).")
+@click.option(
+    "--ram", default=None, metavar="SIZE",
+    help="CPU RAM the plan may offload to (with the gates above); GGUF repos: fail (exit 11, not_enough_ram) when "
+    "what llama.cpp keeps in RAM exceeds it.",
+)  # fmt: skip
 @click.option(
     "--file", "gguf_file", default=None, metavar="NAME",
     help="GGUF repos: the file (or split set, or quant label like Q4_K_M) to check (default: the recommended one).",
@@ -507,7 +511,7 @@ def check(
     def one(name: str) -> Any:
         return check_model(
             name, **model._asdict(), memory=settings, gpus=gpus, precision=precision, download_dir=download_dir,
-            strict=strict, gguf_file=gguf_file, **gates,
+            strict=strict, gguf_file=gguf_file, ram_bytes=_ram(ram) if ram is not None else None, **gates,
         )  # fmt: skip
 
     results = _each(names, one, lambda m, e: check_failed(m, model.revision, e), jobs, output.kind == "json")
@@ -621,7 +625,8 @@ def _ram(value: str | None) -> int | None:
     "--ram",
     default=None,
     metavar="SIZE",
-    help="CPU RAM layers may be offloaded to (default: this machine's available RAM; 0: none).",
+    help="CPU RAM layers may be offloaded to (default: this machine's available RAM; 0: none); llama.cpp: what it "
+    "keeps in RAM is judged against it (pages from disk, or does not fit).",
 )
 @click.option(
     "--engine",

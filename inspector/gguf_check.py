@@ -142,11 +142,13 @@ def check_gguf(
     min_context: int | None = None,
     min_tokens_per_s: float | None = None,
     gate: Callable[..., list[Problem]] | None = None,
+    ram_bytes: int | None = None,
 ) -> CheckResult:
     """check's answer for a GGUF repo (see the module docstring).
 
     `min_context` / `min_tokens_per_s`: `gate` (api.plan_problems, the one rule for both formats) on the plan of the
-    chosen file on the first GPU setup, the RunPlan `hfsize plan --file` shows.
+    chosen file on the first GPU setup, the RunPlan `hfsize plan --file` shows. `ram_bytes` (--ram): that plan's
+    RAM part against it (llamacpp.ram_verdict); short of it, `not_enough_ram` (an error: exit 11).
     """
     problems: list[Problem] = []
     files: list[GGUFFile] = []
@@ -169,11 +171,21 @@ def check_gguf(
         from .gguf_plan import runs_of
         from .results import PlanResult
 
-        runs = runs_of([chosen], gpus[:1], plans, [])
+        runs = runs_of([chosen], gpus[:1], plans, [], ram_bytes)
         run = runs[0] if runs and runs[0].runs else None
         result = PlanResult(model, revision, listing.commit, memory.context, memory.batch, chosen.context_length,
                             None, run, [], [])  # fmt: skip
         problems += gate(result, min_context, min_tokens_per_s)
+    if chosen is not None and ram_bytes and gpus:
+        from .gguf_plan import ram_problem, runs_of
+
+        runs = runs_of([chosen], gpus[:1], plans, [], ram_bytes)
+        short = ram_problem(runs[0], ram_bytes) if runs else None
+        if short:
+            hint = ("a smaller file (--file), a GPU with more memory, or more RAM" if runs[0].runs else
+                    "a shorter --context, a smaller file (--file) or a GPU with more memory")  # fmt: skip
+            problems.append(Problem(ProblemCode.NOT_ENOUGH_RAM, Severity.ERROR,
+                                    f"{short[:1].upper()}{short[1:]}: {hint}."))  # fmt: skip
     plan = download_plan(listing, chosen)
     result_disk = disk(plan) if disk is not None else None
     if result_disk is not None and not result_disk.fits:

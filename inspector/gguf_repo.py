@@ -269,21 +269,33 @@ def inspect_gguf(
         summary = recommend(summary, model, gpus, memory, revision=revision, local=listing.location == "local")
         options = getattr(memory, "llama_cpp", None)
         read_ok = [o for o in outcomes.values() if not isinstance(o, HfsizeError)]
-        if options is not None:
-            from dataclasses import replace
+        from dataclasses import replace
 
-            summary = replace(summary, notes=option_notes(options, [t.name for o in read_ok for t in o.header.tensors]))
+        from .gpus import device_order_note
+
+        notes = [device_order_note(g) for g in gpus if getattr(g, "device_order", None)]
+        if options is not None:
+            names = [t.name for o in read_ok for t in o.header.tensors]
+            notes = option_notes(options, names, gpus) + notes
+        summary = replace(summary, notes=notes)
     return GGUFReport(model=model, revision=revision, commit=listing.commit, location=listing.location, gguf=summary)
 
 
-def option_notes(options: Any, tensor_names: Sequence[str]) -> list[str]:
-    """What llama.cpp's placement options do on these files, in words: a -ts split, and for each -ot pattern
-    (--cpu-moe and --n-cpu-moe are such patterns) whether it matches any tensor; one that matches none (--cpu-moe
-    on a dense model) changes nothing, and the report says so rather than staying silent."""
+def option_notes(options: Any, tensor_names: Sequence[str], gpus: Sequence[Any] = ()) -> list[str]:
+    """What llama.cpp's placement options do on these files, in words: a -ts split (and, per GPU setup of another
+    device count, what llama.cpp makes of it), and for each -ot pattern (--cpu-moe and --n-cpu-moe are such
+    patterns) whether it matches any tensor; one that matches none (--cpu-moe on a dense model) changes nothing,
+    and the report says so rather than staying silent."""
+    from .engines.llamacpp import tensor_split_note
+
     notes = []
     if options.tensor_split:
         split = ",".join(f"{x:g}" for x in options.tensor_split)
         notes.append(f"llama.cpp run with -ts {split}: the offloaded layers split over the GPUs in that proportion")
+        for gpu in gpus:
+            note = tensor_split_note(options.tensor_split, gpu.label, len(gpu.devices) or gpu.count)
+            if note:
+                notes.append(note)
     for pattern in options.cpu_patterns:
         found = re.compile(pattern)
         if any(found.search(name) for name in tensor_names):

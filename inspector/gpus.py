@@ -117,6 +117,12 @@ def mixed_gpus(spec: str, members: Sequence[Gpu]) -> Gpu:
     )
 
 
+def device_order_note(gpu: Gpu) -> str:
+    """A local mixed setup's device order, which llama.cpp's -ts entries and main GPU follow, and its rule."""
+    names = ", ".join(f"{i} {d.name}" for i, d in enumerate(gpu.devices))
+    return f"{gpu.label}: devices in llama.cpp's order ({names}), by {gpu.device_order}"
+
+
 DEFAULT_GPUS = ("T4", "RTX-4090", "A100-40GB", "H100-80GB")
 # `explain`: the cards people own, one and two of each (16 GB, 24 GB, 80 GB)
 OWNED_GPUS = ("T4", "T4x2", "RTX-4090", "RTX-4090x2", "A100-80GB", "A100-80GBx2")

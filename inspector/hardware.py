@@ -6,7 +6,10 @@
 - Apple silicon: unified memory (`sysctl hw.memsize`), of which the GPU may wire `iogpu.wired_limit_mb` when that
   is set, else macOS's default share: 3/4 above 36 GiB, 2/3 at or below (Metal's recommendedMaxWorkingSetSize).
 - Mixed cards: one vendor's whole GPUs of several models are also offered together as one setup (gpus.mixed_gpus,
-  the `--gpu A+B` one), in the order the models were first listed, each device with its own free memory.
+  the `--gpu A+B` one), each device with its own free memory, in the order llama.cpp numbers them (its -ts entries
+  and main GPU follow the backend's device order): NVIDIA in CUDA's order (`cuda_order`: CUDA_DEVICE_ORDER, by
+  default FASTEST_FIRST, an unpublished heuristic, assumed compute capability then CUDA cores x max SM clock then
+  PCI bus; PCI_BUS_ID: the PCI bus order nvidia-smi and NVML list), the rule in words on the setup (`Gpu.device_order`).
 - CPU RAM available for offload: what accelerate's get_max_memory offers "cpu" (psutil's
   virtual_memory().available), else /proc/meminfo MemAvailable (Linux), else sysctl hw.memsize (macOS).
 Tests fake the tools by putting executables of those names first on PATH (tests/test_hardware.py).
@@ -15,10 +18,13 @@ Tests fake the tools by putting executables of those names first on PATH (tests/
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from .results import Gpu
 
@@ -45,20 +51,68 @@ def local_gpus() -> list[Gpu]:
     nvidia = _nvml() or _nvidia_smi()
     rocm = _rocm_smi()
     out = _grouped(nvidia + rocm + _apple())
-    for vendor in (nvidia, rocm):
+    for vendor, cuda in ((nvidia, True), (rocm, False)):
         # a MIG slice (our own "NAME MIG k" label) is not offered with others: a CUDA process sees one slice
-        members = _grouped([d for d in vendor if " MIG " not in d[0]], suffix="")
-        if len(members) > 1:
-            from .gpus import mixed_gpus  # gpus owns the mixing rule (and imports this module lazily)
-
-            mixed = mixed_gpus("+".join(m.name for m in members), members)
-            out.append(replace(mixed, name=f"{mixed.name} (local)", source="local"))
+        whole = [Device(*d) for d in vendor if " MIG " not in d[0]]
+        if len(_grouped(whole)) > 1:
+            ordered, rule = cuda_order(whole, os.environ) if cuda else (whole, None)
+            out.append(_mixed(ordered, rule))
     return out
 
 
-def _grouped(devices: list[Device], suffix: str = " (local)") -> list[Gpu]:
+def _mixed(devices: Sequence[Device], rule: str | None) -> Gpu:
+    """One setup of `devices` in their order, each with its own free memory; its name runs of one model joined
+    (`A x2+B`)."""
+    from .gpus import mixed_gpus  # gpus owns the mixing rule (and imports this module lazily)
+
+    members = [Gpu(name=d.name, count=1, memory_bytes=d.total, usable_bytes=d.usable, source="local", free_bytes=d.free)
+               for d in devices]  # fmt: skip
+    runs: list[list[str]] = []
+    for d in devices:
+        if runs and runs[-1][0] == d.name:
+            runs[-1].append(d.name)
+        else:
+            runs.append([d.name])
+    name = "+".join(r[0] if len(r) == 1 else f"{r[0]}x{len(r)}" for r in runs)
+    mixed = mixed_gpus(name, members)
+    return replace(mixed, name=f"{name} (local)", source="local", device_order=rule)
+
+
+PCI_RULE = "PCI bus order (CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+FASTEST_RULE = (
+    "CUDA's default order, FASTEST_FIRST (CUDA_DEVICE_ORDER unset): its heuristic is unpublished; assumed compute "
+    "capability, then CUDA cores x max SM clock where known, then PCI bus. Set CUDA_DEVICE_ORDER=PCI_BUS_ID to "
+    "make the order certain (PCI bus, as nvidia-smi lists them)"
+)
+UNKNOWN_RULE = (
+    "PCI bus order, as nvidia-smi lists them: CUDA's default FASTEST_FIRST order could not be judged (no compute "
+    "capability read); set CUDA_DEVICE_ORDER=PCI_BUS_ID to make llama.cpp use this order"
+)
+
+
+def cuda_order(devices: Sequence[Device], env: Mapping[str, str]) -> tuple[list[Device], str]:
+    """The devices in the order CUDA (and so llama.cpp's CUDA backend, for -ts and the main GPU) numbers them, and
+    that order's rule in words. CUDA_DEVICE_ORDER=PCI_BUS_ID: ascending PCI bus id; else FASTEST_FIRST, CUDA's
+    default, "fastest to slowest using a simple heuristic" (CUDA Programming Guide, environment variables) that
+    NVIDIA does not publish: hfsize assumes higher compute capability first, then more CUDA cores x max SM clock
+    (where every device has both), ties in PCI bus order. CUDA_VISIBLE_DEVICES is not applied (said when set)."""
+    by_bus = sorted(devices, key=lambda d: (d.bus or "").upper())
+    visible = "; CUDA_VISIBLE_DEVICES is set and not applied here" if env.get("CUDA_VISIBLE_DEVICES") else ""
+    if env.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID":
+        return by_bus, PCI_RULE + visible
+    if any(d.compute is None for d in devices):
+        return by_bus, UNKNOWN_RULE + visible
+    throughput = all(d.cores and d.clock_mhz for d in devices)
+
+    def key(d: Device) -> tuple:
+        return (d.compute, (d.cores or 0) * (d.clock_mhz or 0) if throughput else 0)
+
+    return sorted(by_bus, key=key, reverse=True), FASTEST_RULE + visible  # sorted is stable: ties keep bus order
+
+
+def _grouped(devices: Sequence[tuple], suffix: str = " (local)") -> list[Gpu]:
     grouped: dict[tuple[str, int, int], list[int]] = {}
-    for name, total, usable, free in devices:
+    for name, total, usable, free, *_ in devices:
         grouped.setdefault((name, total, usable), []).append(free)
     return [
         Gpu(name=f"{name}{suffix}", count=len(free), memory_bytes=total, usable_bytes=usable, source="local",
@@ -67,7 +121,17 @@ def _grouped(devices: list[Device], suffix: str = " (local)") -> list[Gpu]:
     ]  # fmt: skip
 
 
-Device = tuple[str, int, int, int]  # name, total, usable, free (bytes)
+class Device(NamedTuple):
+    """One GPU (or MIG slice) as a tool reports it; bytes. The rest: what CUDA's device order needs (NVIDIA)."""
+
+    name: str
+    total: int
+    usable: int
+    free: int
+    bus: str | None = None  # PCI bus id, "00000000:01:00.0"
+    compute: tuple[int, int] | None = None  # CUDA compute capability (major, minor)
+    cores: int | None = None  # CUDA cores (NVML only)
+    clock_mhz: int | None = None  # max SM clock
 
 
 def _nvml() -> list[Device]:
@@ -95,10 +159,11 @@ def _nvml() -> list[Device]:
                             continue
             except pynvml.NVMLError:  # not MIG capable
                 pass
+            facts = () if slices else _nvml_order_facts(pynvml, handle)
             for k, part in enumerate(slices or [handle]):
                 memory = pynvml.nvmlDeviceGetMemoryInfo(part)
                 label = f"{name} MIG {k}" if slices else name
-                out.append((label, int(memory.total), int(memory.total), int(memory.free)))
+                out.append(Device(label, int(memory.total), int(memory.total), int(memory.free), *facts))
     except Exception:  # noqa: BLE001 - a driver that refuses a query: fall back to nvidia-smi
         return []
     finally:
@@ -107,6 +172,48 @@ def _nvml() -> list[Device]:
         except Exception:  # noqa: BLE001
             pass
     return out
+
+
+def _nvml_order_facts(pynvml: object, handle: object) -> tuple:
+    """(PCI bus id, compute capability, CUDA cores, max SM clock MHz) where NVML answers; None each where not."""
+
+    def ask(query: str, *args: object) -> object:
+        try:
+            return getattr(pynvml, query)(handle, *args)
+        except Exception:  # noqa: BLE001 - an older driver or nvidia-ml-py without that query
+            return None
+
+    pci = ask("nvmlDeviceGetPciInfo")
+    bus = getattr(pci, "busId", None)
+    bus = bus.decode() if isinstance(bus, bytes) else bus
+    compute = ask("nvmlDeviceGetCudaComputeCapability")
+    clock = ask("nvmlDeviceGetMaxClockInfo", getattr(pynvml, "NVML_CLOCK_SM", 1))
+    cores = ask("nvmlDeviceGetNumGpuCores")
+    return (
+        bus if isinstance(bus, str) else None,
+        tuple(int(x) for x in compute) if isinstance(compute, tuple) and len(compute) == 2 else None,
+        int(cores) if isinstance(cores, int) and cores > 0 else None,
+        int(clock) if isinstance(clock, int) and clock > 0 else None,
+    )
+
+
+def _compute_capabilities() -> dict[str, tuple[int, int]]:
+    """PCI bus id -> compute capability, from `nvidia-smi --query-gpu=pci.bus_id,compute_cap` (drivers >= 510);
+    empty where the query is not understood."""
+    out = _run("nvidia-smi", "--query-gpu=pci.bus_id,compute_cap", "--format=csv,noheader")
+    found: dict[str, tuple[int, int]] = {}
+    for line in (out or "").splitlines():
+        bus, _, cap = (x.strip() for x in line.partition(","))
+        major, dot, minor = cap.partition(".")
+        if bus and dot and major.isdigit() and minor.isdigit():
+            found[bus.upper()] = (int(major), int(minor))
+    return found
+
+
+def _mhz(text: str | None) -> int | None:
+    """'2520 MHz' -> 2520."""
+    parts = (text or "").split()
+    return int(parts[0]) if len(parts) == 2 and parts[0].isdigit() and parts[1] == "MHz" else None
 
 
 def _mib(text: str | None) -> int | None:
@@ -138,11 +245,16 @@ def _nvidia_smi() -> list[Device]:
                 total, free = _mib(mig.findtext("fb_memory_usage/total")), _mib(mig.findtext("fb_memory_usage/free"))
                 if total is not None and free is not None:
                     instance = (mig.findtext("gpu_instance_id") or mig.findtext("index") or "?").strip()
-                    devices.append((f"{name} MIG {instance}", total, total, free))
+                    devices.append(Device(f"{name} MIG {instance}", total, total, free))
             continue
         total, free = _mib(gpu.findtext("fb_memory_usage/total")), _mib(gpu.findtext("fb_memory_usage/free"))
         if total is not None and free is not None:
-            devices.append((name, total, total, free))
+            bus = (gpu.get("id") or gpu.findtext("pci/pci_bus_id") or "").strip() or None
+            devices.append(Device(name, total, total, free, bus, clock_mhz=_mhz(gpu.findtext("max_clocks/sm_clock"))))
+    whole = [d for d in devices if " MIG " not in d.name]
+    if len({d.name for d in whole}) > 1:  # CUDA's device order matters only for a mixed setup: one more query then
+        caps = _compute_capabilities()
+        devices = [d._replace(compute=caps.get((d.bus or "").upper())) for d in devices]
     return devices
 
 

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from .errors import ExitCode
 from .precisions import LABELS as PRECISION_LABELS
-from .render_plan import context_text, run_rows, tokens_per_s
+from .render_plan import context_text, decode_cell, rate, run_rows, short_context, tokens_per_s
 from .results import Failure, Report, frozen
 from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
@@ -142,14 +142,50 @@ def _word_width(cell: str) -> int:
     return max((cell_len(word) for word in Text.from_markup(cell).plain.split()), default=0)
 
 
-def bullets(items: Iterable[str], style: str = "") -> Table:
-    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0)."""
+def bullets(items: Iterable[str], style: str = "", *, figures: bool = False) -> Table:
+    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0);
+    `figures`: wrapped as Figures, never between a number and its neighbours."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for item in items:
-        grid.add_row(Text("  •", style=style), Text(item, style=style))
+        grid.add_row(Text("  •", style=style), Figures(item, style) if figures else Text(item, style=style))
     return grid
+
+
+def _chunks(text: str) -> list[str]:
+    """`text` in the pieces a line may start with: split at spaces, except a space beside a digit, so that a
+    figure stays with its unit and its label ("9.88 GiB", "(bound 38.1)", "-ngl 18", "4,096 tokens")."""
+    words = text.split(" ")
+    chunks = [words[0]]
+    for word in words[1:]:
+        if (chunks[-1] and chunks[-1][-1].isdigit()) or (word[:1].isdigit()):
+            chunks[-1] += " " + word
+        else:
+            chunks.append(word)
+    return chunks
+
+
+class Figures:
+    """Plain text that wraps at spaces but never beside a digit (`_chunks`): a number is never separated from its
+    unit or label, whatever the width (a piece wider than the column is folded, the last resort)."""
+
+    def __init__(self, text: str, style: str = "") -> None:
+        self.text, self.style = text, style
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        chunks = _chunks(self.text)
+        return Measurement(max(cell_len(c) for c in chunks), cell_len(self.text))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        lines = [""]
+        for chunk in _chunks(self.text):
+            if lines[-1] and cell_len(lines[-1]) + 1 + cell_len(chunk) > options.max_width:
+                lines.append(chunk)
+            else:
+                lines[-1] = f"{lines[-1]} {chunk}" if lines[-1] else chunk
+        for line in lines:
+            yield Text(line, style=self.style, overflow="fold")
 
 
 def report_renderable(report: Report, width: int = 120) -> Group:
@@ -274,9 +310,10 @@ def _verdict(fit: Any) -> str:
     return "[red]no[/red]"
 
 
-def _usable(label: str, gpus: Sequence[Any] = ()) -> int | None:
-    """The memory one device of a verdict's GPU offers, from the GPUs given, else from its label (a catalog name
-    or a size, as --gpu reads it); None for a GPU neither names (a local one)."""
+def _device_memory(label: str, gpus: Sequence[Any] = ()) -> str | None:
+    """The memory one device of a verdict's GPU offers, in GiB, from the GPUs given, else from its label (a catalog
+    name or a size, as --gpu reads it); a mixed setup (`RTX-3090+RTX-3060-12GB`) each of its devices', in device
+    order ("24.0 + 12.0 GiB"), not only the smallest; None for a GPU neither names (a local one)."""
     gpu = next((g for g in gpus if g.label == label), None)
     if gpu is None:
         from .errors import HfsizeError
@@ -286,14 +323,15 @@ def _usable(label: str, gpus: Sequence[Any] = ()) -> int | None:
             gpu = parse_gpu(label)
         except HfsizeError:
             return None
-    return gpu.usable_bytes
+    devices = gpu.devices or (gpu,)
+    return " + ".join(f"{d.usable_bytes / GIB:,.1f}" for d in devices) + " GiB"
 
 
 def gpu_header(label: str, gpus: Sequence[Any] = ()) -> str:
     """A GPU column's header: its name, and under it the memory one device offers, in GiB, as the fit counted it
     (a size typed in GB is 10**9 bytes: '80GB' is 74.5 GiB, where the A100-80GB card has 80 GiB)."""
-    usable = _usable(label, gpus)
-    return label if usable is None else f"{label}\n{usable / GIB:,.1f} GiB"
+    memory = _device_memory(label, gpus)
+    return label if memory is None else f"{label}\n{memory}"
 
 
 def _memory(memory: Any) -> Group:
@@ -395,8 +433,8 @@ def _result_word(result: Any) -> str:
 
 
 def _gpu_inline(label: str) -> str:
-    usable = _usable(label)
-    return label if usable is None else f"{label} ({usable / GIB:,.1f} GiB)"
+    memory = _device_memory(label)
+    return label if memory is None else f"{label} ({memory})"
 
 
 def _fit_summary(result: Any) -> str:
@@ -864,8 +902,11 @@ def plan_renderable(result: Any) -> Group:
         title.append(f"  @ {result.revision or 'main'} (commit {result.commit})", style="dim")
     limit = f"; the model's limit is {result.context_limit:,} tokens" if result.context_limit else ""
     ram = f", {gib(result.ram_bytes)} CPU RAM for offload" if result.ram_bytes else ""
-    title.append(f"\n{result.context:,} tokens x batch {result.batch}{ram}{limit}", style="dim")
-    parts: list[Any] = [title, Text("")]
+    parts: list[Any] = [
+        title,
+        Figures(f"{result.context:,} tokens x batch {result.batch}{ram}{limit}", "dim"),
+        Text(""),
+    ]
     run = result.plan
     if run is None:
         tried = "; the ways tried follow." if result.alternatives else "."
@@ -874,14 +915,10 @@ def plan_renderable(result: Any) -> Group:
         parts.append(_plan_block(run))
     if result.alternatives:
         parts += [Text(""), Text("Alternatives", style="bold"), _alternatives(result.alternatives)]
-    notes = Text()
     first = run if run is not None else (result.alternatives[0] if result.alternatives else None)
     shown = [*result.notes, *(first.assumptions if first is not None else [])]
     if shown:
-        notes.append("Assumptions", style="bold")
-        for note in dict.fromkeys(shown):
-            notes.append(f"\n  • {note}", style="dim")
-        parts += [Text(""), notes]
+        parts += [Text(""), Text("Assumptions", style="bold"), bullets(dict.fromkeys(shown), "dim", figures=True)]
     return Group(*parts)
 
 
@@ -893,28 +930,46 @@ def _plan_block(run: Any) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for label, value in run_rows(run):
-        table.add_row(label, value)
+        table.add_row(label, Figures(value))
     return table
 
 
 def _alternatives(runs: list[Any]) -> Fitted:
-    # Fitted: a GPU setup's name (RTX-3090+RTX-3060-12GB) is never split; the prose cells wrap at spaces
-    numbers = ("runs", "layers GPU/CPU", "KV tokens", "concurrency")
-    columns = [Col("precision"), Col("GPUs"), *(Col(h, "right") for h in numbers),
-               Col("context", "right", wrap=True), Col("decode tokens/s", "right", wrap=True)]  # fmt: skip
+    """Every figure a cell of its own that never wraps (Fitted stacks the table when it is too wide, repeating the
+    precision and GPUs): the decode range and its bound are two columns, the headers two lines, "runs" only when a
+    way does not run and the vLLM columns (KV tokens, concurrency) only when a way has them, so that the common
+    case (one engine, every way running) fits 80 columns."""
+    vllm = any(run.kv_tokens is not None for run in runs)
+    failing = not all(run.runs for run in runs)  # "runs" only says something when a way does not
+    offloads = any(run.offload is not None for run in runs)  # transformers, llama.cpp; not vLLM
+    columns = [Col("precision"), Col("GPUs"), *([Col("runs", "right")] if failing else []),
+               *([Col("layers\nGPU/CPU", "right")] if offloads else [])]  # fmt: skip
+    if vllm:
+        columns += [Col("KV\ntokens", "right"), Col("requests\nat once", "right")]
+    columns += [
+        Col("longest context\ntokens", "right"),
+        Col("decode\ntokens/s", "right"),
+        Col("decode\nbound", "right"),
+    ]
     rows: list[list[str]] = []
     for run in runs:
         layers = f"{run.offload.gpu_layers}/{run.offload.cpu_layers}" if run.offload is not None else "-"
-        rows.append([
+        speed = run.decode_tokens_per_s
+        row = [
             PRECISION_LABELS.get(run.precision, run.precision),
             escape(run.gpus) + (f" tp{run.tensor_parallel}" if run.tensor_parallel > 1 else ""),
-            "[green]yes[/green]" if run.runs else "[red]no[/red]",
-            layers,
-            "-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
-            "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}",
-            context_text(run),
-            tokens_per_s(run.decode_tokens_per_s),
-        ])  # fmt: skip
+            *((["[green]yes[/green]" if run.runs else "[red]no[/red]"]) if failing else []),
+            *([layers] if offloads else []),
+        ]
+        if vllm:
+            row += ["-" if run.kv_tokens is None else f"{run.kv_tokens:,}",
+                    "-" if run.max_concurrency is None else f"{run.max_concurrency:,.2f}"]  # fmt: skip
+        row += [
+            short_context(run),
+            decode_cell(run) if speed is None else f"{rate(speed.expected_low)}-{rate(speed.expected_high)}",
+            "-" if speed is None else rate(speed.bound),
+        ]
+        rows.append(row)
     return Fitted(columns, rows, key=2, box=None)
 
 

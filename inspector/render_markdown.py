@@ -8,7 +8,7 @@ from typing import Any
 
 from .precisions import LABELS
 from .render_explain import SHAPE_LABELS, family_rows, overrides_line, step_sentences, value, verdict_word
-from .render_plan import context_text, run_rows, tokens_per_s
+from .render_plan import context_text, decode_cell, run_rows
 from .results import (
     CheckResult,
     Comparison,
@@ -342,7 +342,7 @@ def plan(r: PlanResult) -> str:
                 a.file or "-", a.engine, "yes" if a.runs else "no", layers,
                 "-" if a.kv_tokens is None else f"{a.kv_tokens:,}",
                 "-" if a.max_concurrency is None else f"{a.max_concurrency:,.2f}",
-                context_text(a), tokens_per_s(a.decode_tokens_per_s),
+                context_text(a), decode_cell(a),
             ])  # fmt: skip
         header = ["precision", "GPUs", "file", "engine", "runs", "layers GPU/CPU", "KV tokens", "concurrency",
                   "context", "decode tokens/s"]  # fmt: skip

@@ -19,12 +19,45 @@ def tokens_per_s(speed: Any) -> str:
     return f"{rate(speed.expected_low)}-{rate(speed.expected_high)} (bound {rate(speed.bound)})"
 
 
+PAGED = "pages from disk"  # a llama.cpp way whose RAM part exceeds --ram (offload.ram_verdict)
+
+
+def ram_verdict(run: Any) -> str | None:
+    return run.offload.ram_verdict if run.offload is not None else None
+
+
+DISK_BOUND = "disk-bound"  # a table's decode cell for such a way: the disk's read speed sets it
+
+
+def decode_cell(run: Any) -> str:
+    """A table's decode cell: the estimate, or why there is none where RAM is short ("disk-bound")."""
+    if run.decode_tokens_per_s is None and ram_verdict(run) == "pages_from_disk":
+        return DISK_BOUND
+    return tokens_per_s(run.decode_tokens_per_s)
+
+
+def _speed_row(run: Any, speed: Any) -> str:
+    if speed is None and ram_verdict(run) == "pages_from_disk":
+        return f"not estimated: {PAGED} (more than --ram stays in RAM; the disk's read speed sets it)"
+    return f"{tokens_per_s(speed)} tokens/s"
+
+
 def context_text(run: Any) -> str:
     if run.max_context is None:
         return "none"
     text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
     if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
         text += f" at -ngl {run.offload.gpu_layers}"  # partly offloaded: a longer context needs a lower -ngl
+    return text
+
+
+def short_context(run: Any) -> str:
+    """context_text for a table cell: the figure, "(limit)" when it is the model's own limit, and the -ngl."""
+    if run.max_context is None:
+        return "none"
+    text = f"{run.max_context:,}" + (" (limit)" if run.context_limited_by_model else "")
+    if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
+        text += f" at -ngl {run.offload.gpu_layers}"
     return text
 
 
@@ -50,7 +83,14 @@ def run_rows(run: Any) -> list[tuple[str, str]]:
         if o.kept_in_ram_bytes:
             line += f"; {gib(o.kept_in_ram_bytes)} of their tensors kept in RAM (-ot)"
         rows.append(("layers", line))
+        if o.ram_verdict == "pages_from_disk":
+            rows.append(("RAM", f"{gib(o.ram_bytes)} in RAM is more than --ram: {PAGES_WHY}"))
+        elif o.ram_verdict == "does_not_fit":
+            rows.append(("RAM", f"does not fit: the KV cache in RAM alone exceeds --ram ({gib(o.ram_bytes)} in all)"))
     rows.append(("longest context", context_text(run)))
-    rows.append(("decode", f"{tokens_per_s(run.decode_tokens_per_s)} tokens/s"))
-    rows.append(("prefill", f"{tokens_per_s(run.prefill_tokens_per_s)} tokens/s"))
+    rows.append(("decode", _speed_row(run, run.decode_tokens_per_s)))
+    rows.append(("prefill", _speed_row(run, run.prefill_tokens_per_s)))
     return rows
+
+
+PAGES_WHY = "llama.cpp runs, the OS paging the mapped weights from disk every token (very slow)"

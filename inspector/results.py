@@ -92,6 +92,14 @@ class Verdict(Vocabulary):
     DOES_NOT_FIT = "does_not_fit"  # a block is larger than one device
 
 
+class RamVerdict(Vocabulary):
+    """llama.cpp against --ram: what it keeps in RAM (memory-mapped weights not on a GPU + KV of CPU layers)."""
+
+    FITS = "fits"
+    PAGES_FROM_DISK = "pages_from_disk"  # the mapped weights exceed what is left: the OS re-reads them from disk
+    DOES_NOT_FIT = "does_not_fit"  # the KV cache in RAM alone exceeds --ram (allocated, not mapped: swap or OOM)
+
+
 class Severity(Vocabulary):
     ERROR = "error"  # do not download as is
     WARNING = "warning"  # works, but look
@@ -141,6 +149,7 @@ class ProblemCode(Vocabulary):
     GGUF_SPLIT_MISMATCH = "gguf_split_mismatch"
     GGUF_TRUNCATED = "gguf_truncated"
     GGUF_PARAMETERS = "gguf_parameters"
+    NOT_ENOUGH_RAM = "not_enough_ram"  # check --ram (GGUF): what llama.cpp keeps in RAM exceeds it
 
 
 # ---------------------------------------------------------------- what the Hub (or a folder) gave us
@@ -310,6 +319,9 @@ class Gpu:
     # A mixed setup (`--gpu RTX-4090+RTX-3060-12GB`): its devices in order, one Gpu (count 1) each; the fields above
     # are then the smallest / slowest device's, so engines that assume identical devices stay on the safe side.
     devices: tuple[Gpu, ...] = ()
+    # a local mixed setup: the rule its devices are ordered by, in words (CUDA's device order, which llama.cpp's -ts
+    # entries and main GPU follow; hardware.cuda_order); None otherwise
+    device_order: str | None = None
 
     @property
     def label(self) -> str:
@@ -578,6 +590,9 @@ class Offload:
     layers_per_gpu: list[int] | None = None
     bytes_per_gpu: list[int] | None = None
     kept_in_ram_bytes: int | None = None
+    # llama.cpp: ram_bytes against --ram, a RamVerdict ("fits" | "pages_from_disk" | "does_not_fit"); None when no
+    # RAM figure is known (--ram 0, unreadable) and for transformers (whose offload must fit --ram to run at all)
+    ram_verdict: str | None = None
 
 
 @frozen

@@ -56,6 +56,7 @@ CASES: dict[str, tuple[str, ...]] = {
 ADDED = [
     r"\.json\.memory\.gpus\[\d+\]\.(variant|bandwidth_bytes_per_s|tflops|interconnect)",  # GPU datasheet figures
     r"\.json\.memory\.gpus\[\d+\]\.devices",  # a mixed setup's devices (issue 16, `--gpu A+B`), [] otherwise
+    r"\.json\.memory\.gpus\[\d+\]\.device_order",  # a local mixed setup's device order rule, null otherwise
     r"\.json\.memory\.\w+\.max_context",  # longest context per GPU setup (issue 15)
     r"\.json\.overrides",  # `--set` (issue 17): the config values changed, [] without --set
     r"\.json\.architecture\.reason",  # why the class was not built (--headers-only, light install, a failure)

@@ -40,6 +40,10 @@ Every rule below is read from llama.cpp's source at commit 0c1e57098bba43ac29e6e
   d_state), s = d_state x d_inner; RWKV: r = token_shift_count x n_embd, s = n_embd x head_size; LFM2 short
   conv: r = n_embd (l_cache - 1). Hybrids mark recurrent layers by head_count_kv(il) == 0 (Jamba, Granite
   hybrid, LFM2, Nemotron-H with n_ff == 0) or full_attention_interval (Qwen3-Next); Falcon-H1 has both everywhere.
+- -ts over setups (`common/arg.cpp`, `load_tensors`): at most llama_max_devices() - 1 = 15 proportions are accepted;
+  load_tensors copies the first n_devices() of them, so each GPU setup reads its own first n (tensor_split_note).
+- RAM (`--mmap`, the default; src/llama-mmap.cpp): weights on the CPU are the mapped file's pages, which the OS may
+  drop and read back from disk; the KV cache of CPU layers is allocated memory (ram_verdict).
 - Margin (`common/common.h`, fit_params_target): llama.cpp's own --fit leaves 1024 MiB free per device; hfsize
   uses --overhead (default 1 GiB) for the same slack (CUDA context, cuBLAS workspace).
 
@@ -107,6 +111,8 @@ SWA_RULES: dict[str, SwaRule] = {
 }
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"  # common/common.h LLM_FFN_EXPS_REGEX
+# llama_max_devices() (src/llama.cpp); common/arg.cpp refuses a -ts of that many entries or more
+MAX_DEVICES = 16
 OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu: op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH) default
 _INPUT = ("token_embd.", "token_embd_norm.", "pos_embd.", "token_types.", "per_layer_token_embd.")
 
@@ -153,6 +159,9 @@ def options(
         if not split or any(x < 0 or x != x or x == float("inf") for x in split):
             raise OptionError(f"--tensor-split '{tensor_split}' is not a list of proportions",
                               "Write e.g. --tensor-split 3,1 (one number per GPU).")  # fmt: skip
+        if len(split) >= MAX_DEVICES:  # common/arg.cpp: split_arg.size() >= llama_max_devices() is refused
+            raise OptionError(f"--tensor-split '{tensor_split}' has {len(split)} proportions and llama.cpp takes "
+                              f"at most {MAX_DEVICES - 1}", "Give one proportion per GPU.")  # fmt: skip
     patterns: list[str] = []
     for value in override_tensor:
         for item in filter(None, value.split(",")):  # parse_tensor_buffer_overrides splits on ','
@@ -172,6 +181,30 @@ def options(
     given = (("--tensor-split",) if tensor_split else ()) + (("--override-tensor",) if override_tensor else ())
     given += (("--cpu-moe",) if cpu_moe else ()) + (("--n-cpu-moe",) if n_cpu_moe else ())
     return Options(split, tuple(patterns), given)
+
+
+def tensor_split_note(split: Sequence[float], label: str, devices: int) -> str | None:
+    """What llama.cpp does with `-ts` on a setup of another device count, in words (None: one entry per GPU).
+
+    llama.cpp takes -ts as proportions per device in its device order and reads the first n_devices() of them
+    (load_tensors copies tensor_split[0 .. n_devices)): entries past the setup's GPUs are ignored, and a GPU without
+    an entry gets 0, none of the layers. Every setup is planned as llama.cpp would run it on that machine."""
+    if not split or len(split) == devices:
+        return None
+    flags = "-ts " + ",".join(f"{x:g}" for x in split)
+    used = split[:devices]
+    if len(split) > devices:
+        rest = "; every offloaded layer on it" if devices == 1 else ""
+        if not any(used):
+            rest = f"; {'it is' if devices == 1 else 'all are'} 0, so the split is by free memory"
+        return (f"{flags} on {label} ({devices} GPU{'s' if devices > 1 else ''}): llama.cpp reads the first "
+                f"{devices} of its {len(split)} proportions ({','.join(f'{x:g}' for x in used)}) and ignores the "
+                f"rest{rest}")  # fmt: skip
+    if not any(used):
+        return f"{flags} on {label} ({devices} GPUs): every proportion is 0, so llama.cpp splits by free memory"
+    past = devices - len(split)
+    which = f"the last {past} GPUs of the setup have" if past > 1 else "the last GPU of the setup has"
+    return f"{flags} on {label} ({devices} GPUs): {which} no proportion, 0 for llama.cpp: none of the layers"
 
 
 def cache_type(name: str | None, kv_dtype: str | None = None) -> str:
@@ -589,7 +622,8 @@ def split_for(
 ) -> Split:
     """Bytes per GPU and in RAM for -ngl `n_gpu_layers` (`free`: each GPU's free bytes, the default split)."""
     options = options or Options()
-    splits = options.tensor_split if any(options.tensor_split) else free
+    given = options.tensor_split[:devices]  # load_tensors reads the first n_devices() entries only
+    splits = given if any(given) else free
     where = layer_devices(model.n_layer, n_gpu_layers, devices, splits)
     cpu_re = [re.compile(p) for p in options.cpu_patterns]
     weights = [0] * devices
@@ -654,6 +688,24 @@ def split_for(
     )
 
 
+def ram_verdict(split: Split, ram_bytes: int | None) -> str | None:
+    """What `split` keeps in RAM against `ram_bytes` (None: no RAM figure). llama.cpp memory-maps the file (--mmap,
+    its default): the weights not on a GPU are the file's pages, which the OS drops under pressure and reads back
+    from disk when a token needs them; a layer's scan of them is cyclic, so once they exceed what is left almost
+    every page is re-read from disk for every token: it runs, at the disk's speed ("pages_from_disk"). The KV
+    cache of CPU layers is allocated memory, not the file: beyond --ram on its own it swaps or meets the OOM killer
+    ("does_not_fit"). The CPU compute buffer is not counted (small next to these; see the module docstring)."""
+    from inspector.results import RamVerdict
+
+    if not ram_bytes:
+        return None
+    if split.cpu_weight_bytes + split.cpu_kv_bytes <= ram_bytes:
+        return RamVerdict.FITS.value
+    if split.cpu_kv_bytes > ram_bytes:
+        return RamVerdict.DOES_NOT_FIT.value
+    return RamVerdict.PAGES_FROM_DISK.value
+
+
 # ---------------------------------------------------------------- the plan for one GPU setup
 
 
@@ -697,12 +749,6 @@ def plan_gguf(
     options = options or Options()
     members = tuple(gpu.devices) or (gpu,) * max(gpu.count, 1)  # a mixed setup's devices, else count alike
     devices = len(members)
-    if len(options.tensor_split) > devices:
-        raise OptionError(
-            f"--tensor-split {','.join(f'{x:g}' for x in options.tensor_split)} names "
-            f"{len(options.tensor_split)} GPUs and {gpu.label} has {devices}",
-            "Give one proportion per GPU of the setup (or leave --tensor-split out).",
-        )
     budgets = [d.usable_bytes - reserve_bytes for d in members]
     free = [d.free_bytes if d.free_bytes is not None else d.usable_bytes for d in members]
     n_seq = max(1, n_seq)
