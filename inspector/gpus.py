@@ -117,6 +117,25 @@ def mixed_gpus(spec: str, members: Sequence[Gpu]) -> Gpu:
     )
 
 
+def has_bf16(gpu: Gpu) -> bool:
+    """False for a card whose datasheet figures have no bf16 (Turing T4 / RTX 20xx, Volta V100: compute capability
+    below 8.0) or a mixed setup with one such device; True otherwise, sizes and local GPUs included (unknown)."""
+    return not gpu.tflops or "bf16" in gpu.tflops
+
+
+def run_dtype(dtype: str, gpu: Gpu) -> str:
+    """The 16-bit dtype `dtype` runs as on `gpu`: bf16 becomes fp16 (the same bytes) on a card without bf16."""
+    return "fp16" if dtype == "bf16" and not has_bf16(gpu) else dtype
+
+
+# vLLM's _check_if_gpu_supports_dtype: "Bfloat16 is only supported on GPUs with compute capability of at least 8.0"
+NO_BF16_NOTE = (
+    "{gpus}: no bf16 (compute capability below 8.0), so the bf16 model runs in fp16, the same bytes: vLLM refuses "
+    "bf16 there (--dtype half), transformers needs torch_dtype=torch.float16; fp16's narrower range can overflow "
+    "on some bf16-trained models."
+)
+
+
 DEFAULT_GPUS = ("T4", "RTX-4090", "A100-40GB", "H100-80GB")
 # `explain`: the cards people own, one and two of each (16 GB, 24 GB, 80 GB)
 OWNED_GPUS = ("T4", "T4x2", "RTX-4090", "RTX-4090x2", "A100-80GB", "A100-80GBx2")

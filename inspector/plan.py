@@ -22,6 +22,7 @@ from . import placement
 from .config import config_view
 from .dtypes import BYTES
 from .errors import ExitCode, HfsizeError
+from .gpus import NO_BF16_NOTE, run_dtype
 from .memory import MemorySettings, kv_bytes_per_layer
 from .names import INPUT_EMBEDDINGS, layer_of
 from .placement import Block, Device
@@ -325,7 +326,7 @@ def _transformers_plan(
     if ok:
         decode, prefill, speed_notes = _speeds(
             gpu, read_gpu + read_cpu, kv_total, ctx, settings, tensor_parallel=1, streamed=read_cpu,
-            compute_dtype=_compute_dtype(name, ctx.base),
+            compute_dtype=run_dtype(_compute_dtype(name, ctx.base), gpu),
         )  # fmt: skip
         notes += speed_notes
     return RunPlan(
@@ -441,7 +442,7 @@ def _vllm_plan(
         )
         decode, prefill, speed_notes = _speeds(
             gpu, ctx.read_bytes(sizes, None), kv_read, ctx, settings, tensor_parallel=tp, streamed=0,
-            compute_dtype=ctx.base,
+            compute_dtype=run_dtype(_compute_dtype(name, ctx.base), gpu),
         )  # fmt: skip
         notes += speed_notes
     return RunPlan(
@@ -634,12 +635,16 @@ def plan(
                 "A pre-quantized checkpoint is planned as stored, which needs its safetensors headers: "
                 "this repo has none to read."
             )
-    plans = [
-        make(name, gpu, ctx, settings, kv_dtype_of(name, base, settings.kv_dtype), general)
-        for gpu in gpus
-        for name in names
-    ]
+    plans, no_bf16 = [], []
+    for gpu in gpus:  # bf16 on a card without it (T4, V100): fp16, the same bytes, as vLLM's --dtype half
+        here = list(dict.fromkeys(run_dtype(n, gpu) if run_dtype(n, gpu) in sizes else n for n in names))
+        no_bf16 += [gpu.label] if here != names else []
+        plans += [make(n, gpu, ctx, settings, kv_dtype_of(n, base, settings.kv_dtype), general) for n in here]
+    if no_bf16:
+        notes.append(NO_BF16_NOTE.format(gpus=", ".join(no_bf16)))
     quality = {name: i for i, name in enumerate(names)}
+    if "bf16" in quality:
+        quality.setdefault("fp16", quality["bf16"])
     ranked = sorted(plans, key=lambda p: _rank(p, quality))
     best = ranked[0] if ranked and ranked[0].runs else None
     limit = ctx.limit

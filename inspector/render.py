@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import ExitCode
+from .gpus import NO_BF16_NOTE, run_dtype
 from .precisions import LABELS as PRECISION_LABELS
 from .render_plan import context_text, run_rows, tokens_per_s
 from .results import Failure, Report, frozen
@@ -948,8 +949,13 @@ def how_it_runs(memory: Any) -> Text:
     # a pre-quantized checkpoint loads as stored; otherwise its own dtype first, then int8 and the 4-bit schemes
     first = ["as_stored"] if "as_stored" in lines else []
     order = [*first, memory.load_dtype, *[k for k in lines if k not in (memory.load_dtype, "fp32", "as_stored")]]
+    devices = {g.label: g for g in memory.gpus}
+    no_bf16 = []
     for label in next(iter(lines.values())).fits:
         chosen = next((k for k in order if k in lines and lines[k].fits[label].verdict == "fits"), None)
+        if chosen is not None and label in devices and run_dtype(chosen, devices[label]) in lines:
+            no_bf16 += [label] if run_dtype(chosen, devices[label]) != chosen else []
+            chosen = run_dtype(chosen, devices[label])  # bf16 on a T4 / V100: fp16, the same bytes
         if chosen is None:
             text.append(f"\n  {label}: no precision fits; see `hfsize plan` for CPU offload")
             continue
@@ -961,5 +967,7 @@ def how_it_runs(memory: Any) -> Text:
         else:
             context = f", up to {longest:,} tokens x batch {memory.batch}"
         text.append(f"\n  {label}: {PRECISION_LABELS[chosen]}{context}")
+    if no_bf16:
+        text.append("\n  " + NO_BF16_NOTE.format(gpus=", ".join(no_bf16)), style="dim")
     text.append("\n  (hfsize plan MODEL --gpu NAME: offload, vLLM concurrency, tokens/s)", style="dim")
     return text
