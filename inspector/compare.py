@@ -53,6 +53,9 @@ CONTEXT_KEYS = ("max_position_embeddings", "rope_scaling", "rope_theta", "rope_p
 _INDEX = re.compile(r"\.(\d+)\.")
 
 
+ROPE_LIFTED = ("rope_theta", "partial_rotary_factor")
+
+
 def config_changes(base: Mapping[str, Any], finetune: Mapping[str, Any], resolve: bool = True) -> list[ConfigChange]:
     """Every key whose value differs, classified shape / behaviour / cosmetic. A key one config omits takes the
     value transformers gives it (`_resolved`): a missing num_key_value_heads is num_attention_heads, a missing
@@ -88,6 +91,11 @@ def _resolved(config: Mapping[str, Any]) -> dict[str, Any]:
         from .architecture import resolved_config
 
         resolved = resolved_config(dict(config)) or {}
+    # transformers 5 moved rope_theta (and partial_rotary_factor) into rope_parameters: a 4.x config's top-level
+    # key compares with the resolved value there (LlamaConfig: {"rope_theta": 10000.0, "rope_type": "default"})
+    rope = resolved.get("rope_parameters")
+    if isinstance(rope, Mapping):
+        values.update({k: rope[k] for k in ROPE_LIFTED if k in rope and k not in resolved})
     # not the cosmetic keys: to_dict() writes the installed transformers_version and an empty _name_or_path
     values.update({k: v for k, v in resolved.items() if k not in ("dtype", "torch_dtype") and k not in COSMETIC_KEYS})
     return values
@@ -237,6 +245,11 @@ def summarize_adapter(
 # ---------------------------------------------------------------- the whole comparison
 
 
+def _as_shipped(memory: Any) -> Any:
+    """The memory line of a checkpoint loaded as its files hold it: as stored if pre-quantized, else its dtype."""
+    return memory.as_stored if memory.as_stored is not None else memory.by_scheme.get(memory.load_dtype)
+
+
 def compare(
     base: RepoFiles,
     base_report: Report | None,
@@ -271,6 +284,11 @@ def compare(
         for precision in PRECISIONS:
             fine, base_line = finetune_report.memory[precision], base_report.memory[precision]
             memory_delta[precision] = fine.total_bytes - base_line.total_bytes  # type: ignore[union-attr]
+        if finetune_report.memory.as_stored is not None or base_report.memory.as_stored is not None:
+            # a pre-quantized side loads as stored, the other in its own dtype: what each takes loaded as shipped
+            fine_line, base_line = (_as_shipped(r.memory) for r in (finetune_report, base_report))
+            if fine_line is not None and base_line is not None:
+                memory_delta["as_stored"] = fine_line.total_bytes - base_line.total_bytes
     verdicts = _verdicts(base, finetune, changes, diff, adapter, base_report, finetune_report)
     return Comparison(
         base=base.model,

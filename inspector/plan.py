@@ -62,6 +62,7 @@ class PlanSettings:
     non_torch_bytes: int | None = None
     cuda_graph_bytes: int | None = None
     enforce_eager: bool = False
+    vllm_given: tuple[str, ...] = ()  # the vLLM options given on the command line (refused for another engine)
     cache_type: str | None = None  # llama.cpp's --cache-type-k/v (GGUF repos)
     llama_cpp: Any = None  # engines.llamacpp.Options: -ts, -ot / --cpu-moe / --n-cpu-moe (GGUF repos)
     gguf_file: str | None = None  # GGUF repos: plan this file only (a name, split-set part or quant label)

@@ -536,10 +536,14 @@ def comparison_renderable(c: Any) -> Group:
             )
         )
     parts.append(_tensor_diff(c.tensors))
-    if c.memory_delta and not any(c.memory_delta.values()):
-        parts.append(_labelled("Memory delta", "none at any precision"))
-    elif c.memory_delta:
-        deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in c.memory_delta.items())
+    loaded = {p: d for p, d in c.memory_delta.items() if p != "as_stored"}
+    if loaded and not any(loaded.values()):
+        deltas = "none at any precision"
+    else:
+        deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in loaded.items())
+    if "as_stored" in c.memory_delta:  # a pre-quantized side, each loaded as its files hold it
+        deltas += f"{'; ' if deltas else ''}as stored {signed_gib(c.memory_delta['as_stored'])} (each as it ships)"
+    if c.memory_delta:
         parts.append(_labelled("Memory delta", deltas))
     return Group(*parts)
 
