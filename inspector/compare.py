@@ -25,6 +25,7 @@ from .results import (
     Report,
     TensorDiff,
     TensorGroup,
+    Verdict,
 )
 
 # What a config key means for the weights and for behaviour. Anything else is "behaviour" unless cosmetic.
@@ -290,6 +291,7 @@ def compare(
             if fine_line is not None and base_line is not None:
                 memory_delta["as_stored"] = fine_line.total_bytes - base_line.total_bytes
     verdicts = _verdicts(base, finetune, changes, diff, adapter, base_report, finetune_report)
+    fits = _fits(base_report, finetune_report, adapter)
     return Comparison(
         base=base.model,
         base_commit=base.commit,
@@ -310,7 +312,33 @@ def compare(
         stored_bytes_from=f"{base_how} / {fine_how}",
         memory_delta=memory_delta,
         adapter=adapter,
+        fits=fits,
     )
+
+
+def _plain(verdict: Any) -> str:
+    return str(getattr(verdict, "value", verdict))
+
+
+def _fits(base: Report | None, finetune: Report | None, adapter: AdapterSummary | None) -> dict[str, dict[str, str]]:
+    """Per GPU setup, whether base and finetune each fit as they ship (the reports' own placement verdicts)."""
+    base_line = _as_shipped(base.memory) if base is not None and base.memory else None
+    if base_line is None:
+        return {}
+    if adapter is not None:  # PEFT puts each adapter weight beside its base layer: it must fit in the headroom
+        out = {}
+        for label, fit in base_line.fits.items():
+            room = fit.verdict != Verdict.FITS or (fit.headroom_bytes or 0) >= adapter.loaded_bytes
+            out[label] = {"base": _plain(fit.verdict), "finetune": _plain(fit.verdict if room else Verdict.NEEDS_MORE)}
+        return out
+    fine_line = _as_shipped(finetune.memory) if finetune is not None and finetune.memory else None
+    if fine_line is None:
+        return {}
+    return {
+        label: {"base": _plain(fit.verdict), "finetune": _plain(fine_line.fits[label].verdict)}
+        for label, fit in base_line.fits.items()
+        if label in fine_line.fits
+    }
 
 
 def _verdicts(

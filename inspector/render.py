@@ -506,6 +506,8 @@ def comparison_renderable(c: Any) -> Group:
     parts: list[Any] = [title, *_overrides(c), _labelled("Verdict:", c.verdict)]
     if c.adapter is not None:
         parts.append(_adapter(c.adapter))
+        if c.fits:
+            parts.append(_labelled("Fits", escape(fits_text(c.fits).replace("finetune", "base + adapter"))))
         return Group(*parts)
     if c.config_changes:
         columns = [Col("Config changes"), Col("key"), Col("base", wrap=True), Col("finetune", wrap=True)]
@@ -545,7 +547,22 @@ def comparison_renderable(c: Any) -> Group:
         deltas += f"{'; ' if deltas else ''}as stored {signed_gib(c.memory_delta['as_stored'])} (each as it ships)"
     if c.memory_delta:
         parts.append(_labelled("Memory delta", deltas))
+    if c.fits:
+        parts.append(_labelled("Fits", escape(fits_text(c.fits))))
     return Group(*parts)
+
+
+FIT_WORDS = {"fits": "fits", "needs_more": "needs more GPUs", "does_not_fit": "does not fit"}
+
+
+def fits_text(fits: dict[str, dict[str, str]]) -> str:
+    """'T4: base fits, finetune needs more GPUs; H100-80GB: both fit' (each as it ships)."""
+    parts = []
+    for label, v in fits.items():
+        base, fine = FIT_WORDS.get(v["base"], v["base"]), FIT_WORDS.get(v["finetune"], v["finetune"])
+        both = "both fit" if base == fine == "fits" else f"both {base}" if base == fine else None
+        parts.append(f"{label}: {both or f'base {base}, finetune {fine}'}")
+    return "; ".join(parts) + " (each as it ships)"
 
 
 def _labelled(label: str, markup: str) -> Table:

@@ -52,3 +52,25 @@ def test_quantized_finetune_has_an_as_stored_memory_delta(capsys, on_replica):
     code = run(["compare", "meta-llama/Llama-2-13b-hf", QLORA_MERGE])
     out = words(capsys.readouterr().out)
     assert code == 0 and "as stored -17.54 GiB" in out  # -18,830,004,640 / 2**30 = -17.537
+
+
+def test_gpu_options_give_a_fit_per_model(capsys, on_replica):
+    # T4: 15,360 MiB (nvidia-smi). The base at fp16: 13,015,864,320 x 2 B = 24.2 GiB of weights alone, more than a T4;
+    # the nf4 merge as stored: 7,201,770,923 B (its index) + KV 2,048 x 40 layers x 2 x 5,120 x 2 B (1.56 GiB) +
+    # 1 GiB overhead = 9.3 GiB, fits. Two H100s (2 x 79.6 GiB) hold either.
+    r = _json(capsys, "compare", "meta-llama/Llama-2-13b-hf", QLORA_MERGE, "--gpu", "T4", "--gpu", "H100x2")
+    assert r["fits"]["T4"] == {"base": "needs_more", "finetune": "fits"}
+    assert r["fits"]["H100-80GB x2"] == {"base": "fits", "finetune": "fits"}
+    code = run(["compare", "meta-llama/Llama-2-13b-hf", QLORA_MERGE, "--gpu", "T4"])
+    assert code == 0 and "T4: base needs more GPUs, finetune fits" in words(capsys.readouterr().out)
+
+
+def test_adapter_fit_needs_its_fp32_weights_in_the_headroom(capsys, on_replica):
+    adapter = "devadigapratham-MistralXGo-7B/MistralXGo-7B"  # r=16, 41,943,040 parameters, fp32 in PEFT: 167,772,160 B
+    # T4 16,106,127,360 B - bf16 weights 7,241,732,096 x 2 - 1 GiB overhead = 548,921,344 B before the KV cache of
+    # 131,072 B per token (32 layers x 2 x 8 KV heads x 128 x 2 B). At 2,048 tokens 280,485,888 B are left: the
+    # adapter fits; at 3,072 tokens 146,268,160 B are left, less than the adapter, while the base alone still fits.
+    r = _json(capsys, "compare", "mistralai/Mistral-7B-v0.1", adapter, "--gpu", "T4")
+    assert r["fits"]["T4"] == {"base": "fits", "finetune": "fits"}
+    r = _json(capsys, "compare", "mistralai/Mistral-7B-v0.1", adapter, "--gpu", "T4", "--context", "3072")
+    assert r["fits"]["T4"] == {"base": "fits", "finetune": "needs_more"}
