@@ -414,9 +414,23 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds, *, trust_remo
         )
     if config.get("auto_map"):
         hint = "" if trust_remote_code else "Pass --trust-remote-code if you trust the repo's code."
+    elif omitted := _omitted(config, built.reason or ""):  # the config class refused values it defaulted
+        keys = ", ".join(f"{k} (default {v!r})" for k, v in omitted.items())
+        hint = (
+            f"config.json omits {keys}, so transformers' config class takes its default, which fails that check: "
+            f"pass the model's own value with --set {next(iter(omitted))}=VALUE."
+        )
     else:
         hint = "Upgrade transformers, or use a repo with safetensors weights."
     raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
+
+
+def _omitted(config: dict[str, Any], reason: str) -> dict[str, Any]:
+    if install.missing():
+        return {}
+    from .architecture import omitted_defaults
+
+    return omitted_defaults(dict(config), reason)
 
 
 def _moe_notes(config: dict[str, Any], parameters: Parameters) -> list[str]:
