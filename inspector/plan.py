@@ -614,6 +614,9 @@ def plan(
         active_matmul_parameters=matmul,
     )  # fmt: skip
     kv_from = "--kv-dtype" if settings.kv_dtype else "the load dtype"
+    fp16_on = [g.label for g in gpus if run_dtype(base, g) != base and "fp16" in sizes]
+    if fp16_on and not settings.kv_dtype:
+        kv_from += f"; fp16 on {', '.join(fp16_on)}, without bf16"
     general = [
         f"KV cache in {settings.kv_dtype or base} ({kv_from}), batch {settings.batch}, "
         f"context {settings.context:,}; {settings.overhead_per_gpu / GIB:.2f} GiB overhead per GPU (--overhead)."

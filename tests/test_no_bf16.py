@@ -41,6 +41,7 @@ def test_plan_on_t4_and_v100_runs_fp16_at_the_fp16_rate(capsys, on_replica):
     assert plan["plan"]["precision"] == "fp16"
     assert all(p["precision"] != "bf16" for p in plan["alternatives"])
     assert any("T4: no bf16" in n for n in plan["notes"])
+    assert "fp16 on T4, without bf16" in plan["plan"]["assumptions"][0]  # the KV cache's dtype too
     code, out, err = cli(capsys, "plan", MISTRAL, "--gpu", "V100-16GB", "--engine", "vllm")
     assert code == 0, err
     # the V100 SXM2 datasheet's tensor figure is 125 TFLOPS, and it is an fp16 one (Volta has no bf16)
