@@ -125,6 +125,11 @@ def _no_vllm(model: str, settings: Any, gguf: bool) -> None:
             f"{engine}",
             f"Add --engine vllm, or drop {them}." if not gguf else f"Drop {them}: a GGUF repo runs with llama.cpp.",
         )
+    if settings.ram_given and engine == "vllm":
+        raise UsageError(
+            f"--ram sizes CPU offload (transformers, llama.cpp) and the engine for '{model}' is vllm",
+            "Drop --ram: hfsize plans vLLM on the GPUs alone (its --cpu-offload-gb is not modelled).",
+        )
     if settings.enforce_eager and settings.cuda_graph_bytes is not None:
         raise UsageError(
             "--cuda-graphs sizes vLLM's CUDA graphs and --enforce-eager turns them off",

@@ -703,7 +703,7 @@ def plan(
     base = memory.settings()
     settings = PlanSettings(
         engine=engine, context=base.context, batch=base.batch, kv_dtype=base.kv_dtype,
-        overhead_per_gpu=base.overhead_per_gpu, ram_bytes=_ram(ram), tensor_parallel=tp,
+        overhead_per_gpu=base.overhead_per_gpu, ram_bytes=_ram(ram), ram_given=ram is not None, tensor_parallel=tp,
         gpu_memory_utilization=0.9 if gpu_memory_utilization is None else gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens, vllm_given=_given(
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,

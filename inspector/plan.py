@@ -63,6 +63,7 @@ class PlanSettings:
     cuda_graph_bytes: int | None = None
     enforce_eager: bool = False
     vllm_given: tuple[str, ...] = ()  # the vLLM options given on the command line (refused for another engine)
+    ram_given: bool = False  # --ram on the command line (offload: transformers and llama.cpp; refused for vLLM)
     cache_type: str | None = None  # llama.cpp's --cache-type-k/v (GGUF repos)
     llama_cpp: Any = None  # engines.llamacpp.Options: -ts, -ot / --cpu-moe / --n-cpu-moe (GGUF repos)
     gguf_file: str | None = None  # GGUF repos: plan this file only (a name, split-set part or quant label)

@@ -52,3 +52,9 @@ def test_precision_on_a_gguf_repo_is_refused(capsys, on_replica):
     code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--precision", "int8")
     assert code == 2 and out == ""
     assert "--precision int8 does not apply to 'TheBloke/Llama-2-13B-chat-GGUF'" in err and "--file" in err
+
+
+def test_ram_with_vllm_is_refused(capsys, on_replica):
+    # --ram sizes device_map / llama.cpp CPU offload; the vLLM plan keeps everything on the GPUs
+    code, out, err = cli(capsys, "plan", LLAMA, "--gpu", "A100-80GB", "--engine", "vllm", "--ram", "64GB")
+    assert code == 2 and out == "" and "--ram" in err and "vllm" in err and err.count("\n") == 1
