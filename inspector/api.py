@@ -139,7 +139,7 @@ def _no_vllm(model: str, settings: Any, gguf: bool) -> None:
 
 def _no_precision(model: str, precision: str) -> None:
     """--precision on a GGUF repo would check the recommended quant without a word: a usage error (exit 2)."""
-    if precision != "auto":
+    if precision not in ("auto", "as_stored"):  # a GGUF file is checked as stored: those two say just that
         raise UsageError(
             f"--precision {precision} does not apply to '{model}': its GGUF files are quantized as stored",
             "Drop --precision and pick the quant with --file (e.g. --file Q8_0).",

@@ -58,3 +58,8 @@ def test_ram_with_vllm_is_refused(capsys, on_replica):
     # --ram sizes device_map / llama.cpp CPU offload; the vLLM plan keeps everything on the GPUs
     code, out, err = cli(capsys, "plan", LLAMA, "--gpu", "A100-80GB", "--engine", "vllm", "--ram", "64GB")
     assert code == 2 and out == "" and "--ram" in err and "vllm" in err and err.count("\n") == 1
+
+
+def test_as_stored_on_a_gguf_repo_is_what_it_checks(capsys, on_replica):
+    code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--precision", "as_stored", "--gpu", "H100")
+    assert code != 2 and "--precision" not in err
