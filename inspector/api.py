@@ -112,6 +112,40 @@ def _no_llama_cpp(model: str, settings: Any) -> None:
         raise UsageError(f"{' / '.join(given)} applies to GGUF files (llama.cpp) and '{model}' has none", hint)
 
 
+def _no_vllm(model: str, settings: Any, gguf: bool) -> None:
+    """vLLM's options (--gpu-memory-utilization, --max-num-batched-tokens, --activation-peak, --non-torch,
+    --cuda-graphs, --enforce-eager) with another engine would be silently ignored: a usage error (exit 2), as
+    llama.cpp's options on a safetensors repo are. --enforce-eager with --cuda-graphs contradict each other."""
+    given = list(settings.vllm_given)
+    engine = settings.engine or ("llama.cpp" if gguf else "transformers")
+    if given and engine != "vllm":
+        them = "them" if len(given) > 1 else "it"
+        raise UsageError(
+            f"{' / '.join(given)} {'apply' if len(given) > 1 else 'applies'} to vLLM and the engine for '{model}' is "
+            f"{engine}",
+            f"Add --engine vllm, or drop {them}." if not gguf else f"Drop {them}: a GGUF repo runs with llama.cpp.",
+        )
+    if settings.ram_given and engine == "vllm":
+        raise UsageError(
+            f"--ram sizes CPU offload (transformers, llama.cpp) and the engine for '{model}' is vllm",
+            "Drop --ram: hfsize plans vLLM on the GPUs alone (its --cpu-offload-gb is not modelled).",
+        )
+    if settings.enforce_eager and settings.cuda_graph_bytes is not None:
+        raise UsageError(
+            "--cuda-graphs sizes vLLM's CUDA graphs and --enforce-eager turns them off",
+            "Drop one of them (--enforce-eager counts no CUDA graph memory).",
+        )
+
+
+def _no_precision(model: str, precision: str) -> None:
+    """--precision on a GGUF repo would check the recommended quant without a word: a usage error (exit 2)."""
+    if precision not in ("auto", "as_stored"):  # a GGUF file is checked as stored: those two say just that
+        raise UsageError(
+            f"--precision {precision} does not apply to '{model}': its GGUF files are quantized as stored",
+            "Drop --precision and pick the quant with --file (e.g. --file Q8_0).",
+        )
+
+
 def with_overrides(repo: RepoFiles, overrides: Mapping[str, Any] | None) -> RepoFiles:
     """The repo with its config changed as `--set` asks; every stage (and the architecture cache's key) then
     sees the modified config. The Hub metadata cache keeps the files as they are."""
@@ -387,9 +421,23 @@ def count(repo: RepoFiles, built: BuiltArchitecture, kinds: Kinds, *, trust_remo
         )
     if config.get("auto_map"):
         hint = "" if trust_remote_code else "Pass --trust-remote-code if you trust the repo's code."
+    elif omitted := _omitted(config, built.reason or ""):  # the config class refused values it defaulted
+        keys = ", ".join(f"{k} (default {v!r})" for k, v in omitted.items())
+        hint = (
+            f"config.json omits {keys}, so transformers' config class takes its default, which fails that check: "
+            f"pass the model's own value with --set {next(iter(omitted))}=VALUE."
+        )
     else:
         hint = "Upgrade transformers, or use a repo with safetensors weights."
     raise UnsupportedError(f"cannot count the parameters of '{repo.model}': {built.reason}", hint)
+
+
+def _omitted(config: dict[str, Any], reason: str) -> dict[str, Any]:
+    if install.missing():
+        return {}
+    from .architecture import omitted_defaults
+
+    return omitted_defaults(dict(config), reason)
 
 
 def _moe_notes(config: dict[str, Any], parameters: Parameters) -> list[str]:
@@ -452,6 +500,7 @@ def plan_model(
     settings = settings or PlanSettings()
     listing, is_gguf = probe_gguf(model, revision=revision, token=token, endpoint=endpoint)
     check_engine(settings, model, gguf=is_gguf)
+    _no_vllm(model, settings, is_gguf)
     if is_gguf:  # ---- GGUF repos: the llama.cpp engine on the GGUF report's figures
         _no_overrides(model, overrides)
         return plan_gguf_repo(model, revision=revision, token=token, endpoint=endpoint, listing=listing,
@@ -529,6 +578,7 @@ def check_model(
 
     if is_gguf_listing(listing):  # ---- GGUF repos (issue 16): the gate is on one file (gguf_check.py)
         _no_overrides(model, overrides)
+        _no_precision(model, precision)
         return check_gguf(
             model, listing, revision=revision, token=token, endpoint=endpoint, memory=memory or MemorySettings(),
             gpus=gpus, file=gguf_file, strict=strict,

@@ -5,6 +5,7 @@ The only module that imports torch, transformers and accelerate; everything it r
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .install import fallback
@@ -45,6 +46,25 @@ _TASK_MAPPINGS = (
     ("ForSequenceClassification", "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"),
     ("", "MODEL_MAPPING_NAMES"),
 )
+
+
+def omitted_defaults(config: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Keys the config class refused a config over (`reason`, its validation error) that config.json omits, with
+    the class defaults they took: FalconH1Config's mamba_d_ssm (1024) against a config without it. Related keys
+    share the prefix of a key the message names (mamba_n_heads -> mamba_*). Empty when none."""
+    model_type = native_model_type(config)
+    if model_type is None or "Error" not in reason:
+        return {}
+    from transformers import CONFIG_MAPPING
+
+    fields = getattr(CONFIG_MAPPING[model_type], "__dataclass_fields__", {})
+    named = {w for w in re.findall(r"[a-z][a-z0-9]*_[a-z0-9_]+", reason) if w in fields}
+    prefixes = {w.split("_", 1)[0] + "_" for w in named}
+    return {
+        name: field.default
+        for name, field in fields.items()
+        if name not in config and any(name.startswith(p) for p in prefixes) and not name.startswith("_")
+    }
 
 
 def native_model_type(config: dict[str, Any]) -> str | None:

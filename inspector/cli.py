@@ -641,9 +641,8 @@ def _ram(value: str | None) -> int | None:
 @click.option(
     "--gpu-memory-utilization",
     type=click.FloatRange(0.01, 1.0),
-    default=0.9,
-    show_default=True,
-    help="vLLM's share of each GPU.",
+    default=None,
+    help="vLLM's share of each GPU (default 0.9).",
 )
 @click.option(
     "--max-num-batched-tokens",
@@ -684,7 +683,7 @@ def plan(
     ram: str | None,
     engine: str | None,
     tp: int | None,
-    gpu_memory_utilization: float,
+    gpu_memory_utilization: float | None,
     max_num_batched_tokens: int | None,
     activation_peak: str | None,
     non_torch: str | None,
@@ -709,8 +708,12 @@ def plan(
     base = memory.settings()
     settings = PlanSettings(
         engine=engine, context=base.context, batch=base.batch, kv_dtype=base.kv_dtype,
-        overhead_per_gpu=base.overhead_per_gpu, ram_bytes=_ram(ram), tensor_parallel=tp,
-        gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+        overhead_per_gpu=base.overhead_per_gpu, ram_bytes=_ram(ram), ram_given=ram is not None, tensor_parallel=tp,
+        gpu_memory_utilization=0.9 if gpu_memory_utilization is None else gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens, vllm_given=_given(
+            gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+            activation_peak=activation_peak, non_torch=non_torch, cuda_graphs=cuda_graphs, enforce_eager=enforce_eager,
+        ),
         activation_peak_bytes=_size_option(activation_peak, "--activation-peak"),
         non_torch_bytes=_size_option(non_torch, "--non-torch"),
         cuda_graph_bytes=_size_option(cuda_graphs, "--cuda-graphs"), enforce_eager=enforce_eager,
@@ -728,6 +731,11 @@ def plan(
     failures = [c for c in codes if c]
     if failures:
         raise click.exceptions.Exit(failures[0])
+
+
+def _given(**values: Any) -> tuple[str, ...]:
+    """The options given (not None, not False), spelled as on the command line."""
+    return tuple(f"--{k.replace('_', '-')}" for k, v in values.items() if v is not None and v is not False)
 
 
 def _size_option(value: str | None, name: str) -> int | None:

@@ -25,6 +25,7 @@ from .results import (
     Report,
     TensorDiff,
     TensorGroup,
+    Verdict,
 )
 
 # What a config key means for the weights and for behaviour. Anything else is "behaviour" unless cosmetic.
@@ -51,6 +52,9 @@ COSMETIC_KEYS = frozenset(
 )
 CONTEXT_KEYS = ("max_position_embeddings", "rope_scaling", "rope_theta", "rope_parameters", "sliding_window")
 _INDEX = re.compile(r"\.(\d+)\.")
+
+
+ROPE_LIFTED = ("rope_theta", "partial_rotary_factor")
 
 
 def config_changes(base: Mapping[str, Any], finetune: Mapping[str, Any], resolve: bool = True) -> list[ConfigChange]:
@@ -88,6 +92,11 @@ def _resolved(config: Mapping[str, Any]) -> dict[str, Any]:
         from .architecture import resolved_config
 
         resolved = resolved_config(dict(config)) or {}
+    # transformers 5 moved rope_theta (and partial_rotary_factor) into rope_parameters: a 4.x config's top-level
+    # key compares with the resolved value there (LlamaConfig: {"rope_theta": 10000.0, "rope_type": "default"})
+    rope = resolved.get("rope_parameters")
+    if isinstance(rope, Mapping):
+        values.update({k: rope[k] for k in ROPE_LIFTED if k in rope and k not in resolved})
     # not the cosmetic keys: to_dict() writes the installed transformers_version and an empty _name_or_path
     values.update({k: v for k, v in resolved.items() if k not in ("dtype", "torch_dtype") and k not in COSMETIC_KEYS})
     return values
@@ -237,6 +246,11 @@ def summarize_adapter(
 # ---------------------------------------------------------------- the whole comparison
 
 
+def _as_shipped(memory: Any) -> Any:
+    """The memory line of a checkpoint loaded as its files hold it: as stored if pre-quantized, else its dtype."""
+    return memory.as_stored if memory.as_stored is not None else memory.by_scheme.get(memory.load_dtype)
+
+
 def compare(
     base: RepoFiles,
     base_report: Report | None,
@@ -271,7 +285,13 @@ def compare(
         for precision in PRECISIONS:
             fine, base_line = finetune_report.memory[precision], base_report.memory[precision]
             memory_delta[precision] = fine.total_bytes - base_line.total_bytes  # type: ignore[union-attr]
+        if finetune_report.memory.as_stored is not None or base_report.memory.as_stored is not None:
+            # a pre-quantized side loads as stored, the other in its own dtype: what each takes loaded as shipped
+            fine_line, base_line = (_as_shipped(r.memory) for r in (finetune_report, base_report))
+            if fine_line is not None and base_line is not None:
+                memory_delta["as_stored"] = fine_line.total_bytes - base_line.total_bytes
     verdicts = _verdicts(base, finetune, changes, diff, adapter, base_report, finetune_report)
+    fits = _fits(base_report, finetune_report, adapter)
     return Comparison(
         base=base.model,
         base_commit=base.commit,
@@ -292,7 +312,33 @@ def compare(
         stored_bytes_from=f"{base_how} / {fine_how}",
         memory_delta=memory_delta,
         adapter=adapter,
+        fits=fits,
     )
+
+
+def _plain(verdict: Any) -> str:
+    return str(getattr(verdict, "value", verdict))
+
+
+def _fits(base: Report | None, finetune: Report | None, adapter: AdapterSummary | None) -> dict[str, dict[str, str]]:
+    """Per GPU setup, whether base and finetune each fit as they ship (the reports' own placement verdicts)."""
+    base_line = _as_shipped(base.memory) if base is not None and base.memory else None
+    if base_line is None:
+        return {}
+    if adapter is not None:  # PEFT puts each adapter weight beside its base layer: it must fit in the headroom
+        out = {}
+        for label, fit in base_line.fits.items():
+            room = fit.verdict != Verdict.FITS or (fit.headroom_bytes or 0) >= adapter.loaded_bytes
+            out[label] = {"base": _plain(fit.verdict), "finetune": _plain(fit.verdict if room else Verdict.NEEDS_MORE)}
+        return out
+    fine_line = _as_shipped(finetune.memory) if finetune is not None and finetune.memory else None
+    if fine_line is None:
+        return {}
+    return {
+        label: {"base": _plain(fit.verdict), "finetune": _plain(fine_line.fits[label].verdict)}
+        for label, fit in base_line.fits.items()
+        if label in fine_line.fits
+    }
 
 
 def _verdicts(

@@ -74,14 +74,24 @@ def parse_size(text: str) -> int | None:
 
 
 def parse_gpu(spec: str) -> Gpu:
-    """'H100', 'A100-80GBx2', '24GiB', '24GBx4' -> Gpu; 'RTX-4090+RTX-3060-12GB' -> a mixed setup (Gpu.devices)."""
+    """'H100', 'A100-80GBx2', '2xH100', '24GiB', '24GBx4' -> Gpu; 'RTX-4090+RTX-3060-12GB' -> a mixed setup."""
     text = spec.strip()
     if "+" in text:
-        return mixed_gpus(spec, [parse_gpu(part) for part in text.split("+")])
+        parts = text.split("+")
+        if not all(p.strip() for p in parts):
+            raise GpuSpecError(
+                f"empty GPU name in '{spec}' (--gpu)", "Join two GPUs with one +, e.g. --gpu RTX-4090+RTX-3060-12GB."
+            )
+        return mixed_gpus(spec, [parse_gpu(part) for part in parts])
     count = 1
     match = re.match(r"^(.*?)\s*[x*]\s*(\d+)$", text, re.IGNORECASE)
+    # the count first, as cloud instances are named ('2xH100', '8x A100'): taken when the rest is a GPU and the
+    # whole is not a catalog name of its own ('7900xtx' is the RX 7900 XTX)
+    ahead = re.match(r"^(\d+)\s*[x*]\s*(.+)$", text, re.IGNORECASE)
     if match and match.group(1):
         text, count = match.group(1), int(match.group(2))
+    elif ahead and text.lower() not in catalog() and _known(ahead.group(2)):
+        text, count = ahead.group(2), int(ahead.group(1))
     if count < 1:
         raise GpuSpecError(f"GPU count in '{spec}' must be at least 1", "Write e.g. --gpu H100x2.")
     memory = parse_size(text)
@@ -91,11 +101,37 @@ def parse_gpu(spec: str) -> Gpu:
         return Gpu(name=text, count=count, memory_bytes=memory, usable_bytes=memory, source="size")
     entry = catalog().get(text.lower())
     if entry is None:
+        whole = nearest_gpu(spec, exact=True)  # 'RTX4090' read as 4090 x 'RT' meant the RTX-4090
+        near = whole or nearest_gpu(text)
+        guess = f"Did you mean {near}{'' if count == 1 or whole else f'x{count}'}? " if near else ""
         raise GpuSpecError(
-            f"unknown GPU '{spec}'",
-            f"Use a size like 24GiB or one of: {', '.join(catalog_names())}.",
+            f"unknown GPU '{spec}' in --gpu",
+            f"{guess}Names: the README's GPU catalog (inspector/data/gpus.json; e.g. T4, RTX-4090, A100-80GB, "
+            "H100-80GB); several as H100x2, or a size such as 24GiB.",
         )
     return catalog_gpu(entry, count)
+
+
+def _known(text: str) -> bool:
+    return text.strip().lower() in catalog() or parse_size(text) is not None
+
+
+def nearest_gpu(text: str, exact: bool = False) -> str | None:
+    """The catalog name `text` most likely means: the same letters without dashes and spaces ('RTX4090'), else
+    (unless `exact`) difflib's closest name or alias (ratio 0.6 or more); None when nothing is close."""
+    import difflib
+
+    def squash(name: str) -> str:
+        return re.sub(r"[\s_-]", "", name.lower())
+
+    table = catalog()
+    squashed = {squash(k): e["name"] for k, e in table.items()}
+    if squash(text) in squashed:
+        return squashed[squash(text)]
+    if exact:
+        return None
+    close = difflib.get_close_matches(squash(text), list(squashed), n=1, cutoff=0.6)
+    return squashed[close[0]] if close else None
 
 
 def mixed_gpus(spec: str, members: Sequence[Gpu]) -> Gpu:
@@ -121,6 +157,25 @@ def device_order_note(gpu: Gpu) -> str:
     """A local mixed setup's device order, which llama.cpp's -ts entries and main GPU follow, and its rule."""
     names = ", ".join(f"{i} {d.name}" for i, d in enumerate(gpu.devices))
     return f"{gpu.label}: devices in llama.cpp's order ({names}), by {gpu.device_order}"
+
+
+def has_bf16(gpu: Gpu) -> bool:
+    """False for a card whose datasheet figures have no bf16 (Turing T4 / RTX 20xx, Volta V100: compute capability
+    below 8.0) or a mixed setup with one such device; True otherwise, sizes and local GPUs included (unknown)."""
+    return not gpu.tflops or "bf16" in gpu.tflops
+
+
+def run_dtype(dtype: str, gpu: Gpu) -> str:
+    """The 16-bit dtype `dtype` runs as on `gpu`: bf16 becomes fp16 (the same bytes) on a card without bf16."""
+    return "fp16" if dtype == "bf16" and not has_bf16(gpu) else dtype
+
+
+# vLLM's _check_if_gpu_supports_dtype: "Bfloat16 is only supported on GPUs with compute capability of at least 8.0"
+NO_BF16_NOTE = (
+    "{gpus}: no bf16 (compute capability below 8.0), so the bf16 model runs in fp16, the same bytes: vLLM refuses "
+    "bf16 there (--dtype half), transformers needs torch_dtype=torch.float16; fp16's narrower range can overflow "
+    "on some bf16-trained models."
+)
 
 
 DEFAULT_GPUS = ("T4", "RTX-4090", "A100-40GB", "H100-80GB")

@@ -232,11 +232,21 @@ def _unquantized_notes(built: BuiltArchitecture) -> list[str]:
             "exactly nn.Linear, and these are subclasses, so they load in the model's dtype (PEFT still wraps them "
             "as Linear layers for LoRA)."
         )
-    kept = sorted({name.rsplit(".", 2)[-2] for name in built.keep_fp32 | built.keep_fp32_strict if "." in name})
-    if kept:
+
+    # transformers' _get_dtype_plan: _keep_in_fp32_modules upcasts only when loading in fp16, the _strict list in fp16
+    # and bf16; the bitsandbytes quantizers skip only the first (get_modules_to_not_convert)
+    def modules(names: frozenset[str]) -> list[str]:
+        return sorted({name.rsplit(".", 2)[-2] for name in names if "." in name})
+
+    if kept := modules(built.keep_fp32 - built.keep_fp32_strict):
         notes.append(
-            "Kept in fp32 when loading in 16-bit and left unquantized in 8/4-bit: the model's _keep_in_fp32_modules "
-            f"({', '.join(kept)})."
+            "Kept in fp32 when loading in fp16 (bf16 loads them in bf16) and left unquantized in 8/4-bit: the model's "
+            f"_keep_in_fp32_modules ({', '.join(kept)})."
+        )
+    if strict := modules(built.keep_fp32_strict):
+        notes.append(
+            "Kept in fp32 when loading in fp16 or bf16: the model's _keep_in_fp32_modules_strict "
+            f"({', '.join(strict)})."
         )
     return notes
 

@@ -22,6 +22,7 @@ from . import placement
 from .config import config_view
 from .dtypes import BYTES
 from .errors import ExitCode, HfsizeError
+from .gpus import NO_BF16_NOTE, run_dtype
 from .memory import MemorySettings, kv_bytes_per_layer
 from .names import INPUT_EMBEDDINGS, layer_of
 from .placement import Block, Device
@@ -61,6 +62,8 @@ class PlanSettings:
     non_torch_bytes: int | None = None
     cuda_graph_bytes: int | None = None
     enforce_eager: bool = False
+    vllm_given: tuple[str, ...] = ()  # the vLLM options given on the command line (refused for another engine)
+    ram_given: bool = False  # --ram on the command line (offload: transformers and llama.cpp; refused for vLLM)
     cache_type: str | None = None  # llama.cpp's --cache-type-k/v (GGUF repos)
     llama_cpp: Any = None  # engines.llamacpp.Options: -ts, -ot / --cpu-moe / --n-cpu-moe (GGUF repos)
     gguf_file: str | None = None  # GGUF repos: plan this file only (a name, split-set part or quant label)
@@ -325,7 +328,7 @@ def _transformers_plan(
     if ok:
         decode, prefill, speed_notes = _speeds(
             gpu, read_gpu + read_cpu, kv_total, ctx, settings, tensor_parallel=1, streamed=read_cpu,
-            compute_dtype=_compute_dtype(name, ctx.base),
+            compute_dtype=run_dtype(_compute_dtype(name, ctx.base), gpu),
         )  # fmt: skip
         notes += speed_notes
     return RunPlan(
@@ -441,7 +444,7 @@ def _vllm_plan(
         )
         decode, prefill, speed_notes = _speeds(
             gpu, ctx.read_bytes(sizes, None), kv_read, ctx, settings, tensor_parallel=tp, streamed=0,
-            compute_dtype=ctx.base,
+            compute_dtype=run_dtype(_compute_dtype(name, ctx.base), gpu),
         )  # fmt: skip
         notes += speed_notes
     return RunPlan(
@@ -612,6 +615,9 @@ def plan(
         active_matmul_parameters=matmul,
     )  # fmt: skip
     kv_from = "--kv-dtype" if settings.kv_dtype else "the load dtype"
+    fp16_on = [g.label for g in gpus if run_dtype(base, g) != base and "fp16" in sizes]
+    if fp16_on and not settings.kv_dtype:
+        kv_from += f"; fp16 on {', '.join(fp16_on)}, without bf16"
     general = [
         f"KV cache in {settings.kv_dtype or base} ({kv_from}), batch {settings.batch}, "
         f"context {settings.context:,}; {settings.overhead_per_gpu / GIB:.2f} GiB overhead per GPU (--overhead)."
@@ -634,12 +640,16 @@ def plan(
                 "A pre-quantized checkpoint is planned as stored, which needs its safetensors headers: "
                 "this repo has none to read."
             )
-    plans = [
-        make(name, gpu, ctx, settings, kv_dtype_of(name, base, settings.kv_dtype), general)
-        for gpu in gpus
-        for name in names
-    ]
+    plans, no_bf16 = [], []
+    for gpu in gpus:  # bf16 on a card without it (T4, V100): fp16, the same bytes, as vLLM's --dtype half
+        here = list(dict.fromkeys(run_dtype(n, gpu) if run_dtype(n, gpu) in sizes else n for n in names))
+        no_bf16 += [gpu.label] if here != names else []
+        plans += [make(n, gpu, ctx, settings, kv_dtype_of(n, base, settings.kv_dtype), general) for n in here]
+    if no_bf16:
+        notes.append(NO_BF16_NOTE.format(gpus=", ".join(no_bf16)))
     quality = {name: i for i, name in enumerate(names)}
+    if "bf16" in quality:
+        quality.setdefault("fp16", quality["bf16"])
     ranked = sorted(plans, key=lambda p: _rank(p, quality))
     best = ranked[0] if ranked and ranked[0].runs else None
     limit = ctx.limit

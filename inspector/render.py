@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import ExitCode
+from .gpus import NO_BF16_NOTE, run_dtype
 from .precisions import LABELS as PRECISION_LABELS
 from .render_plan import context_text, decode_cell, rate, run_rows, short_context, tokens_per_s
 from .results import Failure, Report, frozen
@@ -543,6 +544,8 @@ def comparison_renderable(c: Any) -> Group:
     parts: list[Any] = [title, *_overrides(c), _labelled("Verdict:", c.verdict)]
     if c.adapter is not None:
         parts.append(_adapter(c.adapter))
+        if c.fits:
+            parts.append(_labelled("Fits", escape(fits_text(c.fits).replace("finetune", "base + adapter"))))
         return Group(*parts)
     if c.config_changes:
         columns = [Col("Config changes"), Col("key"), Col("base", wrap=True), Col("finetune", wrap=True)]
@@ -573,12 +576,31 @@ def comparison_renderable(c: Any) -> Group:
             )
         )
     parts.append(_tensor_diff(c.tensors))
-    if c.memory_delta and not any(c.memory_delta.values()):
-        parts.append(_labelled("Memory delta", "none at any precision"))
-    elif c.memory_delta:
-        deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in c.memory_delta.items())
+    loaded = {p: d for p, d in c.memory_delta.items() if p != "as_stored"}
+    if loaded and not any(loaded.values()):
+        deltas = "none at any precision"
+    else:
+        deltas = ", ".join(f"{PRECISION_LABELS[p]} {signed_gib(d)}" for p, d in loaded.items())
+    if "as_stored" in c.memory_delta:  # a pre-quantized side, each loaded as its files hold it
+        deltas += f"{'; ' if deltas else ''}as stored {signed_gib(c.memory_delta['as_stored'])} (each as it ships)"
+    if c.memory_delta:
         parts.append(_labelled("Memory delta", deltas))
+    if c.fits:
+        parts.append(_labelled("Fits", escape(fits_text(c.fits))))
     return Group(*parts)
+
+
+FIT_WORDS = {"fits": "fits", "needs_more": "needs more GPUs", "does_not_fit": "does not fit"}
+
+
+def fits_text(fits: dict[str, dict[str, str]]) -> str:
+    """'T4: base fits, finetune needs more GPUs; H100-80GB: both fit' (each as it ships)."""
+    parts = []
+    for label, v in fits.items():
+        base, fine = FIT_WORDS.get(v["base"], v["base"]), FIT_WORDS.get(v["finetune"], v["finetune"])
+        both = "both fit" if base == fine == "fits" else f"both {base}" if base == fine else None
+        parts.append(f"{label}: {both or f'base {base}, finetune {fine}'}")
+    return "; ".join(parts) + " (each as it ships)"
 
 
 def _labelled(label: str, markup: str) -> Table:
@@ -1006,8 +1028,13 @@ def how_it_runs(memory: Any) -> Text:
     # a pre-quantized checkpoint loads as stored; otherwise its own dtype first, then int8 and the 4-bit schemes
     first = ["as_stored"] if "as_stored" in lines else []
     order = [*first, memory.load_dtype, *[k for k in lines if k not in (memory.load_dtype, "fp32", "as_stored")]]
+    devices = {g.label: g for g in memory.gpus}
+    no_bf16 = []
     for label in next(iter(lines.values())).fits:
         chosen = next((k for k in order if k in lines and lines[k].fits[label].verdict == "fits"), None)
+        if chosen is not None and label in devices and run_dtype(chosen, devices[label]) in lines:
+            no_bf16 += [label] if run_dtype(chosen, devices[label]) != chosen else []
+            chosen = run_dtype(chosen, devices[label])  # bf16 on a T4 / V100: fp16, the same bytes
         if chosen is None:
             text.append(f"\n  {label}: no precision fits; see `hfsize plan` for CPU offload")
             continue
@@ -1019,5 +1046,7 @@ def how_it_runs(memory: Any) -> Text:
         else:
             context = f", up to {longest:,} tokens x batch {memory.batch}"
         text.append(f"\n  {label}: {PRECISION_LABELS[chosen]}{context}")
+    if no_bf16:
+        text.append("\n  " + NO_BF16_NOTE.format(gpus=", ".join(no_bf16)), style="dim")
     text.append("\n  (hfsize plan MODEL --gpu NAME: offload, vLLM concurrency, tokens/s)", style="dim")
     return text

@@ -159,7 +159,8 @@ def comparison(c: Comparison) -> str:
         changes = "### Config changes\n\n" + table(["key", "base", "finetune", "kind"], rows)
     rows = []
     if c.parameters_delta is not None:
-        rows.append(["parameters", f"{c.parameters_base:,}", f"{c.parameters_finetune:,}", f"{c.parameters_delta:+,}"])
+        rows.append(["parameters", *(f"{n:,}" if n is not None else "-" for n in (c.parameters_base,
+                     c.parameters_finetune)), f"{c.parameters_delta:+,}"])  # fmt: skip
     if c.stored_bytes_delta is not None:
         rows.append(
             ["stored bytes", f"{c.stored_bytes_base:,}", f"{c.stored_bytes_finetune:,}", f"{c.stored_bytes_delta:+,}"]
@@ -169,7 +170,11 @@ def comparison(c: Comparison) -> str:
     if c.memory_delta:
         rows = [[LABELS.get(k, k), signed_gib(v)] for k, v in c.memory_delta.items()]
         mem = "### Memory difference\n\n" + table(["precision", "difference"], rows, right=(1,))
-    return _sections(title, _overrides(c.overrides), changes, sizes, mem)
+    fits = None
+    if c.fits:  # each as it ships (as stored if pre-quantized, else its dtype)
+        rows = [[g, v["base"].replace("_", " "), v["finetune"].replace("_", " ")] for g, v in c.fits.items()]
+        fits = "### Fit per GPU (each as it ships)\n\n" + table(["GPU", "base", "finetune"], rows)
+    return _sections(title, _overrides(c.overrides), changes, sizes, mem, fits)
 
 
 # ---------------------------------------------------------------- explain

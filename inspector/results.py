@@ -756,6 +756,9 @@ class Comparison:
     adapter: AdapterSummary | None
     schema_version: int = SCHEMA_VERSION
     overrides: list[Override] = field(default_factory=list)  # `--set`, applied to the finetune
+    # GPU label -> {"base": verdict, "finetune": verdict}, each loaded as it ships (as stored if pre-quantized, else
+    # its dtype); an adapter's "finetune" is base + adapter (its fp32 weights in the base's headroom)
+    fits: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- `hfsize explain`

@@ -23,9 +23,16 @@ def gb(n: int, decimals: int = 2) -> str:
 
 
 def signed_gib(n: int) -> str:
-    """A difference: '+1.25 GiB', or in MiB below a tenth of a GiB ('-12.0 MiB')."""
+    """A difference: '+1.25 GiB', in MiB below a tenth of a GiB ('-12.0 MiB'), in KiB below a MiB ('+32.0 KiB'),
+    in bytes below a KiB ('+100 B'): a non-zero change never reads as zero. No change is '0'."""
     sign = "+" if n >= 0 else "-"
-    return f"{sign}{abs(n) / GIB:,.2f} GiB" if abs(n) >= GIB // 10 else f"{sign}{abs(n) / MIB:,.1f} MiB"
+    if n == 0:
+        return "0"
+    if abs(n) >= GIB // 10:
+        return f"{sign}{abs(n) / GIB:,.2f} GiB"
+    if abs(n) >= MIB:
+        return f"{sign}{abs(n) / MIB:,.1f} MiB"
+    return f"{sign}{abs(n) / 1024:,.1f} KiB" if abs(n) >= 1024 else f"{sign}{abs(n)} B"
 
 
 def human_count(n: int) -> str:

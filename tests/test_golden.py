@@ -60,6 +60,7 @@ ADDED = [
     r"\.json\.memory\.\w+\.max_context",  # longest context per GPU setup (issue 15)
     r"\.json\.overrides",  # `--set` (issue 17): the config values changed, [] without --set
     r"\.json\.architecture\.reason",  # why the class was not built (--headers-only, light install, a failure)
+    r"\.json\.fits",  # compare: base and finetune fit per GPU setup, each as it ships (s7 review item 2)
 ]
 
 
