@@ -572,9 +572,14 @@ def check_model(
     Failing to read the repo at all (not found, network) raises; what the repo itself gets wrong
     (no access, broken files, unknown architecture) becomes a Problem in the result.
     """
-    local = looks_local(model)
-    listing = list_local(model) if local else list_hub(model, revision=revision, token=token, endpoint=endpoint)
     from .gguf_check import check_gguf, is_gguf_listing
+    from .gguf_repo import file_listing, is_local_gguf_file
+
+    local = looks_local(model)
+    if local and is_local_gguf_file(model):  # a .gguf file, as `hfsize FILE` reads it
+        listing = file_listing(model)
+    else:
+        listing = list_local(model) if local else list_hub(model, revision=revision, token=token, endpoint=endpoint)
 
     if is_gguf_listing(listing):  # ---- GGUF repos (issue 16): the gate is on one file (gguf_check.py)
         _no_overrides(model, overrides)

@@ -189,3 +189,82 @@ def load_repo(endpoint: str, listing: Listing) -> RepoFiles | None:
         )
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
+
+
+# ---------------------------------------------------------------- GGUF headers
+
+# Parsed headers kept (one small JSON each: the tokenizer's long arrays are already only their type and length);
+# past this many the least recently written go, so a scan of many GGUF repos cannot grow the cache without end.
+MAX_GGUF_HEADERS = 512
+
+
+def _gguf_path(endpoint: str, repo_id: str, commit: str, filename: str) -> Path:
+    return cache_dir() / "gguf" / f"{_hub_key(endpoint, repo_id, commit, filename)}.json"
+
+
+def store_gguf_header(endpoint: str, repo_id: str, commit: str | None, header: Any) -> None:
+    """A GGUF file's parsed header at its commit (what a commit holds never changes), for repeat and offline runs."""
+    if os.environ.get("HFSIZE_NO_CACHE") or commit is None:
+        return
+    data = {
+        "format": FORMAT,
+        **{f: getattr(header, f) for f in ("version", "byte_order", "alignment", "header_bytes", "data_offset")},
+        "data_bytes": header.data_bytes,
+        "metadata": {k: _encode(v) for k, v in header.metadata.items()},
+        "value_types": dict(header.value_types),
+        "tensors": [[t.name, list(t.shape), t.ggml_type.id, t.offset] for t in header.tensors],
+    }
+    path = _gguf_path(endpoint, repo_id, commit, header.filename)
+    _write(path, data)
+    try:
+        entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[: max(0, len(entries) - MAX_GGUF_HEADERS)]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def load_gguf_header(endpoint: str, repo_id: str, commit: str | None, filename: str) -> Any:
+    """The header stored for (repo, commit, file), or None."""
+    if commit is None:
+        return None
+    raw = _read(_gguf_path(endpoint, repo_id, commit, filename))
+    from .gguf import GGML_TYPES, GGUFHeader, GGUFTensor
+
+    try:
+        if raw.pop("format") != FORMAT:
+            return None
+        return GGUFHeader(
+            filename=filename,
+            version=raw["version"],
+            byte_order=raw["byte_order"],
+            metadata={k: _decode(v) for k, v in raw["metadata"].items()},
+            tensors=tuple(GGUFTensor(n, tuple(s), GGML_TYPES[t], o) for n, s, t, o in raw["tensors"]),
+            alignment=raw["alignment"],
+            header_bytes=raw["header_bytes"],
+            data_offset=raw["data_offset"],
+            data_bytes=raw["data_bytes"],
+            value_types=raw["value_types"],
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _encode(value: Any) -> Any:
+    """A metadata value as JSON: tuples and GGUFArray (a long array's type and length) tagged, scalars as they are."""
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if dataclasses.is_dataclass(value):  # GGUFArray
+        return {"array": [value.item_type, value.count]}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "tuple" in value:
+        return tuple(_decode(v) for v in value["tuple"])
+    if isinstance(value, dict):
+        from .gguf import GGUFArray
+
+        item_type, count = value["array"]
+        return GGUFArray(item_type, count)
+    return value

@@ -50,18 +50,23 @@ def find_problems(
 
 def _context(report: Report) -> list[Problem]:
     """--context beyond the positions the model was trained (or rope-scaled) for."""
+    memory = getattr(report, "memory", None)
+    return context_problems(memory.context, getattr(memory, "max_positions", None)) if memory is not None else []
+
+
+def context_problems(context: int, limit: int | None) -> list[Problem]:
+    """The `context_length` warning when --context passes the model's trained positions (safetensors: the resolved
+    config; GGUF: the file's `<arch>.context_length`)."""
     from .memory import MemorySettings
 
-    memory = getattr(report, "memory", None)
-    limit = getattr(memory, "max_positions", None)
     # the default context is no one's request: a model with a shorter window is not a problem of the repo
-    if memory is None or not limit or memory.context <= limit or memory.context == MemorySettings().context:
+    if not limit or context <= limit or context == MemorySettings().context:
         return []
     return [
         Problem(
             ProblemCode.CONTEXT_LENGTH,
             Severity.WARNING,
-            f"--context {memory.context:,} is beyond the {limit:,} positions the model was trained for: outputs "
+            f"--context {context:,} is beyond the {limit:,} positions the model was trained for: outputs "
             "past that length degrade; lower --context or pick a long-context variant",
         )
     ]

@@ -558,7 +558,8 @@ def _emit_many(results: Iterable[Any], kind: str, one: Callable[[Any], Any], tab
     from rich.console import Console
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    console.print(one(results[0]) if len(results) == 1 else table(results))
+    # crop=False: a command shown for copying (check's GGUF `hf download`) stays one line past the terminal's width
+    console.print(one(results[0]) if len(results) == 1 else table(results), crop=False)
     return codes
 
 

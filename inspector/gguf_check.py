@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .check import context_problems
 from .check import exit_code as check_exit_code
 from .errors import BadFilesError, ExitCode, HfsizeError
 from .gguf_repo import download_command, group_files, include_pattern, inspect_gguf, is_gguf, quant_label
@@ -89,6 +90,9 @@ def problems_of(chosen: GGUFFile, files: Sequence[GGUFFile]) -> list[Problem]:
 
 
 def verdicts_of(chosen: GGUFFile, gpus: Sequence[Any], overhead: int) -> dict[str, Fit]:
+    """fits: every layer on the GPUs (headroom: the busiest GPU's room left); needs_more: a partial -ngl, and
+    gpus_needed the devices of that GPU the model's need (-ngl all on one GPU) spreads over; does_not_fit: not one
+    layer."""
     out: dict[str, Fit] = {}
     for gpu in gpus:
         label = gpu.label
@@ -99,7 +103,7 @@ def verdicts_of(chosen: GGUFFile, gpus: Sequence[Any], overhead: int) -> dict[st
         if chosen.fits[label] == "fits":
             out[label] = Fit(label, Verdict.FITS, gpu.count, headroom)
         elif chosen.fits[label] == "partial":
-            need = chosen.gpu_bytes[label] + chosen.ram_bytes[label]
+            need = chosen.all_layers_bytes or chosen.gpu_bytes[label] + chosen.ram_bytes[label]
             out[label] = Fit(label, Verdict.NEEDS_MORE, max(gpu.count + 1, math.ceil(need / budget)), None)
         else:
             out[label] = Fit(label, Verdict.DOES_NOT_FIT, None, None)
@@ -167,6 +171,7 @@ def check_gguf(
     chosen = choose_file(files, file, recommended, model)
     if chosen is not None:
         problems += problems_of(chosen, files)
+        problems += context_problems(memory.context, chosen.context_length)  # <arch>.context_length: n_ctx_train
     if chosen is not None and gate is not None and (min_context or min_tokens_per_s) and gpus:
         from .gguf_plan import runs_of
         from .results import PlanResult
@@ -195,12 +200,18 @@ def check_gguf(
     verdicts = verdicts_of(chosen, gpus, memory.overhead_per_gpu) if chosen is not None else {}
     fits = None if not verdicts else any(v.verdict == Verdict.FITS for v in verdicts.values())
     code = check_exit_code(problems, fits, strict=strict)
-    first = gpus[0].label if gpus else None
-    memory_bytes = chosen.gpu_bytes.get(first) if chosen is not None and first else None
-    if chosen is not None and first and chosen.fits.get(first) == "partial":  # what the verdict weighs: GPU + RAM
-        memory_bytes = chosen.gpu_bytes[first] + chosen.ram_bytes[first]
-    if chosen is not None and memory_bytes is None and chosen.kv_cache_bytes is not None:
-        memory_bytes = chosen.tensor_bytes + chosen.kv_cache_bytes
+    # the safetensors Fit's meaning: the model's need at --context (here llama.cpp's, every layer on one GPU) + one
+    # GPU's --overhead; where the bytes go at the -ngl that fits is gguf_offload
+    memory_bytes = None
+    if chosen is not None and chosen.all_layers_bytes is not None:
+        memory_bytes = chosen.all_layers_bytes + memory.overhead_per_gpu
+    elif chosen is not None and chosen.kv_cache_bytes is not None:
+        memory_bytes = chosen.tensor_bytes + chosen.kv_cache_bytes + memory.overhead_per_gpu
+    offload = {}
+    if chosen is not None:  # the plan's own Offload of the file on each GPU setup (hfsize plan --file)
+        from .gguf_plan import runs_of
+
+        offload = {r.gpus: r.offload for r in runs_of([chosen], gpus, plans, []) if r.offload is not None}
     label = chosen.quant or quant_label(chosen.name) if chosen is not None else None
     return CheckResult(
         model=model,
@@ -219,4 +230,5 @@ def check_gguf(
         else None,
         disk=result_disk,
         exit_code=int(code),
+        gguf_offload=offload,
     )

@@ -52,6 +52,7 @@ def plan_gguf_repo(
     settings: PlanSettings,
 ) -> PlanResult:
     from .gguf_repo import inspect_gguf
+    from .plan import beyond_limit
 
     check_engine(settings, model, gguf=True)
     if not gpus:
@@ -84,7 +85,7 @@ def plan_gguf_repo(
         "prefill: 2 x active parameters + causal attention at the context per token at the GPU's 16-bit peak "
         "(quantized files too, as the published llama-bench pp512 efficiencies were measured); weights left in RAM "
         "cross the PCIe link once per 512-token micro-batch (llama.cpp's op offload); several GPUs run their "
-        "layers one after another at one GPU's peak",
+        "layers one after another, each at its own peak (the layers left in RAM at the first GPU's), times added",
         "several GPUs share the offloaded layers by --tensor-split, else in proportion to their free memory (each "
         "GPU's usable memory for catalog GPUs); a prompt micro-batch copies the largest RAM-kept layer tensor to "
         "the first GPU (op offload, counted there)",
@@ -102,8 +103,9 @@ def plan_gguf_repo(
         split_notes = [n for g in gpus if (n := tensor_split_note(llama_cpp.tensor_split, g.label,
                                                                    len(g.devices) or g.count))]  # fmt: skip
     if llama_cpp is not None and llama_cpp.cpu_patterns:
-        flags = " ".join(f"-ot '{p}=CPU'" for p in llama_cpp.cpu_patterns)
-        assumptions.append(f"llama.cpp run with {flags}: matching tensors stay in RAM, computed by the CPU")
+        # the report's words per pattern (gguf_repo.option_notes): one matching no tensor (--cpu-moe on a dense
+        # model) says it keeps nothing in RAM, here too
+        assumptions += [n for n in summary.notes if "-ot '" in n]
     rows = summary.files
     wanted = None
     if settings.gguf_file is not None:
@@ -155,7 +157,8 @@ def plan_gguf_repo(
         notes.append(_capital(short))
     return PlanResult(
         model=model, revision=revision, commit=report.commit, context=settings.context, batch=settings.batch,
-        context_limit=limit, ram_bytes=settings.ram_bytes, plan=recommended, alternatives=others, notes=notes,
+        context_limit=limit, ram_bytes=settings.ram_bytes, plan=recommended, alternatives=others,
+        notes=notes + beyond_limit(settings.context, limit),
     )  # fmt: skip
 
 

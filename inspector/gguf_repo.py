@@ -193,6 +193,24 @@ def probe_gguf(
     return listing, "config.json" not in files and "adapter_config.json" not in files and any(map(is_gguf, files))
 
 
+def is_local_gguf_file(model: str) -> bool:
+    """`model` names a .gguf file on this machine (check, plan and the report take one as they take a folder)."""
+    from .hub import local_path
+
+    try:
+        return is_gguf(model) and local_path(model).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def file_listing(model: str) -> Listing:
+    """A local .gguf file as a one-file listing (its folder's other files are not the model's)."""
+    from .hub import local_path
+
+    path = local_path(model)
+    return Listing(model, None, None, "local", {path.name: path.stat().st_size})
+
+
 def inspect_gguf(
     model: str,
     *,
@@ -216,7 +234,7 @@ def inspect_gguf(
     if looks_local(model) and path.is_file():
         if not is_gguf(model):
             return None
-        listing = Listing(model, None, None, "local", {path.name: path.stat().st_size})
+        listing = file_listing(model)
         root = path.parent
     elif looks_local(model):
         listing = listing or list_local(model)
@@ -277,8 +295,24 @@ def inspect_gguf(
         if options is not None:
             names = [t.name for o in read_ok for t in o.header.tensors]
             notes = option_notes(options, names, gpus) + notes
-        summary = replace(summary, notes=notes)
+        summary = replace(summary, notes=context_notes(rows, memory.context) + notes)
     return GGUFReport(model=model, revision=revision, commit=listing.commit, location=listing.location, gguf=summary)
+
+
+def context_notes(rows: Sequence[GGUFFile], context: int) -> list[str]:
+    """--context beyond a file's `<arch>.context_length` (llama.cpp's n_ctx_train): the safetensors report's
+    warning (memory.context_warning), naming the files when they disagree."""
+    from .memory import context_warning
+
+    models = [f for f in rows if f.kind == "model" and f.context_length]
+    limits = sorted({f.context_length for f in models if f.context_length})
+    notes = []
+    for limit in limits:
+        named = [f for f in models if f.context_length == limit]
+        key = f"{named[0].architecture or 'general'}.context_length"
+        source = key + (f" of {', '.join(f.name for f in named)}" if len(limits) > 1 else " of the GGUF files")
+        notes += context_warning(context, limit, source)
+    return notes
 
 
 def option_notes(options: Any, tensor_names: Sequence[str], gpus: Sequence[Any] = ()) -> list[str]:
@@ -321,7 +355,7 @@ def plan_file(
     """`row` with llama.cpp's KV cache, -ngl, bytes, longest context and decode speed per GPU."""
     from dataclasses import replace
 
-    from .engines.llamacpp import kv_cache, model_facts, plan_gguf, row_bytes
+    from .engines.llamacpp import Options, kv_cache, model_facts, plan_gguf, row_bytes, split_for
 
     if row.problems or row.missing_parts:
         return row
@@ -359,8 +393,12 @@ def plan_file(
                 "high": round(plan.decode.expected_high, 1),
                 "bound": round(plan.decode.bound, 1),
             }
+    # every layer on one GPU (-ngl all): the model's need at this context, as a safetensors Fit's total is
+    options = getattr(memory, "llama_cpp", None) or Options()
+    every = split_for(facts, kv, facts.n_layer + 1, 1, replace(options, tensor_split=()))
     return replace(
         row,
+        all_layers_bytes=every.device_bytes[0],
         kv_bytes_per_token=per_token,
         kv_cache_bytes=kv.bytes,
         fits=fits,

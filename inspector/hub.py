@@ -748,7 +748,12 @@ def read_gguf_header(
     from huggingface_hub import get_session, hf_hub_url
     from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
+    from .gguf import HeaderRead, grow_read
+
     endpoint = resolve_endpoint(endpoint)
+    cached = cache.load_gguf_header(endpoint, repo_id, commit, filename)
+    if cached is not None:  # read at this commit before: no request (and none needed offline)
+        return HeaderRead(cached, 0, 0)
     url = hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint)
     headers = build_hf_headers(token=token)
 
@@ -766,6 +771,6 @@ def read_gguf_header(
                         break
         return bytes(body[skip : skip + stop - start])
 
-    from .gguf import grow_read
-
-    return grow_read(read, size, filename)
+    result = grow_read(read, size, filename)
+    cache.store_gguf_header(endpoint, repo_id, commit, result.header)
+    return result

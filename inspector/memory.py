@@ -214,10 +214,16 @@ def _notes(
 
 
 def _context_warning(built: BuiltArchitecture, settings: MemorySettings) -> list[str]:
-    if built.max_positions and settings.context > built.max_positions:
+    return context_warning(settings.context, built.max_positions, built.max_positions_from)
+
+
+def context_warning(context: int, limit: int | None, source: str) -> list[str]:
+    """The report's note when --context passes the positions the model was trained for (`source`: the config key,
+    or a GGUF file's `<arch>.context_length`)."""
+    if limit and context > limit:
         return [
-            f"Warning: --context {settings.context:,} is beyond the {built.max_positions:,} positions this model was "
-            f"trained for ({built.max_positions_from}); the KV figure holds, but outputs past that length degrade."
+            f"Warning: --context {context:,} is beyond the {limit:,} positions this model was "
+            f"trained for ({source}); the KV figure holds, but outputs past that length degrade."
         ]
     return []
 

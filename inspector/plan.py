@@ -655,8 +655,7 @@ def plan(
     limit = ctx.limit
     if chosen.name == "transformers" and not settings.ram_bytes:
         notes.append("No CPU RAM for offload (--ram, or this machine's could not be read): GPUs only.")
-    if limit is not None and settings.context > limit:
-        notes.append(f"--context {settings.context:,} is beyond the model's own limit of {limit:,} tokens.")
+    notes += beyond_limit(settings.context, limit)
     if not built.built:  # the light install: the cache from config.json, no 8/4-bit rows without the model class
         notes.append(
             f"Only the 16/32-bit and stored precisions are planned ({built.reason}): 8-bit and 4-bit plans need the "
@@ -674,6 +673,13 @@ def plan(
         alternatives=ranked[1:] if best is not None else ranked,
         notes=notes,
     )
+
+
+def beyond_limit(context: int, limit: int | None) -> list[str]:
+    """The plan's note when --context passes the model's own limit (safetensors and GGUF plans alike)."""
+    if limit is not None and context > limit:
+        return [f"--context {context:,} is beyond the model's own limit of {limit:,} tokens."]
+    return []
 
 
 def _input_table(built: BuiltArchitecture, parameters: Parameters) -> int:

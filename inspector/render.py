@@ -443,8 +443,20 @@ def _fit_summary(result: Any) -> str:
         return "[dim]not judged[/dim]"
     if not result.verdicts:
         return f"{result.precision} {gib(result.memory_bytes)}, [dim]no GPU given (--gpu)[/dim]"
-    verdicts = ", ".join(f"{_gpu_inline(label)} {_verdict(v)}" for label, v in result.verdicts.items())
-    return f"{result.precision} {gib(result.memory_bytes)}: {verdicts}"
+    offload = getattr(result, "gguf_offload", None) or {}
+    verdicts = ", ".join(
+        f"{_gpu_inline(label)} {_gguf_verdict(v, offload[label]) if label in offload else _verdict(v)}"
+        for label, v in result.verdicts.items()
+    )
+    at = " at -ngl all" if offload else ""  # GGUF: the need with every layer on the GPU (+ --overhead)
+    return f"{result.precision} {gib(result.memory_bytes)}{at}: {verdicts}"
+
+
+def _gguf_verdict(fit: Any, off: Any) -> str:
+    from .render_explain import llama_cpp_fit
+
+    colour = {"fits": "green", "needs_more": "yellow"}.get(fit.verdict, "red")
+    return f"[{colour}]{llama_cpp_fit(fit, off)}[/{colour}]"
 
 
 def check_renderable(result: Any) -> Group:
@@ -489,9 +501,19 @@ def check_renderable(result: Any) -> Group:
         parts += [Text("Problems", style="bold"), problems]
     else:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))
-    if result.command and plan.unused:
-        fetch = "Fetch only this file:" if plan.weights_format == "gguf" else "Fetch only what from_pretrained reads:"
-        parts += [Text(fetch, style="bold"), ShellCommand(result.command)]
+    if result.command and (plan.unused or plan.weights_format == "gguf"):  # GGUF: the file or split set's pattern
+        fetch = (
+            f"Fetch only {'this file' if len(plan.weights) == 1 else 'these files'}:"
+            if plan.weights_format == "gguf"
+            else "Fetch only what from_pretrained reads:"
+        )
+        # GGUF: one line however narrow the terminal, as the report prints it (a split set's --include too)
+        command = (
+            Text("  " + result.command, no_wrap=True, overflow="ignore")
+            if plan.weights_format == "gguf"
+            else ShellCommand(result.command)
+        )
+        parts += [Text(fetch, style="bold"), command]
     parts.append(Text.from_markup(f"Result: {_result_word(result)}"))
     return Group(*parts)
 
@@ -817,7 +839,8 @@ def gguf_renderable(report: Any) -> Group:
             style="dim",
         )
     for note in summary.notes:
-        notes.append(f"\n{note}", style="yellow" if "matches no tensor" in note else "dim")
+        warn = "matches no tensor" in note or note.startswith("Warning")  # nothing kept in RAM; a context too long
+        notes.append(f"\n{note}", style="yellow" if warn else "dim")
     if summary.recommended:
         notes.append(f"\nrecommended for {summary.recommended_for}: {summary.recommended}", style="bold green")
         notes.append(f"\n  rule: {summary.recommended_rule}", style="dim")
@@ -825,7 +848,7 @@ def gguf_renderable(report: Any) -> Group:
         notes.append(f"\nno file can be recommended for {summary.recommended_for}", style="yellow")
     notes.append(
         "\nGB, MB = 10^9, 10^6 bytes; bits/w = tensor bytes x 8 / parameters (llama.cpp's BPW); "
-        "read = header bytes read",
+        "read = header bytes read (-: none, the header was in hfsize's cache)",
         style="dim",
     )
     parts: list[Any] = [title, table]

@@ -54,6 +54,21 @@ def verdict_word(fit: Fit | None) -> str:
     return "no"
 
 
+def llama_cpp_fit(fit: Fit, offload: Any) -> str:
+    """A GGUF check's verdict in llama.cpp's terms: -ngl all, or the partial -ngl and what goes where."""
+    if fit.verdict == "fits":
+        return "fits (-ngl all)"
+    if fit.verdict == "does_not_fit":
+        return "no (not one layer fits)"
+    sizes = offload.bytes_per_gpu or []
+    on_gpus = " + ".join(gib(b) for b in sizes)
+    return (
+        f"-ngl {offload.gpu_layers} of {offload.gpu_layers + offload.cpu_layers} layers: {on_gpus} on "
+        f"{'the GPU' if len(sizes) == 1 else 'the GPUs'} + {gib(offload.ram_bytes)} in RAM (slower; -ngl all needs "
+        f"{fit.gpus_needed} GPUs)"
+    )
+
+
 def step_sentences(step: FamilyStep) -> list[str]:
     """What changed from one model to the next, in words."""
     out = []

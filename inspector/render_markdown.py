@@ -129,6 +129,8 @@ def _notes(notes: Sequence[str]) -> str | None:
 
 
 def check(r: CheckResult) -> str:
+    from .render_explain import llama_cpp_fit
+
     title = f"## {r.model}\n"
     if r.error is not None:
         return f"{title}\nError (exit {r.exit_code}): {cell(r.error)}\n"
@@ -136,8 +138,12 @@ def check(r: CheckResult) -> str:
     if r.download is not None:
         rows.append(["download", f"{r.download.bytes:,} bytes ({len(r.download.weights)} weight file(s))"])
     if r.precision is not None:
-        rows.append([f"memory at {r.precision}", f"{r.memory_bytes:,} bytes ({gib(r.memory_bytes or 0)})"])
-    rows += [[f"fit on {label}", verdict_word(fit)] for label, fit in r.verdicts.items()]
+        at = " at -ngl all" if r.gguf_offload else ""  # GGUF: every layer on one GPU + --overhead
+        rows.append([f"memory at {r.precision}{at}", f"{r.memory_bytes:,} bytes ({gib(r.memory_bytes or 0)})"])
+    rows += [
+        [f"fit on {label}", llama_cpp_fit(fit, r.gguf_offload[label]) if label in r.gguf_offload else verdict_word(fit)]
+        for label, fit in r.verdicts.items()
+    ]
     rows.append(["result", "ok" if r.ok else f"exit {r.exit_code}"])
     problems = None
     if r.problems:

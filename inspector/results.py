@@ -681,6 +681,8 @@ class CheckResult:
     exit_code: int = 0
     schema_version: int = SCHEMA_VERSION
     overrides: list[Override] = field(default_factory=list)  # `--set`
+    # GGUF repos: per GPU label, llama.cpp's -ngl and where the chosen file's bytes go (engines/llamacpp.py); {} else
+    gguf_offload: dict[str, Offload] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- `hfsize compare`
@@ -941,6 +943,8 @@ class GGUFFile:
     layers_per_gpu: dict[str, list[int]] = field(default_factory=dict)  # of the -ngl layers, in device order
     bytes_per_gpu: dict[str, list[int]] = field(default_factory=dict)  # weights + KV + compute, in device order
     kept_in_ram_bytes: dict[str, int] = field(default_factory=dict)  # of ram_bytes: -ot tensors of GPU layers
+    # -ngl all on one GPU at the context: every layer's weights (not token_embd, not -ot tensors), KV, compute buffer
+    all_layers_bytes: int | None = None
 
 
 @frozen

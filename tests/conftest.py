@@ -39,7 +39,7 @@ def fresh_hub_metadata(architecture_cache: Path) -> None:
     the architecture cache is kept for the session."""
     import shutil
 
-    for folder in ("refs", "commits"):
+    for folder in ("refs", "commits", "gguf"):
         shutil.rmtree(architecture_cache / folder, ignore_errors=True)
 
 

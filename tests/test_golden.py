@@ -61,6 +61,7 @@ ADDED = [
     r"\.json\.overrides",  # `--set` (issue 17): the config values changed, [] without --set
     r"\.json\.architecture\.reason",  # why the class was not built (--headers-only, light install, a failure)
     r"\.json\.fits",  # compare: base and finetune fit per GPU setup, each as it ships (s7 review item 2)
+    r"\.json\.gguf_offload",  # check: llama.cpp's -ngl and bytes per GPU of a GGUF repo's file, {} otherwise
 ]
 
 

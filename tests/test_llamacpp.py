@@ -237,12 +237,21 @@ def test_check_gates_on_the_recommended_file(on_replica, capsys):
     assert code == 10, err
     gated = json.loads(out)
     assert gated["verdicts"]["RTX-3060-12GB"]["verdict"] == "needs_more"
-    # the figure shown is what the verdict weighs, the part on the GPU at the -ngl that fits plus the rest in RAM
-    # (the GGUF report's two columns for the same file and GPU), not the GPU's part alone (it said 2.59 of ~6 GiB)
+    # the figure shown is what a safetensors Fit's is, the need set against the GPU: every layer on one GPU (-ngl all)
+    # + the 1 GiB --overhead. Llama-2-13B Q8_0 at 2,048 tokens: 40 blocks of 337,059,840 B (Q8_0 matrices + F32
+    # norms) with their KV (2 x 5,120 x 2,048 x 2 B = 41,943,040), the Q8_0 output 174,080,000 + its norm 20,480, the
+    # compute buffer 4 x 512 x (32,000 + 5,120) = 76,021,760; token_embd stays in RAM
+    need = 40 * (337_059_840 + 41_943_040) + 174_080_000 + 20_480 + 76_021_760  # 15,410,237,440
+    assert gated["memory_bytes"] == need + 2**30
+    # where the bytes go at the -ngl that fits: the GGUF report's two columns for the same file and GPU
     code, out, err = cli(capsys, "TheBloke/Llama-2-13B-chat-GGUF", "--gpu", "RTX-3060-12GB", "--json")
     q8 = next(f for f in json.loads(out)["gguf"]["files"] if f["name"] == "llama-2-13b-chat.Q8_0.gguf")
-    on_gpu, in_ram = q8["gpu_bytes"]["RTX-3060-12GB"], q8["ram_bytes"]["RTX-3060-12GB"]
-    assert in_ram > 0 and gated["memory_bytes"] == on_gpu + in_ram
+    off = gated["gguf_offload"]["RTX-3060-12GB"]
+    assert (
+        off["bytes_per_gpu"] == [q8["gpu_bytes"]["RTX-3060-12GB"]]
+        and off["ram_bytes"] == q8["ram_bytes"]["RTX-3060-12GB"]
+    )
+    assert off["gpu_layers"] == q8["gpu_layers"]["RTX-3060-12GB"] < 41 and off["gpu_layers"] + off["cpu_layers"] == 41
     code, out, err = cli(capsys, "check", "TheBloke/Llama-2-13B-chat-GGUF", "--file", "Q3_K_S")
     assert code == 2 and out == "" and err.count("\n") == 1 and "Q3_K_S" in err
 

@@ -810,8 +810,10 @@ def _prefill(model: GGUFModel, gpu: Any, split: Split, kv: KVCache) -> Any:
     """Prefill bound (speed.prefill_on): 2 x active parameters + causal attention at the context per token, at the
     GPU's 16-bit peak (quantized files too: the published pp512 efficiencies were measured that way); weights in
     RAM (layers past -ngl, -ot tensors) cross the host link once per micro-batch of n_ubatch tokens (op offload).
-    Several GPUs run their layers one after another: one GPU's peak (a mixed setup: its slowest)."""
-    from inspector.speed import prefill_flops_per_token, prefill_on
+    Several GPUs run their layers one after another: like GPUs at one GPU's peak; a mixed setup's devices each run
+    their share of the n_layer + 1 layers at their own peak (the layers left in RAM on the first GPU, op offload),
+    their times added, as decode adds them."""
+    from inspector.speed import PREFILL_EFFICIENCY, SpeedEstimate, prefill_flops_per_token, prefill_on
 
     if not gpu.tflops or not model.active_parameters:
         return None
@@ -824,11 +826,23 @@ def _prefill(model: GGUFModel, gpu: Any, split: Split, kv: KVCache) -> Any:
         model.active_parameters, kv.context, [(n, w) for w, n in kinds.items()], model.q_width
     )
     copied = split.cpu_weight_bytes - model.input_bytes  # token_embd's GET_ROWS is never offloaded
+    prompt = min(N_UBATCH, kv.context)
     try:
-        return prefill_on(gpu, flops, dtype=PREFILL_DTYPE, prompt_tokens=min(N_UBATCH, kv.context),
-                          offloaded_weight_bytes=copied)  # fmt: skip
+        if not gpu.devices:
+            return prefill_on(gpu, flops, dtype=PREFILL_DTYPE, prompt_tokens=prompt, offloaded_weight_bytes=copied)
+        total = model.n_layer + 1
+        shares = [n + (total - sum(split.device_layers) if i == 0 else 0) for i, n in enumerate(split.device_layers)]
+        times = {}
+        for i, (d, n) in enumerate(zip(gpu.devices, shares, strict=True)):
+            if n or (i == 0 and copied):  # the PCIe copies land on the first GPU
+                one = prefill_on(d, flops * n // total, dtype=PREFILL_DTYPE, prompt_tokens=prompt,
+                                 offloaded_weight_bytes=copied if i == 0 else 0)  # fmt: skip
+                times[f"GPU {i} ({d.name})"] = 1 / one.bound
     except ValueError:  # no 16-bit figure or no host link figure in the catalog
         return None
+    bound = 1 / sum(times.values())
+    low, high = PREFILL_EFFICIENCY
+    return SpeedEstimate(bound, bound * low, bound * high, max(times, key=times.__getitem__))
 
 
 def _decode_mixed(members: Sequence[Any], split: Split) -> Any:
