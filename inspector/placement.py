@@ -92,21 +92,29 @@ def place(pieces: Sequence[Block], devices: Sequence[Device]) -> Placement:
     return Placement(tuple(loads), ())
 
 
-def gpu_devices(gpu: Gpu, overhead_per_gpu: int, count: int | None = None) -> list[Device]:
-    """`count` (default: gpu.count) devices of `gpu`'s size; a local GPU offers what is free right now."""
-    capacity = (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - overhead_per_gpu
-    return [Device(f"{gpu.name}:{i}", capacity) for i in range(gpu.count if count is None else count)]
+def capacity(gpu: Gpu, overhead_per_gpu: int, fraction: float = 1.0) -> int:
+    """What one GPU of `gpu` offers blocks (the one rule the report, `check` and `plan` share): its memory (a local
+    GPU: what is free right now) less the overhead, x `fraction`, the share the loader leaves to the weights
+    (schemes.Scheme.max_memory_fraction: bitsandbytes keeps 10% of max_memory)."""
+    free = gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes
+    return int((free - overhead_per_gpu) * fraction)
 
 
-def fit(pieces: Sequence[Block], gpu: Gpu, overhead_per_gpu: int) -> Fit:
+def gpu_devices(gpu: Gpu, overhead_per_gpu: int, count: int | None = None, fraction: float = 1.0) -> list[Device]:
+    """`count` (default: gpu.count) devices of `gpu`'s size (`capacity`)."""
+    room = capacity(gpu, overhead_per_gpu, fraction)
+    return [Device(f"{gpu.name}:{i}", room) for i in range(gpu.count if count is None else count)]
+
+
+def fit(pieces: Sequence[Block], gpu: Gpu, overhead_per_gpu: int, fraction: float = 1.0) -> Fit:
     """The verdict on `gpu`: how many devices of its size the blocks spread over, against how many there are."""
     label = gpu.label
-    capacity = gpu_devices(gpu, overhead_per_gpu, 1)[0].capacity_bytes
-    if capacity <= 0 or any(b.bytes > capacity for b in pieces):
+    room = capacity(gpu, overhead_per_gpu, fraction)
+    if room <= 0 or any(b.bytes > room for b in pieces):
         return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
     # as many devices as blocks: enough for any placement, so the count used is the count needed
-    placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces))))
+    placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces)), fraction))
     needed = max(1, len(placement.loads))
-    headroom = gpu.count * capacity - sum(b.bytes for b in pieces)
+    headroom = gpu.count * room - sum(b.bytes for b in pieces)
     return Fit(gpu=label, verdict=Verdict.FITS if needed <= gpu.count else Verdict.NEEDS_MORE, gpus_needed=needed,
                headroom_bytes=headroom)  # fmt: skip

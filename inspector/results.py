@@ -578,6 +578,9 @@ class Offload:
     layers_per_gpu: list[int] | None = None
     bytes_per_gpu: list[int] | None = None
     kept_in_ram_bytes: int | None = None
+    # transformers: the layers in CPU RAM at `max_context` (more than `cpu_layers` when a longer context offloads
+    # more of them); None for llama.cpp and when nothing runs
+    cpu_layers_at_max_context: int | None = None
 
 
 @frozen
@@ -611,6 +614,9 @@ class RunPlan:
     assumptions: list[str]
     why_not: str | None = None  # when it does not run
     file: str | None = None  # llama.cpp: the GGUF file (a split set's name) this way loads; None for safetensors
+    # transformers: the longest context with every layer on the GPUs (no CPU RAM), the main report's
+    # `memory.<precision>.max_context`; None for the other engines or when not even 1 token fits
+    max_context_on_gpus: int | None = None
 
 
 @frozen
