@@ -82,9 +82,10 @@ def estimate(
         kv_total = sum(kv) if kv_known else None
         weights = sum(sizes.values()) + built.buffer_bytes
         pieces = placement.blocks(sizes, names, kv, built.buffer_bytes)
+        weights_only = placement.blocks(sizes, names, [], built.buffer_bytes)
         fits = {}
         for gpu in gpus:
-            result = placement.fit(pieces, gpu, settings.overhead_per_gpu, fraction)
+            result = placement.fit(pieces, gpu, settings.overhead_per_gpu, fraction, weights_only)
             fits[result.gpu] = result
         return PrecisionMemory(
             weights_bytes=weights,

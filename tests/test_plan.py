@@ -420,3 +420,26 @@ def test_plan_text_and_markdown_say_why_a_way_does_not_run(capsys, on_replica):
     assert f"- fp16 on RTX-4090: {reason}." in md
     rows = [r for r in md.splitlines() if r.startswith("| fp16 ")]
     assert rows and all(r.split("|")[9].strip() == "-" for r in rows)  # the context column
+
+
+def test_two_gpus_keep_room_for_a_layer_on_the_first_alike_in_report_and_plan(capsys, on_replica):
+    # Llama-2-13B fp16 on two T4s (15,032,385,536 B each after the overhead). A layer: 4 x 5120^2 + 3 x 5120 x 13,824
+    # + 2 x 5120 = 317,204,480 parameters = 634,408,960 B, + 40 heads x 128 x 2 (K, V) x 2 B = 20,480 B of KV per
+    # token; the embeddings 32,000 x 5,120 x 2 = 327,680,000 B + 512 B of buffers; the head 327,690,240 B.
+    # accelerate keeps room for one layer (its weights) on GPU 0: at c tokens GPU 0 takes k layers with
+    # 327,680,512 + k x (634,408,960 + 20,480 c) <= 15,032,385,536 - 634,408,960, GPU 1 the other 40 - k and the head.
+    room, layer, head, embeddings = T4_ROOM, 634_408_960, 327_690_240, 327_680_512
+
+    def fits(c: int) -> bool:
+        k = (room - layer - embeddings) // (layer + 20_480 * c)
+        return (40 - k) * (layer + 20_480 * c) + head <= room
+
+    assert fits(3374) and not fits(3375)  # k = 20 at 3,374 tokens; k = 19 at 3,375 and GPU 1's 21 layers overflow
+    report = json.loads(cli(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--json")[1])["memory"]
+    assert report["fp16"]["max_context"]["T4 x2"] == 3374
+    plan = json.loads(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--ram", "0", "--json")[1])
+    assert plan["plan"]["precision"] == "fp16" and plan["plan"]["max_context"] == 3374
+    # the report's verdict follows the same rule: at 3,375 tokens fp16 no longer fits the two T4s
+    for context, verdict in ((3374, "fits"), (3375, "needs_more")):
+        args = ("meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--context", str(context), "--json")
+        assert json.loads(cli(capsys, *args)[1])["memory"]["fp16"]["fits"]["T4 x2"]["verdict"] == verdict
