@@ -75,14 +75,17 @@ def estimate(
     order = list(built.parameters)
     numels = {n: math.prod(s) for n, s in built.parameters.items()}
 
-    def line(sizes: Mapping[str, int], quantized: int, names: Sequence[str], kv_as: str) -> PrecisionMemory:
+    def line(
+        sizes: Mapping[str, int], quantized: int, names: Sequence[str], kv_as: str, fraction: float = 1.0
+    ) -> PrecisionMemory:
         kv = [kv_bytes_per_layer(layer, settings, settings.kv_dtype or kv_as) for layer in built.kv_layers]
         kv_total = sum(kv) if kv_known else None
         weights = sum(sizes.values()) + built.buffer_bytes
         pieces = placement.blocks(sizes, names, kv, built.buffer_bytes)
+        weights_only = placement.blocks(sizes, names, [], built.buffer_bytes)
         fits = {}
         for gpu in gpus:
-            result = placement.fit(pieces, gpu, settings.overhead_per_gpu)
+            result = placement.fit(pieces, gpu, settings.overhead_per_gpu, fraction, weights_only)
             fits[result.gpu] = result
         return PrecisionMemory(
             weights_bytes=weights,
@@ -103,7 +106,7 @@ def estimate(
             size, is_q = scheme.weight_bytes(name, numels[name], built, base)
             sizes[name] = size
             quantized += numels[name] if is_q else 0
-        return line(sizes, quantized, order, scheme.kv_dtype(base))
+        return line(sizes, quantized, order, scheme.kv_dtype(base), scheme.max_memory_fraction)
 
     by_scheme = {name: at(scheme) for name, scheme in LOAD_SCHEMES.items()}
     # pre-quantized: as the files hold it, the cache in the load dtype

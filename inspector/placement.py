@@ -2,8 +2,9 @@
 
 The rule is what `device_map="auto"` (accelerate's infer_auto_device_map) does with a model's
 no-split modules: blocks are taken in model order and filled onto devices in order, a block never splits
-across devices, and a device once left is not returned to. Each device's capacity is what is left for
-blocks after its runtime overhead.
+across devices, a device once left is not returned to, and the first device keeps room for the largest block
+still to come (its weights: accelerate's `max_layer_size` on its main device). Each device's capacity is what is
+left for blocks after its runtime overhead (`capacity`, with bitsandbytes' share of max_memory).
 
 A later planner adds devices rather than rules: CPU offload is a RAM `Device` after the GPUs, tensor
 parallelism divides each block over a group of devices before it is placed.
@@ -72,14 +73,22 @@ def blocks(
     return [b for b in [*pieces, Block("head", after)] if b.bytes]
 
 
-def place(pieces: Sequence[Block], devices: Sequence[Device]) -> Placement:
-    """Fill `devices` in order with whole blocks in order, as device_map="auto" does."""
+def place(pieces: Sequence[Block], devices: Sequence[Device], weights: Sequence[Block] | None = None) -> Placement:
+    """Fill `devices` in order with whole blocks in order, as device_map="auto" does. With `weights` (the blocks
+    without their KV cache), the first device keeps room for the largest still to come, as accelerate keeps it on
+    its main device (infer_auto_device_map's `max_layer_size`; plan.offloaded_placement, the same rule)."""
     loads: list[DeviceLoad] = []
     current: list[str] = []
     used = 0
     index = 0
+    bare = {b.name: b.bytes for b in weights or ()}
+    after = [0] * (len(pieces) + 1)  # after[i]: the largest weights of pieces[i:]
+    for i in range(len(pieces) - 1, -1, -1):
+        after[i] = max(after[i + 1], bare.get(pieces[i].name, 0))
     for position, block in enumerate(pieces):
-        while index < len(devices) and used + block.bytes > devices[index].capacity_bytes:
+        while index < len(devices) and used + block.bytes > devices[index].capacity_bytes - (
+            after[position + 1] if index == 0 else 0
+        ):
             if current:
                 loads.append(DeviceLoad(devices[index].name, used, tuple(current)))
             index, used, current = index + 1, 0, []
@@ -92,21 +101,36 @@ def place(pieces: Sequence[Block], devices: Sequence[Device]) -> Placement:
     return Placement(tuple(loads), ())
 
 
-def gpu_devices(gpu: Gpu, overhead_per_gpu: int, count: int | None = None) -> list[Device]:
-    """`count` (default: gpu.count) devices of `gpu`'s size; a local GPU offers what is free right now."""
-    capacity = (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - overhead_per_gpu
-    return [Device(f"{gpu.name}:{i}", capacity) for i in range(gpu.count if count is None else count)]
+def capacity(gpu: Gpu, overhead_per_gpu: int, fraction: float = 1.0) -> int:
+    """What one GPU of `gpu` offers blocks (the one rule the report, `check` and `plan` share): its memory (a local
+    GPU: what is free right now) less the overhead, x `fraction`, the share the loader leaves to the weights
+    (schemes.Scheme.max_memory_fraction: bitsandbytes keeps 10% of max_memory)."""
+    free = gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes
+    return int((free - overhead_per_gpu) * fraction)
 
 
-def fit(pieces: Sequence[Block], gpu: Gpu, overhead_per_gpu: int) -> Fit:
-    """The verdict on `gpu`: how many devices of its size the blocks spread over, against how many there are."""
+def gpu_devices(gpu: Gpu, overhead_per_gpu: int, count: int | None = None, fraction: float = 1.0) -> list[Device]:
+    """`count` (default: gpu.count) devices of `gpu`'s size (`capacity`)."""
+    room = capacity(gpu, overhead_per_gpu, fraction)
+    return [Device(f"{gpu.name}:{i}", room) for i in range(gpu.count if count is None else count)]
+
+
+def fit(
+    pieces: Sequence[Block],
+    gpu: Gpu,
+    overhead_per_gpu: int,
+    fraction: float = 1.0,
+    weights: Sequence[Block] | None = None,
+) -> Fit:
+    """The verdict on `gpu`: how many devices of its size the blocks spread over, against how many there are
+    (`weights`: the blocks without their KV cache, for the room the first device keeps; see `place`)."""
     label = gpu.label
-    capacity = gpu_devices(gpu, overhead_per_gpu, 1)[0].capacity_bytes
-    if capacity <= 0 or any(b.bytes > capacity for b in pieces):
+    room = capacity(gpu, overhead_per_gpu, fraction)
+    if room <= 0 or any(b.bytes > room for b in pieces):
         return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
     # as many devices as blocks: enough for any placement, so the count used is the count needed
-    placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces))))
+    placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces)), fraction), weights)
     needed = max(1, len(placement.loads))
-    headroom = gpu.count * capacity - sum(b.bytes for b in pieces)
+    headroom = gpu.count * room - sum(b.bytes for b in pieces)
     return Fit(gpu=label, verdict=Verdict.FITS if needed <= gpu.count else Verdict.NEEDS_MORE, gpus_needed=needed,
                headroom_bytes=headroom)  # fmt: skip

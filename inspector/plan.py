@@ -4,7 +4,8 @@ What it answers, per engine, precision and GPU setup:
 - the longest context that fits (`longest_context`: a search over the context with the placement stage, exact
   integers), clipped to the model's own limit (`context_limit`: max_position_embeddings, rope scaling);
 - transformers: which layers `device_map="auto"` with `max_memory` puts on the GPUs and which in CPU RAM
-  (`offloaded_placement`, accelerate's infer_auto_device_map rule, checked against it in tests/test_plan.py);
+  (`offloaded_placement`, accelerate's infer_auto_device_map rule, checked against it in tests/test_plan.py), each
+  layer with its KV cache (`arrange`: the one rule of the plan and of the report's `max_context` / How it runs);
 - vLLM: the KV pool, tokens and concurrency (engines/vllm.py), tensor parallelism;
 - decode and prefill tokens/s (speed.py), bounds and expected ranges.
 
@@ -32,9 +33,6 @@ from .schemes import LOAD_SCHEMES
 GIB = 2**30
 # Above this a search stops: no model's cache limit is larger (a model of only sliding layers fits at any length)
 CONTEXT_CEILING = 1 << 24
-# transformers' bitsandbytes quantizers keep 10% of max_memory for buffers created while quantizing
-# (quantizer_bnb_4bit.py / quantizer_bnb_8bit.py `adjust_max_memory`: max_memory x 0.90)
-BNB_MAX_MEMORY_FRACTION = 0.90
 BNB_SCHEMES = ("int8", "nf4", "nf4_double_quant", "fp4")
 # What vLLM can load a model as (its own bitsandbytes support included); the rest of the schemes are transformers'
 VLLM_SCHEMES = ("fp32", "bf16", "fp16", "nf4", "as_stored")
@@ -183,7 +181,8 @@ def add_max_context(
     kv_dtype: str | None = None,
 ) -> Memory:
     """The memory figures with `max_context` per scheme and GPU setup, and the model's own limit
-    (`max_positions`, from the resolved config when the architecture was built, else from config.json)."""
+    (`max_positions`, from the resolved config when the architecture was built, else from config.json).
+    `max_context` is the plan's all-on-the-GPUs figure: `arrange` without RAM, on `transformers_devices`."""
     limit = memory.max_positions if memory.max_positions is not None else context_limit(config)
     if not built.built and not built.kv_layers:  # headers only, and no cache layout from config.json either
         return replace(memory, max_positions=limit)
@@ -196,14 +195,40 @@ def add_max_context(
         blocks = weight_blocks(sizes[name], built.buffer_bytes)
         longest: dict[str, int | None] = {}
         for gpu in memory.gpus:
+            devices = transformers_devices(gpu, memory.overhead_per_gpu_bytes, name)
 
-            def fits(context: int, gpu: Gpu = gpu, blocks: list[Block] = blocks, dtype: str = dtype) -> bool:
-                pieces = with_kv(blocks, kv_per_layer(built, context, memory.batch, dtype))
-                return placement.fit(pieces, gpu, memory.overhead_per_gpu_bytes).verdict == Verdict.FITS
+            def fits(
+                context: int, devices: list[Device] = devices, blocks: list[Block] = blocks, dtype: str = dtype
+            ) -> bool:
+                kv = kv_per_layer(built, context, memory.batch, dtype)
+                return not arrange(blocks, kv, devices, None).placed.unplaced
 
             longest[gpu.label] = longest_context(fits, limit)
         by_scheme[name] = replace(line, max_context=longest)
     return replace(memory, by_scheme=by_scheme, max_positions=limit)
+
+
+def on_gpus(memory: Memory) -> dict[str, str | None]:
+    """Per GPU setup, the precision `hfsize plan` recommends with every layer on the GPUs, for the main report's
+    How it runs: the first of plan's candidates (`_candidates`; as stored for a pre-quantized checkpoint) whose
+    `max_context` (add_max_context, the plan's placement rule) reaches the report's context (at most the model's
+    limit); None where none does. Without a context search (no cache layout) the memory verdict decides."""
+    lines = memory.computed()
+    order = ["as_stored"] if "as_stored" in lines else [n for n in _candidates(lines, memory.load_dtype) if n in lines]
+    need = min(memory.context, memory.max_positions) if memory.max_positions else memory.context
+    out: dict[str, str | None] = {}
+    for gpu in memory.gpus:
+        label = gpu.label
+
+        def runs(name: str, label: str = label) -> bool:
+            line = lines[name]
+            if label not in line.max_context:
+                return line.fits[label].verdict == Verdict.FITS
+            longest = line.max_context[label]
+            return longest is not None and longest >= need
+
+        out[label] = next((n for n in order if runs(n)), None)
+    return out
 
 
 # ---------------------------------------------------------------- transformers: device_map="auto" with CPU RAM
@@ -216,21 +241,29 @@ class OffloadedPlacement:
     unplaced: tuple[str, ...]
 
 
-def offloaded_placement(pieces: Sequence[Block], gpus: Sequence[Device], ram: Device | None) -> OffloadedPlacement:
+def offloaded_placement(
+    pieces: Sequence[Block], gpus: Sequence[Device], ram: Device | None, in_ram: Sequence[Block] | None = None
+) -> OffloadedPlacement:
     """accelerate's infer_auto_device_map over whole blocks: devices in order, GPUs then "cpu"; on the main
     devices (the first GPU and the CPU) room is kept for the largest block still to place, so that an offloaded
-    layer can be brought back to run (accelerate/utils/modeling.py, `max_layer_size`)."""
+    layer can be brought back to run (accelerate/utils/modeling.py, `max_layer_size`). `in_ram`: the blocks as
+    they weigh in RAM and when brought back (their weights alone; default `pieces`)."""
+    bare = list(in_ram) if in_ram is not None else list(pieces)
     devices = [*gpus, *([ram] if ram is not None else [])]
     main = {gpus[0].name if gpus else None, ram.name if ram is not None else None}
     loads: dict[str, list[str]] = {d.name: [] for d in devices}
+    after = [0] * (len(bare) + 1)  # after[i]: the largest of bare[i:]
+    for i in range(len(bare) - 1, -1, -1):
+        after[i] = max(after[i + 1], bare[i].bytes)
     used = 0
     index = 0
     for position, block in enumerate(pieces):
-        largest_after = max((b.bytes for b in pieces[position + 1 :]), default=0)
+        largest_after = after[position + 1]
         while index < len(devices):
             device = devices[index]
             room = device.capacity_bytes - (largest_after if device.name in main else 0)
-            if used + block.bytes <= room:
+            size = bare[position].bytes if ram is not None and device.name == ram.name else block.bytes
+            if used + size <= room:
                 break
             index, used = index + 1, 0
         if index == len(devices):
@@ -240,10 +273,49 @@ def offloaded_placement(pieces: Sequence[Block], gpus: Sequence[Device], ram: De
                 tuple(b.name for b in pieces[position:]),
             )
         loads[devices[index].name].append(block.name)
-        used += block.bytes
+        used += bare[position].bytes if ram is not None and devices[index].name == ram.name else block.bytes
     return OffloadedPlacement(
         {g.name: tuple(loads[g.name]) for g in gpus}, tuple(loads[ram.name]) if ram is not None else (), ()
     )
+
+
+@frozen
+class Arrangement:
+    placed: OffloadedPlacement
+    pieces: list[Block]  # as they weigh where they are: on a GPU with their KV cache, in RAM without
+    kv_on_first: int  # the KV cache of the offloaded layers, which the first GPU holds besides its own blocks'
+
+
+def arrange(blocks: Sequence[Block], kv: Sequence[int], gpus: Sequence[Device], ram: Device | None) -> Arrangement:
+    """device_map="auto" for `blocks` (weights) with each layer's KV cache (`kv`), the one placement rule of the
+    transformers engine (`hfsize plan` and the report's `max_context` alike). A layer on a GPU holds its KV there;
+    an offloaded layer keeps its weights in RAM and its KV on the first GPU: accelerate runs an offloaded layer
+    there (AlignDevicesHook's execution device), so its cache is made there. Room for that KV is taken from the
+    first GPU until it covers the offloaded layers' KV (more room taken, more layers offloaded: the least such)."""
+    full = with_kv(blocks, kv)
+    bare = with_kv(blocks, [])
+    reserved = 0
+    for _ in range(len(full) + 1):
+        shrunk = [replace(gpus[0], capacity_bytes=gpus[0].capacity_bytes - reserved), *gpus[1:]]
+        placed = offloaded_placement(full, shrunk, ram, bare)
+        moved = sum(kv[i] for i in _layer_indices(placed.cpu_blocks) if i < len(kv))
+        if moved <= reserved:
+            break
+        reserved = moved
+    in_ram = set(placed.cpu_blocks)
+    pieces = [b if f.name in in_ram else f for f, b in zip(full, bare, strict=True)]
+    return Arrangement(placed, pieces, moved)
+
+
+def _layer_indices(names: Sequence[str]) -> list[int]:
+    return [int(n[6:]) for n in names if n.startswith("layer ")]
+
+
+def transformers_devices(gpu: Gpu, overhead_per_gpu: int, scheme: str) -> list[Device]:
+    """The GPUs of `gpu` as device_map sees them at `scheme` (placement.capacity: less the overhead, bitsandbytes'
+    share of max_memory)."""
+    fraction = LOAD_SCHEMES[scheme].max_memory_fraction if scheme in LOAD_SCHEMES else 1.0
+    return placement.gpu_devices(gpu, overhead_per_gpu, fraction=fraction)
 
 
 def _transformers_plan(
@@ -253,59 +325,53 @@ def _transformers_plan(
     blocks = weight_blocks(sizes, ctx.built.buffer_bytes)
     # bnb leaves offloaded modules unquantized (llm_int8_enable_fp32_cpu_offload: they keep the load dtype)
     unquantized = weight_blocks(ctx.sizes[ctx.base], ctx.built.buffer_bytes) if name in BNB_SCHEMES else blocks
-    fraction = BNB_MAX_MEMORY_FRACTION if name in BNB_SCHEMES else 1.0
-    gpu_capacity = (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - settings.overhead_per_gpu
-    devices = [Device(f"{gpu.name}:{i}", int(gpu_capacity * fraction)) for i in range(gpu.count)]
+    devices = transformers_devices(gpu, settings.overhead_per_gpu, name)
+    fraction = LOAD_SCHEMES[name].max_memory_fraction if name in LOAD_SCHEMES else 1.0
     ram = Device("cpu", int(settings.ram_bytes * fraction)) if settings.ram_bytes else None
 
-    def arrange(context: int) -> tuple[OffloadedPlacement, list[Block], int]:
-        """The placement at `context`, and the KV bytes of the offloaded layers, which live on the first GPU:
-        accelerate runs an offloaded layer there (AlignDevicesHook's execution device), so its cache is made
-        there. Room for it is taken from the first GPU until the placement no longer changes."""
-        kv = kv_per_layer(ctx.built, context, settings.batch, kv_dtype)
-        weights_only = with_kv(blocks, [0] * len(kv))
-        pieces = with_kv(blocks, kv)
-        on_first = 0
-        for _ in range(len(pieces) + 1):
-            shrunk = [replace(devices[0], capacity_bytes=devices[0].capacity_bytes - on_first), *devices[1:]]
-            offloaded = set(offloaded_placement(pieces, shrunk, None).unplaced)
-            # the offloaded blocks go to RAM without their cache
-            mixed = [w if b.name in offloaded else b for b, w in zip(pieces, weights_only, strict=True)]
-            arranged = offloaded_placement(mixed, shrunk, ram)
-            moved = sum(kv[int(n[6:])] for n in arranged.cpu_blocks if n.startswith("layer ") and int(n[6:]) < len(kv))
-            if moved == on_first:
-                break
-            on_first = moved
-        return arranged, mixed, on_first
+    def at(context: int, ram: Device | None = ram) -> Arrangement:
+        return arrange(blocks, kv_per_layer(ctx.built, context, settings.batch, kv_dtype), devices, ram)
 
     def runs(context: int) -> bool:
-        arranged, _, _ = arrange(context)
-        return not arranged.unplaced and _ram_bytes(arranged, unquantized) <= (settings.ram_bytes or 0)
+        placed = at(context).placed
+        return not placed.unplaced and _ram_bytes(placed, unquantized) <= (settings.ram_bytes or 0)
 
-    arranged, pieces, kv_on_first = arrange(settings.context)
-    by_name = {b.name: b.bytes for b in pieces}
+    arranged = at(settings.context)
+    placed = arranged.placed
+    by_name = {b.name: b.bytes for b in arranged.pieces}
     weights_by_name = {b.name: b.bytes for b in blocks}
-    gpu_weights = max((sum(weights_by_name[n] for n in names) for names in arranged.gpu_blocks.values()), default=0)
-    kv_each = [sum(by_name[n] - weights_by_name[n] for n in names) for names in arranged.gpu_blocks.values()]
+    gpu_weights = max((sum(weights_by_name[n] for n in names) for names in placed.gpu_blocks.values()), default=0)
+    kv_each = [sum(by_name[n] - weights_by_name[n] for n in names) for names in placed.gpu_blocks.values()]
     if kv_each:
-        kv_each[0] += kv_on_first
+        kv_each[0] += arranged.kv_on_first
     gpu_kv = max(kv_each, default=0)
-    ram_bytes = _ram_bytes(arranged, unquantized)
-    ok = not arranged.unplaced and ram_bytes <= (settings.ram_bytes or 0)
-    gpu_layers = sum(1 for names in arranged.gpu_blocks.values() for n in names if n.startswith("layer "))
-    cpu_layers = sum(1 for n in arranged.cpu_blocks if n.startswith("layer "))
-    offload = Offload(gpu_layers=gpu_layers, cpu_layers=cpu_layers, ram_bytes=ram_bytes)
+    ram_bytes = _ram_bytes(placed, unquantized)
+    ok = not placed.unplaced and ram_bytes <= (settings.ram_bytes or 0)
+    gpu_layers = sum(1 for names in placed.gpu_blocks.values() for n in names if n.startswith("layer "))
+    cpu_layers = sum(1 for n in placed.cpu_blocks if n.startswith("layer "))
+    longest = longest_context(runs, ctx.limit)
+    # the report's figure (add_max_context): every layer on the GPUs, no RAM
+    gpus_only = longest if ram is None else longest_context(lambda c: not at(c, None).placed.unplaced, ctx.limit)
+    at_longest = None
+    if longest is not None:
+        at_longest = sum(1 for n in at(longest).placed.cpu_blocks if n.startswith("layer "))
+    offload = Offload(gpu_layers=gpu_layers, cpu_layers=cpu_layers, ram_bytes=ram_bytes,
+                      cpu_layers_at_max_context=at_longest)  # fmt: skip
     why_not = None
-    if arranged.unplaced:
+    if placed.unplaced:
         why_not = (
-            f"{len(arranged.unplaced)} block(s) fit neither the GPUs nor "
+            f"{_in_words(placed.unplaced, blocks)} fit neither the GPUs nor "
             f"{'the CPU RAM given' if ram else 'any CPU RAM (give --ram)'} at {settings.context:,} tokens"
         )
     elif not ok:
-        why_not = "the offloaded layers, kept unquantized by bitsandbytes, exceed the CPU RAM"
-    longest = longest_context(runs, ctx.limit)
+        why_not = (
+            f"the {cpu_layers} offloaded layers, kept unquantized ({ctx.base}) by bitsandbytes, take "
+            f"{ram_bytes / GIB:.2f} GiB of CPU RAM, more than the {(settings.ram_bytes or 0) / GIB:.2f} GiB given"
+        )
+    if why_not is not None and longest is not None:
+        why_not += f"; it runs with --context {longest:,} or less"
     notes = list(assumptions)
-    if arranged.cpu_blocks:
+    if placed.cpu_blocks:
         notes.append(
             'CPU offload as device_map="auto" with max_memory places it (accelerate keeps room for the largest '
             "layer on the first GPU and in RAM); offloaded layers run on the GPU, their weights streamed over the "
@@ -318,10 +384,10 @@ def _transformers_plan(
             )
     if name in BNB_SCHEMES:
         notes.append("transformers keeps 10% of max_memory free for bitsandbytes' buffers (adjust_max_memory).")
-    read_gpu = ctx.read_bytes(sizes, set().union(*arranged.gpu_blocks.values()) if arranged.gpu_blocks else set())
+    read_gpu = ctx.read_bytes(sizes, set().union(*placed.gpu_blocks.values()) if placed.gpu_blocks else set())
     # accelerate's hook brings an offloaded layer's every weight to the GPU (all experts of a MoE layer)
     read_cpu = ctx.read_bytes(
-        ctx.sizes[ctx.base] if name in BNB_SCHEMES else sizes, set(arranged.cpu_blocks), active_only=False
+        ctx.sizes[ctx.base] if name in BNB_SCHEMES else sizes, set(placed.cpu_blocks), active_only=False
     )
     kv_total = sum(kv_per_layer(ctx.built, settings.context, 1, kv_dtype))
     decode = prefill = None
@@ -343,6 +409,7 @@ def _transformers_plan(
         max_concurrency=None,
         max_context=longest,
         context_limited_by_model=longest is not None and longest == ctx.limit,
+        max_context_on_gpus=gpus_only,
         offload=offload,
         decode_tokens_per_s=decode,
         prefill_tokens_per_s=prefill,
@@ -355,6 +422,14 @@ def _compute_dtype(scheme: str, base: str) -> str:
     """What the matmuls run in: bitsandbytes and pre-quantized formats dequantize to the load dtype."""
     own = LOAD_SCHEMES[scheme].dtype if scheme in LOAD_SCHEMES else None
     return own or base
+
+
+def _in_words(names: Sequence[str], blocks: Sequence[Block]) -> str:
+    """Blocks named in words: "32 of 80 layers and the head"."""
+    layers = len(_layer_indices(names))
+    parts = [f"{layers} of {len(_layer_indices([b.name for b in blocks]))} layers"] if layers else []
+    parts += [f"the {n}" for n in names if not n.startswith("layer ")]
+    return " and ".join(parts)
 
 
 def _ram_bytes(arranged: OffloadedPlacement, unquantized: Sequence[Block]) -> int:

@@ -17,7 +17,7 @@ from rich.text import Text
 from .errors import ExitCode
 from .gpus import NO_BF16_NOTE, run_dtype
 from .precisions import LABELS as PRECISION_LABELS
-from .render_plan import context_text, decode_cell, rate, run_rows, short_context, tokens_per_s
+from .render_plan import context_text, decode_cell, rate, run_rows, short_context, tokens_per_s, why_not_lines
 from .results import Failure, Report, frozen
 from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
@@ -960,6 +960,9 @@ def plan_renderable(result: Any) -> Group:
         parts.append(_plan_block(run))
     if result.alternatives:
         parts += [Text(""), Text("Alternatives", style="bold"), _alternatives(result.alternatives)]
+        reasons = why_not_lines(result.alternatives)
+        if reasons:
+            parts.append(bullets(dict.fromkeys(reasons), "dim", figures=True))
     first = run if run is not None else (result.alternatives[0] if result.alternatives else None)
     shown = [*result.notes, *(first.assumptions if first is not None else [])]
     if shown:
@@ -1041,25 +1044,25 @@ def plan_table(results: list[Any]) -> Table:
 
 
 def how_it_runs(memory: Any) -> Text:
-    """The main report's short block: per GPU setup, the first precision (report order, 16-bit first) that fits,
-    and the longest context it leaves."""
+    """The main report's short block: per GPU setup, the precision `hfsize plan` recommends with every layer on
+    the GPUs (plan.on_gpus), and the longest context it leaves (the plan's figure)."""
+    from .plan import on_gpus
+
     text = Text()
     text.append("How it runs", style="bold")
     lines = memory.computed()
     if not lines:
         return text
-    # a pre-quantized checkpoint loads as stored; otherwise its own dtype first, then int8 and the 4-bit schemes
-    first = ["as_stored"] if "as_stored" in lines else []
-    order = [*first, memory.load_dtype, *[k for k in lines if k not in (memory.load_dtype, "fp32", "as_stored")]]
     devices = {g.label: g for g in memory.gpus}
     no_bf16 = []
-    for label in next(iter(lines.values())).fits:
-        chosen = next((k for k in order if k in lines and lines[k].fits[label].verdict == "fits"), None)
+    for label, chosen in on_gpus(memory).items():
         if chosen is not None and label in devices and run_dtype(chosen, devices[label]) in lines:
             no_bf16 += [label] if run_dtype(chosen, devices[label]) != chosen else []
             chosen = run_dtype(chosen, devices[label])  # bf16 on a T4 / V100: fp16, the same bytes
         if chosen is None:
-            text.append(f"\n  {label}: no precision fits; see `hfsize plan` for CPU offload")
+            text.append(
+                f"\n  {label}: no precision fits at {memory.context:,} tokens; see `hfsize plan` for CPU offload"
+            )
             continue
         longest = lines[chosen].max_context.get(label)
         if longest is None:

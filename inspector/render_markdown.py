@@ -8,7 +8,7 @@ from typing import Any
 
 from .precisions import LABELS
 from .render_explain import SHAPE_LABELS, family_rows, overrides_line, step_sentences, value, verdict_word
-from .render_plan import context_text, decode_cell, run_rows
+from .render_plan import context_text, decode_cell, run_rows, why_not_lines
 from .results import (
     CheckResult,
     Comparison,
@@ -358,6 +358,9 @@ def plan(r: PlanResult) -> str:
         header = ["precision", "GPUs", "file", "engine", "runs", "layers GPU/CPU", "KV tokens", "concurrency",
                   "context", "decode tokens/s"]  # fmt: skip
         alternatives = "### Alternatives\n\n" + table(header, rows, right=(5, 6, 7, 8, 9))
+        reasons = why_not_lines(r.alternatives)
+        if reasons:
+            alternatives += "\nWhy not:\n\n" + "".join(f"- {cell(line)}\n" for line in reasons)
     first = run if run is not None else (r.alternatives[0] if r.alternatives else None)
     shown = list(dict.fromkeys([*r.notes, *(first.assumptions if first is not None else [])]))
     assumptions = "### Assumptions\n\n" + "".join(f"- {cell(n)}\n" for n in shown) if shown else None

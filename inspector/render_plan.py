@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .precisions import LABELS
 from .units import gib
 
 
@@ -43,6 +44,8 @@ def _speed_row(run: Any, speed: Any) -> str:
 
 
 def context_text(run: Any) -> str:
+    if not run.runs:  # no context runs this way at --context: its reason is in why_not_lines
+        return "-"
     if run.max_context is None:
         return "none"
     text = f"{run.max_context:,} tokens" + (" (the model's limit)" if run.context_limited_by_model else "")
@@ -52,13 +55,41 @@ def context_text(run: Any) -> str:
 
 
 def short_context(run: Any) -> str:
-    """context_text for a table cell: the figure, "(limit)" when it is the model's own limit, and the -ngl."""
+    """context_text for a table cell: the figure, "(limit)" when it is the model's own limit, and the -ngl; "-" for
+    a way that does not run (its reason is in why_not_lines)."""
+    if not run.runs:
+        return "-"
     if run.max_context is None:
         return "none"
     text = f"{run.max_context:,}" + (" (limit)" if run.context_limited_by_model else "")
     if run.engine == "llama.cpp" and run.offload is not None and run.offload.cpu_layers:
         text += f" at -ngl {run.offload.gpu_layers}"
     return text
+
+
+def _placement_at_longest(run: Any) -> str:
+    """transformers: where the layers go at the longest context when that is not where they go at --context (a
+    longer context offloads more layers), and the longest context with every layer on the GPUs."""
+    o = run.offload
+    more = getattr(o, "cpu_layers_at_max_context", None)
+    if run.engine != "transformers" or o is None or more is None or more == o.cpu_layers:
+        return ""
+    on_gpus = run.max_context_on_gpus
+    return f" with {more} layers in CPU RAM; all on the GPU(s): " + (
+        f"{on_gpus:,} tokens" if on_gpus is not None else "none"
+    )
+
+
+def why_not_lines(runs: Any) -> list[str]:
+    """One line per way that does not run, saying why (plan's why_not): footnotes of the alternatives table."""
+    lines = []
+    for run in runs:
+        if run.runs or not run.why_not:
+            continue
+        file = f" ({run.file})" if getattr(run, "file", None) else ""
+        tp = f" tp{run.tensor_parallel}" if run.tensor_parallel > 1 else ""
+        lines.append(f"{LABELS.get(run.precision, run.precision)}{file} on {run.gpus}{tp}: {run.why_not.rstrip('.')}.")
+    return lines
 
 
 def run_rows(run: Any) -> list[tuple[str, str]]:
@@ -87,7 +118,7 @@ def run_rows(run: Any) -> list[tuple[str, str]]:
             rows.append(("RAM", f"{gib(o.ram_bytes)} in RAM is more than --ram: {PAGES_WHY}"))
         elif o.ram_verdict == "does_not_fit":
             rows.append(("RAM", f"does not fit: the KV cache in RAM alone exceeds --ram ({gib(o.ram_bytes)} in all)"))
-    rows.append(("longest context", context_text(run)))
+    rows.append(("longest context", context_text(run) + _placement_at_longest(run)))
     rows.append(("decode", _speed_row(run, run.decode_tokens_per_s)))
     rows.append(("prefill", _speed_row(run, run.prefill_tokens_per_s)))
     return rows

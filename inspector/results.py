@@ -593,6 +593,9 @@ class Offload:
     # llama.cpp: ram_bytes against --ram, a RamVerdict ("fits" | "pages_from_disk" | "does_not_fit"); None when no
     # RAM figure is known (--ram 0, unreadable) and for transformers (whose offload must fit --ram to run at all)
     ram_verdict: str | None = None
+    # transformers: the layers in CPU RAM at `max_context` (more than `cpu_layers` when a longer context offloads
+    # more of them); None for llama.cpp and when nothing runs
+    cpu_layers_at_max_context: int | None = None
 
 
 @frozen
@@ -626,6 +629,9 @@ class RunPlan:
     assumptions: list[str]
     why_not: str | None = None  # when it does not run
     file: str | None = None  # llama.cpp: the GGUF file (a split set's name) this way loads; None for safetensors
+    # transformers: the longest context with every layer on the GPUs (no CPU RAM), the main report's
+    # `memory.<precision>.max_context`; None for the other engines or when not even 1 token fits
+    max_context_on_gpus: int | None = None
 
 
 @frozen

@@ -50,6 +50,8 @@ class Scheme:
     name: str  # the `memory.<name>` key
     dtype: str | None = None  # what non-quantized weights load as; None: the model's load dtype
     needs_architecture: bool = False  # which modules it replaces is known only from the built model
+    # the share of each device's max_memory transformers lets the weights use when loading at this scheme
+    max_memory_fraction: float = 1.0
 
     @property
     def label(self) -> str:
@@ -82,6 +84,9 @@ class Bnb(Scheme):
     """bitsandbytes, quantizing at load time the Linear weights transformers hands it."""
 
     needs_architecture: bool = True
+    # transformers' bitsandbytes quantizers keep 10% of max_memory for buffers created while quantizing
+    # (quantizer_bnb_4bit.py / quantizer_bnb_8bit.py `adjust_max_memory`: max_memory x 0.90)
+    max_memory_fraction: float = 0.90
     bits: int = 4
     double_quant: bool = False
 

@@ -10,7 +10,7 @@ import pytest
 
 from inspector.placement import Device
 from inspector.plan import context_limit, longest_context, offloaded_placement, scheme_sizes, weight_blocks
-from tests.helpers import FIXTURES, cli
+from tests.helpers import FIXTURES, cli, words
 
 GIB = 2**30
 PUBLISHED = json.loads((FIXTURES.parent.parent / "tests" / "data" / "published.json").read_text())
@@ -269,3 +269,177 @@ def test_plan_engines_are_the_registry():
     # a new engine appears in both; llama.cpp (GGUF files) is planned on the GGUF report's figures (gguf_plan.py)
     assert ENGINE_NAMES == tuple(ENGINES)
     assert ENGINES["llama.cpp"].checkpoint == "gguf"
+
+
+# ---------------------------------------------------------------- every layer's KV cache, and one rule for the report
+
+# T4: 15 GiB (16,106,127,360 B, the catalog's usable memory) less the default 1 GiB overhead = 15,032,385,536 B
+T4_ROOM = 16_106_127_360 - GIB
+# Mistral-7B-v0.1: 7,241,732,096 parameters (the published count) x 2 B in bf16 = 14,483,464,192 B, + 512 B of
+# rotary buffers (inv_freq) = 14,483,464,704 B; KV per token, all layers: 32 x 2 (K, V) x 8 KV heads x 128 x 2 B
+MISTRAL_BF16 = 7_241_732_096 * 2 + 512
+MISTRAL_KV_PER_TOKEN = 32 * 2 * 8 * 128 * 2  # 131,072 B
+# Llama-2-7B: 6,738,415,616 parameters x 2 B in fp16 + 512 B of buffers; KV per token: 32 x 2 x 32 heads x 128 x 2 B
+LLAMA2_7B_FP16 = 6_738_415_616 * 2 + 512
+LLAMA2_7B_KV_PER_TOKEN = 32 * 2 * 32 * 128 * 2  # 524,288 B
+
+
+def _way(result: dict, precision: str) -> dict:
+    return next(r for r in [result["plan"], *result["alternatives"]] if r and r["precision"] == precision)
+
+
+@pytest.mark.parametrize(
+    "model, precision, weights, per_token, longest",
+    [
+        # (15,032,385,536 - 14,483,464,704) // 131,072 = 548,920,832 // 131,072 = 4,187
+        # (4,187 x 131,072 = 548,798,464 fits; 4,188 x 131,072 = 548,929,536 does not)
+        ("mistralai/Mistral-7B-v0.1", "bf16", MISTRAL_BF16, MISTRAL_KV_PER_TOKEN, 4187),
+        # (15,032,385,536 - 13,476,831,744) // 524,288 = 1,555,553,792 // 524,288 = 2,966
+        ("meta-llama/Llama-2-7b-hf", "fp16", LLAMA2_7B_FP16, LLAMA2_7B_KV_PER_TOKEN, 2966),
+    ],
+)
+def test_plan_counts_every_layers_kv_cache_and_agrees_with_the_report(
+    capsys, on_replica, model, precision, weights, per_token, longest
+):
+    assert (T4_ROOM - weights) // per_token == longest  # the arithmetic in the comments above
+    report = json.loads(cli(capsys, model, "--gpu", "T4", "--json")[1])
+    assert report["memory"][precision]["max_context"]["T4"] == longest
+    args = ("plan", model, "--gpu", "T4", "--ram", "0", "--json")
+    at_longest = _way(json.loads(cli(capsys, *args, "--context", str(longest))[1]), precision)
+    assert at_longest["runs"] and at_longest["max_context"] == longest == at_longest["max_context_on_gpus"]
+    assert at_longest["offload"]["gpu_layers"] == 32
+    assert at_longest["weights_bytes_per_gpu"] == weights
+    assert at_longest["kv_cache_bytes_per_gpu"] == 32 * (per_token // 32) * longest  # all 32 layers, not 31
+    # one token more: weights + KV + 1 GiB overhead exceed the T4's 16,106,127,360 B
+    assert weights + per_token * (longest + 1) + GIB > 16_106_127_360
+    beyond = _way(json.loads(cli(capsys, *args, "--context", str(longest + 1))[1]), precision)
+    assert not beyond["runs"] and "fit neither" in beyond["why_not"]
+    # the reviewer's case: Mistral at 4,323 tokens needs 14,483,464,704 + 4,323 x 131,072 + 1 GiB = 16,123,830,784 B
+    if precision == "bf16":
+        assert MISTRAL_BF16 + 4323 * MISTRAL_KV_PER_TOKEN + GIB == 16_123_830_784
+        assert not _way(json.loads(cli(capsys, *args, "--context", "4323")[1]), "bf16")["runs"]
+
+
+@pytest.mark.parametrize(
+    "model, precision, context, kv_total",
+    [
+        # the reviewer's case: 32,768 x 131,072 B = 4,294,967,296 B (Mistral's 32 layers are full attention in
+        # transformers' cache: memory.kv_cache)
+        ("mistralai/Mistral-7B-v0.1", "bf16", 32768, 4_294_967_296),
+        # 4,096 x 524,288 B = 2,147,483,648 B
+        ("meta-llama/Llama-2-7b-hf", "fp16", 4096, 2_147_483_648),
+    ],
+)
+def test_offloaded_layers_keep_their_kv_cache_on_the_first_gpu(capsys, on_replica, model, precision, context, kv_total):
+    # on a T4 with 32 GB of RAM some layers go to RAM; the KV cache of every layer, offloaded or not, is on the GPU
+    per_token = MISTRAL_KV_PER_TOKEN if precision == "bf16" else LLAMA2_7B_KV_PER_TOKEN
+    assert per_token * context == kv_total
+    args = ("plan", model, "--gpu", "T4", "--ram", "32GB", "--context", str(context), "--json")
+    run = _way(json.loads(cli(capsys, *args)[1]), precision)
+    assert run["runs"] and run["offload"]["cpu_layers"] > 0
+    assert run["kv_cache_bytes_per_gpu"] == kv_total
+
+
+def test_longest_context_says_where_the_layers_go_there(capsys, on_replica):
+    args = ("plan", "mistralai/Mistral-7B-v0.1", "--gpu", "T4", "--ram", "32GB")
+    run = json.loads(cli(capsys, *args, "--json")[1])["plan"]
+    assert run["precision"] == "bf16" and run["offload"]["cpu_layers"] == 0  # at 2,048 tokens all on the GPU
+    assert run["max_context"] == 32768 and run["context_limited_by_model"]
+    # all on the GPU: the report's 4,187 (test above). At 32,768 tokens the KV cache of all 32 layers is
+    # 32,768 x 131,072 = 4,294,967,296 B on the GPU, leaving 15,032,385,536 - 4,294,967,296 = 10,737,418,240 B; the
+    # embeddings (32,000 x 4,096 x 2 + 512 = 262,144,512 B) and k layers of 436,224,000 B (218,112,000 parameters
+    # x 2) with room kept for one more (accelerate's reservation): 262,144,512 + (k + 1) x 436,224,000 <=
+    # 10,737,418,240 gives k = 23, so 32 - 23 = 9 layers in CPU RAM
+    assert run["max_context_on_gpus"] == 4187
+    assert run["offload"]["cpu_layers_at_max_context"] == 9
+    assert 262_144_512 + 24 * 436_224_000 <= T4_ROOM - 32768 * MISTRAL_KV_PER_TOKEN < 262_144_512 + 25 * 436_224_000
+    code, text, err = cli(capsys, *args)
+    assert code == 0, err
+    line = words(text)
+    assert "32,768 tokens (the model's limit) with 9 layers in CPU RAM; all on the GPU(s): 4,187 tokens" in line
+    code, text, err = cli(capsys, "mistralai/Mistral-7B-v0.1", "--gpu", "T4")
+    assert "T4: bf16, up to 4,187 tokens" in words(text)
+
+
+def test_report_and_plan_keep_bitsandbytes_share_free_alike(capsys, on_replica):
+    # transformers keeps 10% of max_memory for bitsandbytes (adjust_max_memory): int8 Llama-2-13B on a T4 has
+    # int(15,032,385,536 x 0.9) = 13,529,146,982 B. Its int8 weights: 40 layers x (4 x 5120^2 + 3 x 5120 x 13,824)
+    # = 12,687,769,600 B + an fp32 scale per output row (40 x 53,248 rows x 4 B = 8,519,680) + fp16 embeddings and
+    # head (2 x 32,000 x 5,120 x 2 = 655,360,000) + norms (81 x 5,120 x 2 = 829,440) = 13,352,478,720 B, + 512 B of
+    # rotary buffers; KV per token 40 x 2 x 40 x 128 x 2 = 819,200 B: (13,529,146,982 - 13,352,479,232) // 819,200
+    # = 215 tokens, short of the report's 2,048: int8 does not run there, nf4 does (plan's recommendation too)
+    int8 = 12_687_769_600 + 8_519_680 + 655_360_000 + 829_440 + 512
+    assert (int(T4_ROOM * 0.9) - int8) // 819_200 == 215
+    report = json.loads(cli(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "T4", "--json")[1])["memory"]
+    assert report["int8"]["weights_bytes"] == int8
+    assert report["int8"]["max_context"]["T4"] == 215
+    assert report["int8"]["fits"]["T4"]["verdict"] == "needs_more"
+    plan = json.loads(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "T4", "--ram", "0", "--json")[1])
+    assert plan["plan"]["precision"] == "nf4"
+    assert _way(plan, "int8")["max_context"] == 215
+    code, text, err = cli(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "T4")
+    assert "T4: nf4 (bnb), up to 4,096 tokens (the model's limit)" in words(text)
+
+
+def test_plan_text_and_markdown_say_why_a_way_does_not_run(capsys, on_replica):
+    # Llama-2-70B fp16 on an RTX-4090 with 64 GB of RAM at 2,048 tokens: 24,683,479,040 B on the GPU (24,564 MiB
+    # less 1 GiB). A layer is 1,711,308,800 B + 8,388,608 B of KV (2 x 8 KV heads x 128 x 2 B x 2,048). The GPU
+    # also holds the KV of the 36 offloaded layers (36 x 8,388,608 = 301,989,888) and room for one layer to run:
+    # 524,288,000 (embeddings) + 12 x 1,719,697,408 <= 24,683,479,040 - 301,989,888 - 1,711,308,800 < 13 layers.
+    # RAM, with room for one layer more: 37 x 1,711,308,800 = 63,318,425,600 <= 64e9 < 38 x 1,711,308,800 (36
+    # layers). 80 - 12 - 36 = 32 layers and the head go nowhere.
+    room = 25_757_220_864 - GIB - 36 * 8_388_608 - LLAMA2_70B_LAYER_FP16
+    assert (
+        524_288_000 + 12 * (LLAMA2_70B_LAYER_FP16 + 8_388_608)
+        <= room
+        < 524_288_000 + 13 * (LLAMA2_70B_LAYER_FP16 + 8_388_608)
+    )
+    assert 37 * LLAMA2_70B_LAYER_FP16 <= 64 * 10**9 < 38 * LLAMA2_70B_LAYER_FP16
+    args = ("plan", "meta-llama/Llama-2-70b-hf", "--gpu", "RTX-4090", "--ram", "64GB")
+    result = json.loads(cli(capsys, *args, "--json")[1])
+    fp16 = _way(result, "fp16")
+    assert (fp16["offload"]["gpu_layers"], fp16["offload"]["cpu_layers"]) == (12, 36)
+    reason = "32 of 80 layers and the head fit neither the GPUs nor the CPU RAM given at 2,048 tokens"
+    assert fp16["why_not"] == reason
+    not_running = [a for a in result["alternatives"] if not a["runs"]]
+    assert {a["precision"] for a in not_running} >= {"fp16", "int8"}
+    code, text, err = cli(capsys, *args)
+    assert code == 0, err
+    said = words(text)
+    assert f"fp16 on RTX-4090: {reason}." in said
+    for a in not_running:
+        assert words(a["why_not"]) in said
+        if a["max_context"] is not None:  # a shorter --context runs; not shown as this way's context
+            assert f"it runs with --context {a['max_context']:,} or less" in a["why_not"]
+            assert f"{a['max_context']:,} tokens" not in said.replace(a["why_not"], "")
+    for row in text.splitlines():
+        if row.startswith(("fp16 ", "int8 ")) and " no " in row:
+            assert row.split()[-1] == "-"  # the context column of a way that does not run
+    code, md, err = cli(capsys, *args, "--format", "markdown")
+    assert code == 0, err
+    assert f"- fp16 on RTX-4090: {reason}." in md
+    rows = [r for r in md.splitlines() if r.startswith("| fp16 ")]
+    assert rows and all(r.split("|")[9].strip() == "-" for r in rows)  # the context column
+
+
+def test_two_gpus_keep_room_for_a_layer_on_the_first_alike_in_report_and_plan(capsys, on_replica):
+    # Llama-2-13B fp16 on two T4s (15,032,385,536 B each after the overhead). A layer: 4 x 5120^2 + 3 x 5120 x 13,824
+    # + 2 x 5120 = 317,204,480 parameters = 634,408,960 B, + 40 heads x 128 x 2 (K, V) x 2 B = 20,480 B of KV per
+    # token; the embeddings 32,000 x 5,120 x 2 = 327,680,000 B + 512 B of buffers; the head 327,690,240 B.
+    # accelerate keeps room for one layer (its weights) on GPU 0: at c tokens GPU 0 takes k layers with
+    # 327,680,512 + k x (634,408,960 + 20,480 c) <= 15,032,385,536 - 634,408,960, GPU 1 the other 40 - k and the head.
+    room, layer, head, embeddings = T4_ROOM, 634_408_960, 327_690_240, 327_680_512
+
+    def fits(c: int) -> bool:
+        k = (room - layer - embeddings) // (layer + 20_480 * c)
+        return (40 - k) * (layer + 20_480 * c) + head <= room
+
+    assert fits(3374) and not fits(3375)  # k = 20 at 3,374 tokens; k = 19 at 3,375 and GPU 1's 21 layers overflow
+    report = json.loads(cli(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--json")[1])["memory"]
+    assert report["fp16"]["max_context"]["T4 x2"] == 3374
+    plan = json.loads(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--ram", "0", "--json")[1])
+    assert plan["plan"]["precision"] == "fp16" and plan["plan"]["max_context"] == 3374
+    # the report's verdict follows the same rule: at 3,375 tokens fp16 no longer fits the two T4s
+    for context, verdict in ((3374, "fits"), (3375, "needs_more")):
+        args = ("meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--context", str(context), "--json")
+        assert json.loads(cli(capsys, *args)[1])["memory"]["fp16"]["fits"]["T4 x2"]["verdict"] == verdict
