@@ -132,7 +132,7 @@ def _figures(run: dict) -> list[str]:
         return f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
 
     out = []
-    if run["max_context"] is not None:
+    if run["max_context"] is not None and run["runs"]:  # a way that does not run shows "-" and why below the table
         out.append(f"{run['max_context']:,}")
     speed = run["decode_tokens_per_s"]
     if speed is not None:
