@@ -91,7 +91,8 @@ def _title(report: Report) -> Text:
 
 def _parameters(report: Report) -> Table:
     p = report.parameters
-    columns = [Col(f"Parameters  {p.total:,}  ({human_count(p.total)})"), Col("count", "right"), Col("share", "right")]
+    columns = [Col(f"Parameters  {p.total:,}  ({human_count(p.total)})"), Col("count", "right"),
+               Col("share", "right", optional=True)]  # fmt: skip
     rows: list[list[str]] = []
     table = _Rows(rows)
     for component, n in p.by_component.items():
