@@ -51,7 +51,7 @@ def report_renderable(report: Report, width: int = 120) -> Group:
     if report.memory is not None:
         parts.append(_memory(report.memory))
         if report.memory.computed() and any(line.max_context for line in report.memory.computed().values()):
-            parts.append(how_it_runs(report.memory))
+            parts.append(Prose(how_it_runs(report.memory)))
     if report.notes:
         parts.append(Group(Text("Reconciliation", style="bold"), bullets(report.notes)))
     spaced: list[Any] = []
@@ -414,7 +414,7 @@ def comparison_renderable(c: Any) -> Group:
         changed = {k: v for k, v in (c.parameters_delta_by_component or {}).items() if v}
         for component, delta in changed.items():
             line.append(f"\n  {COMPONENT_LABELS.get(component, component)} {_signed(delta)}")
-        parts.append(line)
+        parts.append(Prose(line))
     if c.stored_bytes_delta is not None:
         base_from, _, fine_from = c.stored_bytes_from.partition(" / ")
         source = base_from if base_from == fine_from else f"{base_from} (base) and {fine_from} (finetune)"
@@ -626,7 +626,7 @@ def gguf_renderable(report: Any) -> Group:
                 f"(padded to 256) = {summary.sequences} sequences x {summary.context // summary.sequences:,} tokens "
                 f"(llama.cpp -np {summary.sequences} -c {summary.context}: the sequences share n_ctx)"
                 if summary.sequences > 1
-                else "(padded to 256) x 1 sequence(s)"
+                else "(padded to 256) x 1 sequence"
             )
             + f", cache type {summary.cache_type} "
             f"({kv.kv_bytes_per_token:,} bytes per token)"
@@ -654,7 +654,7 @@ def gguf_renderable(report: Any) -> Group:
     parts: list[Any] = [title, table]
     if labels:
         parts.append(_gguf_gpu_table(summary, labels))
-    parts.append(notes)
+    parts.append(Prose(notes))
     if summary.download:  # a command shown for copying is one line, however narrow the terminal
         parts.append(Text(summary.download, style="bold", no_wrap=True, overflow="ignore"))
     return Group(*parts)
@@ -734,7 +734,7 @@ def gguf_comparison_renderable(c: Any) -> Group:
     title = f"Against the base in bf16 ({gb(c.base_bf16_bytes)})"
     fitted = Fitted(columns, rows, box=BOX, title=title, title_justify="left")
     notes = Text("\n".join(f"! {n}" for n in c.notes), style="yellow")
-    return Group(heading, same, fitted, notes)
+    return Group(Prose(heading), Prose(same), fitted, Prose(notes))
 
 
 # ---------------------------------------------------------------- `hfsize plan`
