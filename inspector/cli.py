@@ -793,7 +793,8 @@ def _emit(report: Any, kind: str) -> None:
         from .render_explain import renderable
         from .render_table import emit
 
-        emit(renderable(report) or render.report_renderable(report))
+        explained = renderable(report)
+        emit(render.report_renderable(report) if explained is None else explained)
 
 
 def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
