@@ -555,11 +555,9 @@ def _emit_many(results: Iterable[Any], kind: str, one: Callable[[Any], Any], tab
         for result in results:
             click.echo(to_json(result, indent=2 if len(results) == 1 else None))
         return codes
-    from rich.console import Console
+    from .render_table import emit
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    # crop=False: a command shown for copying (check's GGUF `hf download`) stays one line past the terminal's width
-    console.print(one(results[0]) if len(results) == 1 else table(results), crop=False)
+    emit(one(results[0]) if len(results) == 1 else table(results))
     return codes
 
 
@@ -804,17 +802,12 @@ def _emit(report: Any, kind: str) -> None:
 
         click.echo(to_json(report))
     else:
-        from rich.console import Console
-
         from . import render
         from .render_explain import renderable
+        from .render_table import emit
 
-        console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
         explained = renderable(report)
-        if explained is None:
-            render.print_report(report, console)
-        else:
-            console.print(explained)
+        emit(render.report_renderable(report) if explained is None else explained)
 
 
 def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:

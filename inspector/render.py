@@ -6,11 +6,9 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -18,7 +16,8 @@ from .errors import ExitCode
 from .gpus import NO_BF16_NOTE, run_dtype
 from .precisions import LABELS as PRECISION_LABELS
 from .render_plan import context_text, decode_cell, rate, run_rows, short_context, tokens_per_s, why_not_lines
-from .results import Failure, Report, frozen
+from .render_table import BOX, Col, Fitted, Prose, pairs
+from .results import Failure, Report
 from .results import to_json as to_json  # the JSON form lives with the dataclasses (no rich)
 from .units import GIB, gb, gib, human_count, plural, signed_gib
 from .units import gib_number as _gib_number
@@ -36,167 +35,24 @@ COMPONENT_LABELS = {
 }
 
 
-@frozen
-class Col:
-    """A column of a `Fitted` table. Numbers, ids and verdicts never wrap (`wrap=False`); prose may, at spaces."""
-
-    header: str
-    justify: str = "left"
-    wrap: bool = False
-    optional: bool = False  # dropped first when the table is too wide (a decoration such as the bar)
-
-
-class Fitted:
-    """A table that never cuts a cell or drops a requested column, whatever the terminal's width.
-
-    Whole when every column fits; else stacked: the first `key` columns (the row's name) repeated with as
-    many of the others as fit, table after table; else, when even one column beside the key is too wide,
-    one block per row ("header  value" lines). rich alone would shrink no_wrap columns to an ellipsis and
-    crop the rest of the line."""
-
-    def __init__(self, columns: Sequence[Col], rows: Iterable[Sequence[str]], *, key: int = 1, **table: Any) -> None:
-        self.columns, self.rows, self.key, self.table = list(columns), [list(r) for r in rows], key, table
-
-    def _table(self, chosen: Sequence[int]) -> Table:
-        table = Table(**{"header_style": "bold", "pad_edge": False, **self.table})
-        for i in chosen:
-            c = self.columns[i]
-            # rich measures a cell by its longest word even when it may not wrap: the whole cell is its minimum
-            cells = [c.header, *(r[i] for r in self.rows)]
-            # and a prose cell by its longest word, which it must not split
-            whole = max((_word_width(cell) if c.wrap else _cell_width(cell)) for cell in cells)
-            table.add_column(
-                c.header, justify=c.justify, no_wrap=not c.wrap, overflow="fold" if c.wrap else "crop", min_width=whole
-            )
-        for row in self.rows:
-            table.add_row(*(row[i] for i in chosen))
-        return table
-
-    @staticmethod
-    def _fits(console: Console, options: ConsoleOptions, table: Table) -> bool:
-        # measured unbounded: rich clamps a measurement to the width it is given
-        return Measurement.get(console, options.update_width(10**6), table).minimum <= options.max_width
-
-    @staticmethod
-    def _sized(console: Console, options: ConsoleOptions, table: Table) -> Table:
-        """Widths set for the prose columns so that the table takes the width exactly, each at least its longest
-        word: rich's own shrinking gives up when two prose columns reach the same width and crops them all."""
-        unbounded = options.update_width(10**6)
-        ranges = [table._measure_column(console, unbounded, column) for column in table.columns]
-        whole = Measurement.get(console, unbounded, table)
-        if whole.maximum <= options.max_width:
-            return table
-        extra = whole.minimum - sum(r.minimum for r in ranges)  # borders and padding
-        prose = [i for i, column in enumerate(table.columns) if not column.no_wrap]
-        budget = options.max_width - extra - sum(r.minimum for r in ranges)
-        slack = sum(ranges[i].maximum - ranges[i].minimum for i in prose) or 1
-        for i in prose:
-            share = budget * (ranges[i].maximum - ranges[i].minimum) // slack
-            # a column's width excludes its padding, which the measurement includes
-            padding = ranges[i].minimum - (table.columns[i].min_width or 0) if table.columns[i].min_width else 0
-            table.columns[i].width = ranges[i].minimum + share - padding
-        return table
-
-    def layouts(self, console: Console, options: ConsoleOptions) -> list[Table] | None:
-        """The tables to print one after another, or None when only the vertical layout fits."""
-        keys = list(range(self.key))
-        rest = [i for i in range(self.key, len(self.columns)) if not self.columns[i].optional]
-        full = self._table(range(len(self.columns)))
-        if self._fits(console, options, full):
-            return [self._sized(console, options, full)]
-        groups: list[list[int]] = []
-        for i in rest:
-            if groups and self._fits(console, options, self._table(keys + groups[-1] + [i])):
-                groups[-1].append(i)
-            elif self._fits(console, options, self._table(keys + [i])):
-                groups.append([i])
-            else:
-                return None
-        return [self._sized(console, options, self._table(keys + g)) for g in groups] or [self._table(keys)]
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
-        tables = self.layouts(console, options)
-        if tables is not None:
-            for i, table in enumerate(tables):
-                if i:
-                    yield Text("")
-                yield table
-            return
-        for n, row in enumerate(self.rows):
-            if n:
-                yield Text("")
-            yield Text.from_markup("  ".join(cell for cell in row[: self.key] if cell), style="bold")
-            grid = Table.grid(padding=(0, 2))
-            grid.add_column(no_wrap=True)
-            grid.add_column(overflow="fold")
-            for c, cell in zip(self.columns[self.key :], row[self.key :], strict=True):
-                if cell and not c.optional:
-                    grid.add_row("  " + Text.from_markup(c.header).plain.replace("\n", " "), cell)
-            yield grid
-
-
-def _cell_width(cell: str) -> int:
-    return max((cell_len(line) for line in Text.from_markup(cell).plain.splitlines()), default=0)
-
-
-def _word_width(cell: str) -> int:
-    return max((cell_len(word) for word in Text.from_markup(cell).plain.split()), default=0)
-
-
-def bullets(items: Iterable[str], style: str = "", *, figures: bool = False) -> Table:
-    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0);
-    `figures`: wrapped as Figures, never between a number and its neighbours."""
+def bullets(items: Iterable[str], style: str = "") -> Table:
+    """Bulleted lines whose continuation lines stay under their text (rich Text would wrap to column 0)."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
-    grid.add_column(overflow="fold")
+    grid.add_column()
     for item in items:
-        grid.add_row(Text("  •", style=style), Figures(item, style) if figures else Text(item, style=style))
+        grid.add_row(Text("  •", style=style), Prose(Text(item, style=style)))
     return grid
-
-
-def _chunks(text: str) -> list[str]:
-    """`text` in the pieces a line may start with: split at spaces, except a space beside a digit, so that a
-    figure stays with its unit and its label ("9.88 GiB", "(bound 38.1)", "-ngl 18", "4,096 tokens")."""
-    words = text.split(" ")
-    chunks = [words[0]]
-    for word in words[1:]:
-        if (chunks[-1] and chunks[-1][-1].isdigit()) or (word[:1].isdigit()):
-            chunks[-1] += " " + word
-        else:
-            chunks.append(word)
-    return chunks
-
-
-class Figures:
-    """Plain text that wraps at spaces but never beside a digit (`_chunks`): a number is never separated from its
-    unit or label, whatever the width (a piece wider than the column is folded, the last resort)."""
-
-    def __init__(self, text: str, style: str = "") -> None:
-        self.text, self.style = text, style
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        chunks = _chunks(self.text)
-        return Measurement(max(cell_len(c) for c in chunks), cell_len(self.text))
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
-        lines = [""]
-        for chunk in _chunks(self.text):
-            if lines[-1] and cell_len(lines[-1]) + 1 + cell_len(chunk) > options.max_width:
-                lines.append(chunk)
-            else:
-                lines[-1] = f"{lines[-1]} {chunk}" if lines[-1] else chunk
-        for line in lines:
-            yield Text(line, style=self.style, overflow="fold")
 
 
 def report_renderable(report: Report, width: int = 120) -> Group:
     if not isinstance(report, Report):  # the GGUF report (issue 16): rendered by gguf_renderable below
         return gguf_renderable(report)
-    parts: list[Any] = [_title(report), *_overrides(report), _parameters(report), _checkpoint(report)]
+    parts: list[Any] = [Prose(_title(report)), *_overrides(report), _parameters(report), _checkpoint(report)]
     if report.memory is not None:
         parts.append(_memory(report.memory))
         if report.memory.computed() and any(line.max_context for line in report.memory.computed().values()):
-            parts.append(how_it_runs(report.memory))
+            parts.append(Prose(how_it_runs(report.memory)))
     if report.notes:
         parts.append(Group(Text("Reconciliation", style="bold"), bullets(report.notes)))
     spaced: list[Any] = []
@@ -209,21 +65,16 @@ def _overrides(result: Any) -> list[Text]:
     """`--set`: the config values this answer is for, when any were changed."""
     from .render_explain import overrides_line
 
-    return [Text(overrides_line(result.overrides), style="yellow")] if result.overrides else []
-
-
-def print_report(report: Report, console: Console) -> None:
-    # crop=False: a command shown for copying (GGUF's hf download) stays one line past the terminal's width
-    console.print(report_renderable(report, console.width), crop=False)
+    return [Prose(Text(overrides_line(result.overrides), style="yellow"))] if result.overrides else []
 
 
 def _title(report: Report) -> Text:
     text = Text()
     text.append(report.model, style="bold cyan")
     if report.source == "hub":
-        text.append(f"  @ {report.revision or 'main'}")
+        text.append(f"  @\u00a0{report.revision or 'main'}")
         if report.commit:
-            text.append(f" (commit {report.commit})", style="dim")
+            text.append(f" (commit\u00a0{short_commit(report.commit)})", style="dim")
     else:
         text.append("  (local folder)", style="dim")
     arch = report.architecture
@@ -241,10 +92,10 @@ def _title(report: Report) -> Text:
 
 def _parameters(report: Report) -> Table:
     p = report.parameters
-    table = Table(title=None, box=None, show_header=True, header_style="bold", pad_edge=False)
-    table.add_column(f"Parameters  {p.total:,}  ({human_count(p.total)})", no_wrap=True)
-    table.add_column("count", justify="right")
-    table.add_column("share", justify="right")
+    columns = [Col(f"Parameters  {p.total:,}  ({human_count(p.total)})"), Col("count", "right"),
+               Col("share", "right", optional=True)]  # fmt: skip
+    rows: list[list[str]] = []
+    table = _Rows(rows)
     for component, n in p.by_component.items():
         table.add_row(f"  {COMPONENT_LABELS.get(component, component)}", f"{n:,}", f"{100 * n / p.total:.1f}%")
     for target, source in p.tied.items():
@@ -260,7 +111,7 @@ def _parameters(report: Report) -> Table:
         table.add_row(f"  [dim]{span}[/dim]", f"[dim]{group.parameters_each:,} each[/dim]", "")
     if p.buffers:
         table.add_row("  [dim]buffers (not parameters)[/dim]", f"[dim]{p.buffers:,}[/dim]", "")
-    return table
+    return Fitted(columns, rows)
 
 
 def _checkpoint(report: Report) -> Table | Text | Group:
@@ -268,21 +119,16 @@ def _checkpoint(report: Report) -> Table | Text | Group:
     if c.format == "none":
         return Text("Checkpoint  no weight files", style="bold")
     if not c.headers_read:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column(f"Checkpoint  {c.format} (pickle), {plural(len(c.files), 'file')}, no headers", no_wrap=True)
-        table.add_column("size", justify="right")
-        for f in c.files:
-            table.add_row(f"  {f.name}", gib(f.size) if f.size is not None else "?")
-        return table
+        heading = f"Checkpoint  {c.format} (pickle), {plural(len(c.files), 'file')}, no headers"
+        columns = [Col(heading), Col("size", "right")]
+        return Fitted(columns, [[f"  {f.name}", gib(f.size) if f.size is not None else "?"] for f in c.files])
     heading = Text(
         f"Checkpoint  {c.format}, {plural(len(c.files), 'file')}, {plural(c.tensors, 'tensor')}, {c.bytes:,} bytes "
         f"({gib(c.bytes)})",
         style="bold",
     )
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("elements", justify="right")
-    table.add_column("bytes", justify="right")
+    rows: list[list[str]] = []
+    table = _Rows(rows)
     for dtype, n in c.parameters_by_dtype.items():
         table.add_row(f"  {dtype}", f"{n:,}", f"{c.bytes_by_dtype[dtype]:,}")
     shown = c.files if len(c.files) <= 8 else c.files[:3] + c.files[-2:]
@@ -292,7 +138,7 @@ def _checkpoint(report: Report) -> Table | Text | Group:
         table.add_row(f"  [dim]{f.name}[/dim]", f"[dim]{plural(f.tensors, 'tensor')}[/dim]", f"[dim]{f.bytes:,}[/dim]")
     if c.index_total_size is not None:
         table.add_row("  [dim]index total_size[/dim]", "", f"[dim]{c.index_total_size:,}[/dim]")
-    return Group(heading, table)
+    return Group(Prose(heading), Fitted([Col(""), Col("elements", "right"), Col("bytes", "right")], rows))
 
 
 BAR_WIDTH = 10
@@ -364,15 +210,15 @@ def _memory(memory: Any) -> Group:
             ]
         )
     legend = [VERDICT_LEGEND] if gpu_labels else []
-    parts: list[Any] = [heading, _MemoryTable(Fitted(columns, rows, box=None), legend)]
+    parts: list[Any] = [Prose(heading), _MemoryTable(Fitted(columns, rows, box=None), legend)]
     if memory.training is not None:
         t = memory.training
-        table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(no_wrap=True)
-        table.add_column(justify="right", no_wrap=True)
-        table.add_row("  full AdamW, mixed precision", gib(t.full_adamw_bytes))
-        table.add_row(f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes))
-        table.add_row(f"  QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes))
+        rows = [
+            ["  full AdamW, mixed precision", gib(t.full_adamw_bytes)],
+            [f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes)],
+            [f"  QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes)],
+        ]
+        table = Fitted([Col(""), Col("", "right")], rows, show_header=False)
         parts += [Text(""), Text("Finetuning (weights + grads + optimizer, activations excluded)", style="bold"), table]
     parts += [Text(""), bullets(memory.notes, style="dim")]
     return Group(*parts)
@@ -392,6 +238,21 @@ class _MemoryTable:
         if legend:
             yield Text("")
             yield bullets(legend, style="dim")
+
+
+class _Rows:
+    """add_row onto a list of rows, for the renderers written against rich's Table."""
+
+    def __init__(self, rows: list[list[str]]) -> None:
+        self.rows = rows
+
+    def add_row(self, *cells: Any) -> None:
+        self.rows.append(list(cells))
+
+
+def short_commit(commit: str) -> str:
+    """A commit as git and the Hub show it, 7 hex digits (the JSON has all 40)."""
+    return commit[:7]
 
 
 # ---------------------------------------------------------------- `hfsize check`
@@ -463,24 +324,22 @@ def check_renderable(result: Any) -> Group:
     title = Text()
     title.append(result.model, style="bold cyan")
     if result.commit:
-        title.append(f"  @ {result.revision or 'main'} (commit {result.commit})", style="dim")
+        title.append(f"  @\u00a0{result.revision or 'main'} (commit\u00a0{short_commit(result.commit)})", style="dim")
     if result.parameters is not None:
         title.append(f"  {result.parameters:,} parameters ({human_count(result.parameters)})")
     if result.error is not None:
         return Group(
-            title,
+            Prose(title),
             Text.from_markup(f"  [red]✗[/red] {escape(result.error or '')}"),
             Text.from_markup(_result_word(result)),
         )
     plan = result.download
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")  # a long path folds, never an ellipsis
     # the index is a weight file from_pretrained reads, but no weights: counted apart, as inspect counts the shards
     shards = [f for f in plan.weights if not f.path.endswith(".index.json")]
     indexed = " + the index" if len(shards) < len(plan.weights) else ""
     weights = plural(len(shards), f"{plan.weights_format} file") + indexed if plan.weights else "no weights"
-    line = f"{gib(plan.bytes)} ({weights} + {plural(len(plan.companions), 'config/tokenizer file')})"
+    companions = f" + {plural(len(plan.companions), 'config/tokenizer file')}" if plan.companions else ""
+    line = f"{gib(plan.bytes)} ({weights}{companions})"
     if plan.unused_bytes:
         line += f"; the whole repo is {gib(plan.repo_bytes)}"
     if result.disk is not None:
@@ -488,16 +347,12 @@ def check_renderable(result: Any) -> Group:
         mark = "[green]✓[/green]" if d.fits else "[red]✗[/red]"
         cached = f", {gib(d.cached_bytes)} already cached" if d.cached_bytes else ""
         line += f"\n{mark} {gib(d.free_bytes)} free at {d.path}{cached}"
-    table.add_row("Download", line)
-    table.add_row("Fit", _fit_summary(result))
-    parts: list[Any] = [title, *_overrides(result), table]
+    table = pairs([["Download", line], ["Fit", _fit_summary(result)]], label_style="bold")
+    parts: list[Any] = [Prose(title), *_overrides(result), table]
     if result.problems:
-        problems = Table(box=None, show_header=False, pad_edge=False)
-        problems.add_column(no_wrap=True)
-        problems.add_column(no_wrap=True, style="dim")
-        problems.add_column(overflow="fold")
-        for p in result.problems:
-            problems.add_row(f"  {_SEVERITY[p.severity]}", p.code, Text(p.message))  # a message is not markup
+        columns = [Col(""), Col("", style="dim"), Col("", wrap=True)]
+        rows = [[f"  {_SEVERITY[p.severity]}", p.code, Text(p.message)] for p in result.problems]  # not markup
+        problems = Fitted(columns, rows, key=2, show_header=False)
         parts += [Text("Problems", style="bold"), problems]
     else:
         parts.append(Text.from_markup("[green]No problems found.[/green]"))
@@ -530,7 +385,7 @@ def check_table(results: list[Any]) -> Group:
         first = next((p for p in r.problems if p.severity != "info"), None)
         problems = ", ".join(counts) + (f": {first.code}" if first else "") if counts else "[green]none[/green]"
         rows.append([r.model, gib(r.download.bytes), _fit_summary(r), problems, _result_word(r)])
-    parts: list[Any] = [Fitted(columns, rows, box=box.HEAVY_HEAD)]
+    parts: list[Any] = [Fitted(columns, rows, box=BOX)]
     if any(r.verdicts for r in results if r.error is None):
         parts.append(bullets([VERDICT_LEGEND], style="dim"))
     if errors:
@@ -586,7 +441,7 @@ def comparison_renderable(c: Any) -> Group:
         changed = {k: v for k, v in (c.parameters_delta_by_component or {}).items() if v}
         for component, delta in changed.items():
             line.append(f"\n  {COMPONENT_LABELS.get(component, component)} {_signed(delta)}")
-        parts.append(line)
+        parts.append(Prose(line))
     if c.stored_bytes_delta is not None:
         base_from, _, fine_from = c.stored_bytes_from.partition(" / ")
         source = base_from if base_from == fine_from else f"{base_from} (base) and {fine_from} (finetune)"
@@ -625,13 +480,9 @@ def fits_text(fits: dict[str, dict[str, str]]) -> str:
     return "; ".join(parts) + " (each as it ships)"
 
 
-def _labelled(label: str, markup: str) -> Table:
+def _labelled(label: str, markup: str) -> Fitted:
     """'Label  text' whose text wraps under itself, not under the label."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True, style="bold")
-    grid.add_column()
-    grid.add_row(label, Text.from_markup(markup))
-    return grid
+    return pairs([[label, markup]], label_style="bold")
 
 
 def _tensor_diff(diff: Any) -> Fitted | Text:
@@ -647,10 +498,9 @@ def _tensor_diff(diff: Any) -> Fitted | Text:
     return Fitted(columns, cells, key=2, box=None)
 
 
-def _adapter(a: Any) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+def _adapter(a: Any) -> Fitted:
+    rows: list[list[str]] = []
+    table = _Rows(rows)
     targets = a.target_modules if isinstance(a.target_modules, str) else ", ".join(a.target_modules or [])
     table.add_row("Adapter", f"{a.peft_type} r={a.rank} alpha={a.alpha} on {targets} ({a.modules} modules)")
     stored = f"{a.parameters_stored:,} stored" if a.parameters_stored is not None else "no safetensors header"
@@ -662,7 +512,7 @@ def _adapter(a: Any) -> Table:
     table.add_row("Base + adapter", serve)
     merged = "  ".join(f"{PRECISION_LABELS[p]} {gib(v)}" for p, v in a.merged_bytes.items() if p in ("bf16", "fp16"))
     table.add_row("Merged", f"{merged} (merging keeps the base's shapes)")
-    return table
+    return pairs(rows, label_style="bold")
 
 
 def comparison_table(results: list[Any]) -> Fitted:
@@ -679,7 +529,7 @@ def comparison_table(results: list[Any]) -> Fitted:
         stored = _signed(c.stored_bytes_delta) if c.stored_bytes_delta is not None else "?"
         memory = signed_gib(c.memory_delta["bf16"]) if "bf16" in c.memory_delta else "?"
         rows.append([c.finetune, c.verdict, params, stored, memory])
-    return Fitted(columns, rows, box=box.HEAVY_HEAD)
+    return Fitted(columns, rows, box=BOX)
 
 
 # ---------------------------------------------------------------- several models (`hfsize A B C`)
@@ -729,7 +579,7 @@ def inspect_table(results: list[Any], gpus: list[Any]) -> Group:
             "GGUF repos: the recommended file (else the first); stored: its tensor bytes; per GPU: fits (every "
             "layer on the GPU with llama.cpp), -ngl N (the layers that fit; the rest stay in RAM) or no."
         )
-    parts: list[Any] = [Fitted(columns, rows, box=box.SIMPLE_HEAD), bullets(notes, style="dim")]
+    parts: list[Any] = [Fitted(columns, rows, box=BOX), bullets(notes, style="dim")]
     if errors:
         parts += [Text(""), bullets(errors, style="red")]
     return Group(*parts)
@@ -797,7 +647,7 @@ def gguf_renderable(report: Any) -> Group:
         context = f"{f.context_length:,}" if f.context_length is not None else "-"
         read = f"{f.bytes_read / 10**6:,.2f}" if f.requests else "-"  # header bytes read (--verbose: requests)
         rows.append([name, size, human_count(f.parameters), bits, f.file_type or "-", context, read])
-    table = Fitted(columns, rows, box=box.SIMPLE_HEAD, title="GGUF files", title_justify="left", title_style="bold")
+    table = Fitted(columns, rows, box=BOX, title="GGUF files", title_justify="left", title_style="bold")
     notes = Text()
     models = [f for f in summary.files if f.error is None]
     counts = sorted({f.parameters for f in models if f.kind == "model"})
@@ -825,7 +675,7 @@ def gguf_renderable(report: Any) -> Group:
                 f"(padded to 256) = {summary.sequences} sequences x {summary.context // summary.sequences:,} tokens "
                 f"(llama.cpp -np {summary.sequences} -c {summary.context}: the sequences share n_ctx)"
                 if summary.sequences > 1
-                else "(padded to 256) x 1 sequence(s)"
+                else "(padded to 256) x 1 sequence"
             )
             + f", cache type {summary.cache_type} "
             f"({kv.kv_bytes_per_token:,} bytes per token)"
@@ -854,7 +704,7 @@ def gguf_renderable(report: Any) -> Group:
     parts: list[Any] = [title, table]
     if labels:
         parts.append(_gguf_gpu_table(summary, labels))
-    parts.append(notes)
+    parts.append(Prose(notes))
     if summary.download:  # a command shown for copying is one line, however narrow the terminal
         parts.append(Text(summary.download, style="bold", no_wrap=True, overflow="ignore"))
     return Group(*parts)
@@ -885,7 +735,7 @@ def _gguf_gpu_table(summary: Any, labels: list[str]) -> Fitted:
                 f"{speed['low']:.0f}-{speed['high']:.0f}" if speed else "-",
             ])  # fmt: skip
     return Fitted(
-        columns, rows, key=2, box=box.SIMPLE_HEAD,
+        columns, rows, key=2, box=BOX,
         title=f"llama.cpp at {summary.context // summary.sequences:,} tokens x {summary.sequences}, "
         f"KV {summary.cache_type}", title_justify="left", title_style="bold",
     )  # fmt: skip
@@ -910,7 +760,8 @@ def _gguf_gpu_cell(f: Any, label: str) -> str:
 
 def gguf_comparison_renderable(c: Any) -> Group:
     """`compare BASE GGUF_REPO`: same model? and each quant's bytes against the base's bf16."""
-    title = Text()
+    heading = Text()
+    title = heading
     title.append(c.gguf, style="bold cyan")
     title.append("  vs base  ")
     title.append(c.base, style="bold")
@@ -922,19 +773,18 @@ def gguf_comparison_renderable(c: Any) -> Group:
         f"architecture: GGUF {c.architecture or '?'} / base {c.base_model_type or '?'}: {arch[c.same_architecture]}\n"
         f"parameters: GGUF {c.gguf_parameters or 0:,} / base {c.base_parameters:,}: {arch[c.same_parameters]}"
     ))  # fmt: skip
-    table = Table(
-        box=box.SIMPLE_HEAD, title=f"Against the base in bf16 ({gb(c.base_bf16_bytes)})", title_justify="left"
-    )
-    table.add_column("file", overflow="fold")
-    for column in ("quant", "bits/w", "tensor bytes", "of bf16", "saved"):
-        table.add_column(column, justify="right", no_wrap=True)
+    columns = [Col("file"), *(Col(h, "right") for h in ("quant", "bits/w", "tensor bytes", "of bf16", "saved"))]
+    rows: list[list[str]] = []
+    table = _Rows(rows)
     for f in c.files:
         share = f"{f.fraction_of_bf16 * 100:.1f}%" if f.fraction_of_bf16 is not None else "-"
         bits = f"{f.bits_per_weight:.2f}" if f.bits_per_weight is not None else "-"
         saved = gb(f.saved_bytes) if f.saved_bytes is not None else "-"
-        table.add_row(f.name, f.quant or "-", bits, gb(f.tensor_bytes), share, saved)
+        table.add_row(escape(f.name), f.quant or "-", bits, gb(f.tensor_bytes), share, saved)
+    title = f"Against the base in bf16 ({gb(c.base_bf16_bytes)})"
+    fitted = Fitted(columns, rows, box=BOX, title=title, title_justify="left")
     notes = Text("\n".join(f"! {n}" for n in c.notes), style="yellow")
-    return Group(title, same, table, notes)
+    return Group(Prose(heading), Prose(same), fitted, Prose(notes))
 
 
 # ---------------------------------------------------------------- `hfsize plan`
@@ -944,14 +794,11 @@ def plan_renderable(result: Any) -> Group:
     title = Text()
     title.append(result.model, style="bold cyan")
     if result.commit:
-        title.append(f"  @ {result.revision or 'main'} (commit {result.commit})", style="dim")
+        title.append(f"  @\u00a0{result.revision or 'main'} (commit\u00a0{short_commit(result.commit)})", style="dim")
     limit = f"; the model's limit is {result.context_limit:,} tokens" if result.context_limit else ""
     ram = f", {gib(result.ram_bytes)} CPU RAM for offload" if result.ram_bytes else ""
-    parts: list[Any] = [
-        title,
-        Figures(f"{result.context:,} tokens x batch {result.batch}{ram}{limit}", "dim"),
-        Text(""),
-    ]
+    title.append(f"\n{result.context:,} tokens x batch {result.batch}{ram}{limit}", style="dim")
+    parts: list[Any] = [Prose(title), Text("")]
     run = result.plan
     if run is None:
         tried = "; the ways tried follow." if result.alternatives else "."
@@ -962,24 +809,18 @@ def plan_renderable(result: Any) -> Group:
         parts += [Text(""), Text("Alternatives", style="bold"), _alternatives(result.alternatives)]
         reasons = why_not_lines(result.alternatives)
         if reasons:
-            parts.append(bullets(dict.fromkeys(reasons), "dim", figures=True))
+            parts.append(bullets(dict.fromkeys(reasons), style="dim"))
     first = run if run is not None else (result.alternatives[0] if result.alternatives else None)
     shown = [*result.notes, *(first.assumptions if first is not None else [])]
     if shown:
-        parts += [Text(""), Text("Assumptions", style="bold"), bullets(dict.fromkeys(shown), "dim", figures=True)]
+        parts += [Text(""), Text("Assumptions", style="bold"), bullets(dict.fromkeys(shown), style="dim")]
     return Group(*parts)
 
 
-def _plan_block(run: Any) -> Table:
+def _plan_block(run: Any) -> Group:
     file = f" ({run.file})" if getattr(run, "file", None) else ""  # llama.cpp: the GGUF file
     heading = f"How it runs: {PRECISION_LABELS.get(run.precision, run.precision)}{file} with {run.engine} on {run.gpus}"
-    table = Table(box=None, show_header=False, pad_edge=False, title=heading, title_justify="left",
-                  title_style="bold")  # fmt: skip
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    for label, value in run_rows(run):
-        table.add_row(label, Figures(value))
-    return table
+    return Group(Prose(Text(heading, style="bold")), pairs(run_rows(run), label_style="bold"))
 
 
 def _alternatives(runs: list[Any]) -> Fitted:
@@ -1021,13 +862,13 @@ def _alternatives(runs: list[Any]) -> Fitted:
     return Fitted(columns, rows, key=2, box=None)
 
 
-def plan_table(results: list[Any]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("model", "how it runs", "context", "decode tokens/s"):
-        table.add_column(column, overflow="fold")
+def plan_table(results: list[Any]) -> Fitted:
+    columns = [Col("model"), *(Col(h, wrap=True) for h in ("how it runs", "context", "decode tokens/s"))]
+    rows: list[list[str]] = []
+    table = _Rows(rows)
     for result in results:
         if isinstance(result, Failure):
-            table.add_row(result.model, f"[red]{result.error}[/red]", "", "")
+            table.add_row(result.model, f"[red]{escape(result.error)}[/red]", "", "")
             continue
         run = result.plan
         if run is None:
@@ -1040,7 +881,7 @@ def plan_table(results: list[Any]) -> Table:
             context_text(run),
             tokens_per_s(run.decode_tokens_per_s),
         )
-    return table
+    return Fitted(columns, rows)
 
 
 def how_it_runs(memory: Any) -> Text:

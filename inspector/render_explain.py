@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from .precisions import LABELS
+from .render_table import Col, Fitted, Prose, pairs
 from .results import Chart, Explained, Family, FamilyStep, Fit, Override
 from .units import GIB, gib, human_count, kib, signed_gib
 
@@ -50,7 +50,7 @@ def verdict_word(fit: Fit | None) -> str:
     if fit.verdict == "fits":
         return "fits" if (fit.gpus_needed or 1) == 1 else f"fits ({fit.gpus_needed})"
     if fit.verdict == "needs_more":
-        return f"needs {fit.gpus_needed}"
+        return f"{fit.gpus_needed} GPUs"  # the text report's word: needs that many of that GPU
     return "no"
 
 
@@ -96,18 +96,12 @@ def step_sentences(step: FamilyStep) -> list[str]:
     return out
 
 
-def terms_lines(rows: Sequence[Any], total: int, unit: str = "") -> Text:
-    """`name  formula  = value` lines, aligned, and the total; plain lines that wrap, never cut."""
-    names = [f"  {t.name}" for t in rows]
-    values = [f"{t.value:,}{unit}" for t in rows]
-    wide_name = max(map(len, names), default=0)
-    wide_formula = max((len(t.formula) for t in rows), default=0)
-    wide_value = max(map(len, [*values, f"{total:,}{unit}"]))
-    text = Text()
-    for name, t, v in zip(names, rows, values, strict=True):
-        text.append(f"{name:<{wide_name}}  {t.formula:<{wide_formula}}  = {v:>{wide_value}}\n")
-    text.append(f"{'':<{wide_name}}  {'total':<{wide_formula}}  = {f'{total:,}{unit}':>{wide_value}}", style="bold")
-    return text
+def terms_lines(rows: Sequence[Any], total: int, unit: str = "") -> Fitted:
+    """`name  formula  = value` rows, aligned, and the total: the value with its '=' never wraps, the rest may."""
+    cells = [[Text(f"  {t.name}"), Text(t.formula), Text(f"= {t.value:,}{unit}")] for t in rows]
+    cells.append([Text(""), Text("total", style="bold"), Text(f"= {total:,}{unit}", style="bold")])
+    columns = [Col("", wrap=True), Col("", wrap=True), Col("", "right")]
+    return Fitted(columns, cells, show_header=False, stack=False)
 
 
 def renderable(result: Any) -> Group | None:
@@ -127,30 +121,29 @@ def explained_renderable(e: Explained) -> Group:
     if e.class_:
         title.append(f"  {e.class_}")
     if e.commit:
-        title.append(f"  (commit {e.commit})", style="dim")
-    parts.append(title)
+        title.append(f"  (commit\u00a0{e.commit[:7]})", style="dim")
+    parts.append(Prose(title))
     if e.overrides:
-        parts.append(Text(overrides_line(e.overrides), style="yellow"))
-    shape = Table(box=None, header_style="bold", pad_edge=False)
-    shape.add_column("Shape", no_wrap=True)
-    shape.add_column("", justify="right", no_wrap=True)
-    for key, label in SHAPE_LABELS.items():
-        shape.add_row(f"  {label}", value(x.shape.get(key)))
+        parts.append(Prose(Text(overrides_line(e.overrides), style="yellow")))
+    shape = Fitted(
+        [Col("Shape"), Col("", "right")],
+        [[f"  {label}", value(x.shape.get(key))] for key, label in SHAPE_LABELS.items()],
+    )
     parts += [shape, Text("")]
-    parts.append(Text(f"Parameters = {e.parameters:,} ({human_count(e.parameters)})", style="bold"))
+    parts.append(Prose(Text(f"Parameters = {e.parameters:,} ({human_count(e.parameters)})", style="bold")))
     parts.append(terms_lines(x.terms, e.parameters))
     for run in x.layers:
         span = f"layer {run.first}" if run.first == run.last else f"layers {run.first}-{run.last}"
-        parts.append(Text(f"One layer of {run.stack} ({span}) = {run.parameters_each:,}", style="bold"))
+        parts.append(Prose(Text(f"One layer of {run.stack} ({span}) = {run.parameters_each:,}", style="bold")))
         parts.append(terms_lines(run.terms, run.parameters_each))
     if x.kv_bytes_per_token is not None:
         parts.append(Text(""))
         heading = f"KV cache per token ({x.kv_dtype}) = {x.kv_bytes_per_token:,} B ({kib(x.kv_bytes_per_token)})"
-        parts += [Text(heading, style="bold"), terms_lines(x.kv_terms, x.kv_bytes_per_token, " B")]
+        parts += [Prose(Text(heading, style="bold")), terms_lines(x.kv_terms, x.kv_bytes_per_token, " B")]
     if x.weights:
         parts += [Text(""), Text("Weights per precision (bytes)", style="bold")]
         for name, w in x.weights.items():
-            parts.append(Text(f" {LABELS[name]} = {w.weights_bytes:,} B ({gib(w.weights_bytes)})"))
+            parts.append(Prose(f" {LABELS[name]} = {w.weights_bytes:,} B ({gib(w.weights_bytes)})"))
             parts.append(terms_lines(w.terms, w.weights_bytes, " B"))
     if e.delta is not None:
         d = e.delta
@@ -163,29 +156,23 @@ def explained_renderable(e: Explained) -> Group:
         if d.kv_bytes_per_token is not None:
             rows.append(("KV cache per token", f"{d.kv_bytes_per_token:+,} B"))
         rows += [(f"total memory, {LABELS[name]}", signed_gib(diff)) for name, diff in d.total_bytes.items()]
-        wide = max(len(r[0]) for r in rows)
-        parts.append(Text("\n".join(f"  {label:<{wide}}  {shown}" for label, shown in rows)))
+        parts.append(pairs([(f"  {label}", shown) for label, shown in rows]))
     if e.chart is not None:
         parts += [Text(""), Text(text_chart(e.chart))]
         if e.chart.file:
             parts.append(Text(f"Chart written to {e.chart.file}", style="dim"))
     for note in x.notes:
-        parts.append(Text(f"  • {note}", style="dim"))
+        parts.append(pairs([("  •", Text(note, style="dim"))], label_style="dim"))
     return Group(*parts)
 
 
 def family_renderable(f: Family) -> Group:
     rows = family_rows(f)
-    table = Table(header_style="bold", pad_edge=False, box=None)
-    table.add_column("", overflow="fold")
-    for i, m in enumerate(f.models, 1):
-        # a number is never cut: each column is at least as wide as its widest value (the name may wrap)
-        table.add_column(m.model, justify="right", overflow="fold", min_width=max(len(r[i]) for r in rows))
-    for row in rows:
-        table.add_row(*row)
+    # a model's id is a column's header, whole; narrow terminals stack the models beside the row names
+    table = Fitted([Col(""), *(Col(m.model, "right") for m in f.models)], rows)
     parts: list[Any] = [table]
     for step in f.steps:
-        parts.append(Text(f"{step.before} -> {step.after}: " + "; ".join(step_sentences(step)) + "."))
+        parts.append(Prose(f"{step.before} -> {step.after}: " + "; ".join(step_sentences(step)) + "."))
     return Group(*parts)
 
 

@@ -20,7 +20,7 @@ from .results import (
     PlanResult,
     Report,
 )
-from .units import gb, gib, gib_number, human_count, kib, signed_gib
+from .units import gb, gib, gib_number, human_count, kib, plural, signed_gib
 
 COMPONENTS = {"mlp": "MLP", "experts": "experts (routed)", "shared_experts": "experts (shared)"}
 
@@ -98,7 +98,8 @@ def report(r: Report) -> str:
         ]
         if c.index_total_size is not None:
             rows.append(["index total_size", "", f"{c.index_total_size:,}"])
-        head = f"### Checkpoint\n\n{c.format}, {len(c.files)} file(s), {c.tensors:,} tensors, {c.bytes:,} bytes.\n\n"
+        counts = f"{plural(len(c.files), 'file')}, {plural(c.tensors, 'tensor')}"
+        head = f"### Checkpoint\n\n{c.format}, {counts}, {c.bytes:,} bytes.\n\n"
         checkpoint = head + table(["stored", "elements", "bytes"], rows, right=(1, 2))
     return _sections(title, _overrides(r.overrides), parameters, checkpoint, memory(r.memory), _notes(r.notes))
 
@@ -117,8 +118,30 @@ def memory(m: Any) -> str | None:
         f"### Memory (GiB)\n\nKV cache for {m.context:,} tokens x batch {m.batch}; totals include "
         f"{gib(m.overhead_per_gpu_bytes)} overhead per GPU.\n\n"
     )
-    header = ["precision", "weights", "KV cache", "total", *gpus]
-    return head + table(header, rows, right=tuple(range(1, 4)))
+    from .render import VERDICT_LEGEND, gpu_header, how_it_runs  # the text report's own words for these
+
+    # under each GPU, the memory one device offers, as the text report's header: "T4 (15.0 GiB)"
+    offered = [
+        " (".join(gpu_header(g, m.gpus).split("\n")) + (")" if "\n" in gpu_header(g, m.gpus) else "") for g in gpus
+    ]
+    out = head + table(["precision", "weights", "KV cache", "total", *offered], rows, right=tuple(range(1, 4)))
+    if gpus:
+        out += f"\n{VERDICT_LEGEND}\n"
+    if m.training is not None:
+        t = m.training
+        rows = [
+            ["full AdamW, mixed precision", gib(t.full_adamw_bytes)],
+            [f"LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes)],
+            [f"QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes)],
+        ]
+        out += "\n### Finetuning\n\nWeights + grads + optimizer, activations excluded.\n\n"
+        out += table(["method", "memory"], rows, right=(1,))
+    if m.notes:
+        out += "\n" + "".join(f"- {cell(n)}\n" for n in m.notes)
+    if lines and any(line.max_context for line in lines.values()):
+        runs = how_it_runs(m).plain.splitlines()[1:]
+        out += "\n### How it runs\n\n" + "".join(f"- {cell(line)}\n" for line in runs)
+    return out
 
 
 def _notes(notes: Sequence[str]) -> str | None:

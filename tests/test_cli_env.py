@@ -54,6 +54,9 @@ def test_no_color_is_respected(on_replica, tmp_path):
     assert plain.returncode == 0, plain.stderr
     assert not COLOR.search(plain.stdout)  # bold and dim stay: NO_COLOR (no-color.org) is about colour
     assert "13,015,864,320" in plain.stdout
+    # no-color.org: "when present and not an empty string"; the README says the same
+    empty = _run(args, env={**env, "FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert COLOR.search(empty.stdout)
     piped = _run(args, env={k: v for k, v in {**env}.items()})
     assert "\x1b[" not in piped.stdout  # not a terminal: no escapes at all
 

@@ -117,3 +117,19 @@ def test_every_format_command_has_markdown(capsys, on_replica, command):
     code, md, err = cli(capsys, *command, "--gpu", "RTX-3090", "--format", "markdown")
     assert code not in (1, 2), err  # 1: an internal error (no Markdown for a result type)
     assert md.startswith("## ") and "internal error" not in err
+
+
+def test_report_markdown_carries_what_the_text_report_says(capsys, on_replica):
+    """The memory notes (KV dtype, overhead), Finetuning, How it runs, each GPU's memory and the text's verdict
+    words: the Markdown of `hfsize MODEL` says all that the text report says."""
+    md, report = both(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "T4")
+    memory = report["memory"]
+    for note in memory["notes"]:  # every word of every note, as the JSON gives it
+        assert " ".join(note.split()) in md, note
+    assert "### Finetuning" in md and "### How it runs" in md
+    # T4: 15,360 MiB in the catalog = 15.0 GiB; fp16 total 26.81 GiB over 15.0 - 1.0 GiB overhead -> 2 of them
+    assert "| T4 (15.0 GiB) |" in md
+    fp16 = next(row for row in _cells(md) if row and row[0] == "fp16")
+    assert fp16[-1] == "2 GPUs" and not [cell for row in _cells(md) for cell in row if cell.startswith("needs")]
+    # LoRA's parameter count from the JSON, written as the text writes it
+    assert f"{memory['training']['lora_parameters']:,} parameters" in md
