@@ -144,7 +144,11 @@ def test_plan_file_chooses_one_file(capsys, on_replica):
     assert data["plan"]["offload"]["gpu_layers"] == 28  # the same -ngl as in the all-files plan above
     assert "recommended file: llama-2-13b-chat.Q4_K_M.gguf" in data["notes"][0]
     code, out, err = cli(capsys, "plan", REPO, *ARGS, "--file", "Q5_K_M")
-    assert code == 2 and err.startswith("Error: No GGUF file 'Q5_K_M' in 'TheBloke/Llama-2-13B-chat-GGUF'") and err.count("\n") == 1
+    assert (
+        code == 2
+        and err.startswith("Error: No GGUF file 'Q5_K_M' in 'TheBloke/Llama-2-13B-chat-GGUF'")
+        and err.count("\n") == 1
+    )
     code, out, err = cli(capsys, "plan", "openai-community/gpt2-large", "--gpu", GPU, "--file", "Q8_0")
     assert code == 2 and "--file Q8_0 names a GGUF file" in err and err.count("\n") == 1
 
