@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +31,8 @@ def _run(*command: str) -> str | None:
     exe = shutil.which(command[0])
     if exe is None:
         return None
+    import subprocess  # only where the tool exists: most machines have no nvidia-smi or rocm-smi
+
     try:
         return subprocess.run([exe, *command[1:]], capture_output=True, text=True, timeout=TIMEOUT_S, check=True).stdout
     except (OSError, subprocess.SubprocessError):
