@@ -92,21 +92,42 @@ def place(pieces: Sequence[Block], devices: Sequence[Device]) -> Placement:
     return Placement(tuple(loads), ())
 
 
+def devices_used(sizes: Sequence[int], capacity: int) -> int:
+    """How many devices `place` fills with blocks of `sizes` bytes given as many devices of `capacity` as it needs
+    (each block at most `capacity`): its rule counted, without building the devices and loads (memory and plan
+    ask it for every scheme, GPU and context tried)."""
+    used, current, filled = 0, False, 0
+    for size in sizes:
+        if current and used + size > capacity:  # to the next device, as place() moves on
+            filled, used, current = filled + 1, 0, False
+        used += size
+        current = True
+    return filled + current
+
+
+def _capacity(gpu: Gpu, overhead_per_gpu: int) -> int:
+    """What one device of `gpu` offers blocks; a local GPU offers what is free right now."""
+    return (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - overhead_per_gpu
+
+
 def gpu_devices(gpu: Gpu, overhead_per_gpu: int, count: int | None = None) -> list[Device]:
     """`count` (default: gpu.count) devices of `gpu`'s size; a local GPU offers what is free right now."""
-    capacity = (gpu.free_bytes if gpu.free_bytes is not None else gpu.usable_bytes) - overhead_per_gpu
+    capacity = _capacity(gpu, overhead_per_gpu)
     return [Device(f"{gpu.name}:{i}", capacity) for i in range(gpu.count if count is None else count)]
 
 
 def fit(pieces: Sequence[Block], gpu: Gpu, overhead_per_gpu: int) -> Fit:
     """The verdict on `gpu`: how many devices of its size the blocks spread over, against how many there are."""
+    return fit_sizes([b.bytes for b in pieces], gpu, overhead_per_gpu)
+
+
+def fit_sizes(sizes: Sequence[int], gpu: Gpu, overhead_per_gpu: int) -> Fit:
+    """`fit` of blocks given by their bytes, in order (plan's longest-context search asks it many times)."""
     label = gpu.label
-    capacity = gpu_devices(gpu, overhead_per_gpu, 1)[0].capacity_bytes
-    if capacity <= 0 or any(b.bytes > capacity for b in pieces):
+    capacity = _capacity(gpu, overhead_per_gpu)
+    if capacity <= 0 or any(size > capacity for size in sizes):
         return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
-    # as many devices as blocks: enough for any placement, so the count used is the count needed
-    placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces))))
-    needed = max(1, len(placement.loads))
-    headroom = gpu.count * capacity - sum(b.bytes for b in pieces)
+    needed = max(1, devices_used(sizes, capacity))
+    headroom = gpu.count * capacity - sum(sizes)
     return Fit(gpu=label, verdict=Verdict.FITS if needed <= gpu.count else Verdict.NEEDS_MORE, gpus_needed=needed,
                headroom_bytes=headroom)  # fmt: skip

@@ -260,6 +260,23 @@ def test_fit_counts_the_devices_the_blocks_need():
     assert fit(blocks, parse_gpu("8GiB"), gib).verdict == "does_not_fit"  # a block over 7 GiB never splits
 
 
+def test_the_device_count_fit_uses_is_the_one_place_fills():
+    """devices_used (fit's count, no Device objects built) against place() itself on equal devices, enough of
+    them: blocks of random sizes up to the capacity, exactly full devices and single blocks included."""
+    import random
+
+    from inspector.placement import Block, Device, devices_used, place
+
+    rng = random.Random(19)
+    cases = [([], 10), ([Block("a", 10)], 10), ([Block("a", 5), Block("b", 5), Block("c", 5)], 10)]
+    for _ in range(300):
+        capacity = rng.randint(1, 50)
+        cases.append(([Block(f"layer {i}", rng.randint(1, capacity)) for i in range(rng.randint(1, 30))], capacity))
+    for pieces, capacity in cases:
+        placed = place(pieces, [Device(f"d:{i}", capacity) for i in range(max(1, len(pieces)))])
+        assert placed.complete and devices_used([b.bytes for b in pieces], capacity) == len(placed.loads), pieces
+
+
 # ---------------------------------------------------------------- library calls
 
 
