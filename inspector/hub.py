@@ -297,18 +297,43 @@ _AHEAD: dict[tuple[str, str, str | None, str | bool | None], _Ahead] = {}
 _AHEAD_REPOS: dict[int, tuple[Listing, _Ahead]] = {}  # by the listing list_hub handed out
 
 
-def prefetch(model: str, *, revision: str | None = None, token: str | bool | None = None) -> None:
+def prefetch(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    setup: Callable[[], None] | None = None,
+    head_start: bool = False,
+) -> None:
     """The CLI's read-ahead: one Hub repo's model info, config, index and headers are read in a background
     thread while the rest of hfsize is still importing, so that the round trips overlap the imports; the
     next `list_hub` (and `fetch_hub` of the listing it returns) for the same repo, revision, token and endpoint
-    takes the answers. Not for a library call: it starts a thread and keeps state for the process."""
+    takes the answers (a second prefetch of the same ones changes nothing). `setup` runs first in the thread
+    (the CLI's client, installed before any request). `head_start`: return once the thread has its client and
+    headers ready and sends its first request (at most HEAD_START_S): the imports and TLS set-up that need are
+    on the critical path anyway, and with the GIL to itself the thread gets there sooner, so that the caller's
+    own work (parsing, importing the rest of hfsize) then overlaps the round trips instead of delaying them.
+    Not for a library call: it starts a thread and keeps state for the process."""
     if looks_local(model):
         return
     endpoint = resolve_endpoint(None)
+    key = (endpoint, model, revision, token)
+    if key in _AHEAD:
+        return
     ahead = _Ahead()
-    _AHEAD[(endpoint, model, revision, token)] = ahead
+    _AHEAD[key] = ahead
+
+    ready = threading.Event()
 
     def read() -> None:
+        try:
+            if setup is not None:
+                setup()
+            _ready(token)
+        except Exception:  # noqa: BLE001, S110 - raised again by the read below, and handed over from there
+            pass
+        finally:
+            ready.set()
         try:
             listing = _list_hub(model, revision, token, endpoint)
         except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it
@@ -321,6 +346,20 @@ def prefetch(model: str, *, revision: str | None = None, token: str | bool | Non
             ahead.repo.set_exception(e)
 
     threading.Thread(target=read, name="hfsize-prefetch", daemon=True).start()
+    if head_start:
+        ready.wait(HEAD_START_S)
+
+
+HEAD_START_S = 2.0  # longer than any start-up; past it the caller goes on as if it had not waited
+
+
+def _ready(token: str | bool | None) -> None:
+    """huggingface_hub's client (its TLS context) and the request headers (token, user agent): made once, the
+    first request's prerequisites."""
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    get_session()
+    build_hf_headers(token=token)
 
 
 def _fetch_hub(
