@@ -6,6 +6,7 @@ huggingface_hub's exceptions are translated into HfsizeError here, in one place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -309,10 +310,10 @@ def prefetch(
     thread while the rest of hfsize is still importing, so that the round trips overlap the imports; the
     next `list_hub` (and `fetch_hub` of the listing it returns) for the same repo, revision, token and endpoint
     takes the answers (a second prefetch of the same ones changes nothing). `setup` runs first in the thread
-    (the CLI's client, installed before any request). `head_start`: return once the thread has its client and
-    headers ready and sends its first request (at most HEAD_START_S): the imports and TLS set-up that need are
-    on the critical path anyway, and with the GIL to itself the thread gets there sooner, so that the caller's
-    own work (parsing, importing the rest of hfsize) then overlaps the round trips instead of delaying them.
+    (the CLI's client, installed before any request). `head_start`: return once the thread has imported what
+    its first request needs (at most HEAD_START_S): those imports are on the critical path anyway, and with the
+    GIL to itself the thread gets there sooner; the caller's own work (parsing, importing the rest of hfsize)
+    then runs beside the TLS set-up (outside the GIL) and the round trips instead of delaying them.
     Not for a library call: it starts a thread and keeps state for the process."""
     if looks_local(model):
         return
@@ -329,11 +330,14 @@ def prefetch(
         try:
             if setup is not None:
                 setup()
-            _ready(token)
-        except Exception:  # noqa: BLE001, S110 - raised again by the read below, and handed over from there
-            pass
-        finally:
+            from huggingface_hub.utils import build_hf_headers, get_session
+        except Exception:  # noqa: BLE001 - raised again by the read below, and handed over from there
             ready.set()
+        else:
+            ready.set()  # the rest is the TLS context's certificates, loaded outside the GIL: the caller goes on
+            with contextlib.suppress(Exception):  # a token problem is the read's to raise
+                get_session()
+                build_hf_headers(token=token)
         try:
             listing = _list_hub(model, revision, token, endpoint)
         except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it
@@ -351,15 +355,6 @@ def prefetch(
 
 
 HEAD_START_S = 2.0  # longer than any start-up; past it the caller goes on as if it had not waited
-
-
-def _ready(token: str | bool | None) -> None:
-    """huggingface_hub's client (its TLS context) and the request headers (token, user agent): made once, the
-    first request's prerequisites."""
-    from huggingface_hub.utils import build_hf_headers, get_session
-
-    get_session()
-    build_hf_headers(token=token)
 
 
 def _fetch_hub(
