@@ -813,6 +813,7 @@ def _emit(report: Any, kind: str) -> None:
 def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
     """Console-script entry point: one line on stderr and a documented exit code for every failure."""
     _quiet_libraries()
+    _read_ahead(sys.argv[1:] if argv is None else argv)
     try:
         code = main.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except HfsizeError as e:
@@ -850,6 +851,24 @@ def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
         return int(ExitCode.INTERNAL)
     # standalone_mode=False: click returns an Exit's code instead of exiting (`check` uses that)
     return code if isinstance(code, int) else int(ExitCode.OK)
+
+
+# `hfsize MODEL` with only these flags: nothing to check before the Hub is asked (no option values; -v is not
+# here, its listener must see every request).
+READ_AHEAD_FLAGS = frozenset({"--json", "--headers-only"})
+
+
+def _read_ahead(args: list[str]) -> None:
+    """For `hfsize MODEL [--json] [--headers-only]`, the Hub reads start before click parses: a thread installs
+    the client (importing httpx2 and huggingface_hub, making its TLS context) and sends the first request, then
+    this thread parses, imports the rest of hfsize and detects the GPUs while the round trips are in flight,
+    instead of before they start. `inspect` takes the answers (hub.prefetch); any other argv waits for click
+    and inspect's own read-ahead."""
+    if not args or args[0].startswith("-") or args[0] in main.commands or not READ_AHEAD_FLAGS.issuperset(args[1:]):
+        return
+    from .hub import prefetch
+
+    prefetch(args[0], setup=_hub_client, head_start=True)
 
 
 def entry() -> None:

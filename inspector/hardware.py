@@ -38,6 +38,7 @@ def _run(*command: str) -> str | None:
     exe = shutil.which(command[0])
     if exe is None:
         return None
+
     try:
         return subprocess.run([exe, *command[1:]], capture_output=True, text=True, timeout=TIMEOUT_S, check=True).stdout
     except (OSError, subprocess.SubprocessError):

@@ -6,6 +6,7 @@ huggingface_hub's exceptions are translated into HfsizeError here, in one place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -164,7 +165,7 @@ def _list_hub(repo_id: str, revision: str | None, token: str | bool | None, endp
     return listing
 
 
-def _get(url: str, token: str | bool | None, params: dict[str, Any] | None = None) -> Any:
+def _get(url: str, token: str | bool | None, params: dict[str, Any] | None = None, **options: Any) -> Any:
     """One GET through huggingface_hub's client and headers, its errors raised as its own exceptions.
 
     huggingface_hub's light entry points (its session, headers and status check) rather than `HfApi`, whose
@@ -172,7 +173,8 @@ def _get(url: str, token: str | bool | None, params: dict[str, Any] | None = Non
     """
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-    response = get_session().get(url, headers=build_hf_headers(token=token), params=params, timeout=timeout_seconds())
+    headers = build_hf_headers(token=token)
+    response = get_session().get(url, headers=headers, params=params, timeout=timeout_seconds(), **options)
     hf_raise_for_status(response)
     return response
 
@@ -217,6 +219,12 @@ def _quote(text: str) -> str:
     from urllib.parse import quote as url_quote
 
     return url_quote(text, safe="")
+
+
+def _quote_path(path: str) -> str:
+    from urllib.parse import quote as url_quote
+
+    return url_quote(path)  # `/` kept, as hf_hub_url quotes a filename
 
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -290,18 +298,46 @@ _AHEAD: dict[tuple[str, str, str | None, str | bool | None], _Ahead] = {}
 _AHEAD_REPOS: dict[int, tuple[Listing, _Ahead]] = {}  # by the listing list_hub handed out
 
 
-def prefetch(model: str, *, revision: str | None = None, token: str | bool | None = None) -> None:
+def prefetch(
+    model: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    setup: Callable[[], None] | None = None,
+    head_start: bool = False,
+) -> None:
     """The CLI's read-ahead: one Hub repo's model info, config, index and headers are read in a background
     thread while the rest of hfsize is still importing, so that the round trips overlap the imports; the
     next `list_hub` (and `fetch_hub` of the listing it returns) for the same repo, revision, token and endpoint
-    takes the answers. Not for a library call: it starts a thread and keeps state for the process."""
+    takes the answers (a second prefetch of the same ones changes nothing). `setup` runs first in the thread
+    (the CLI's client, installed before any request). `head_start`: return once the thread has imported what
+    its first request needs (at most HEAD_START_S): those imports are on the critical path anyway, and with the
+    GIL to itself the thread gets there sooner; the caller's own work (parsing, importing the rest of hfsize)
+    then runs beside the TLS set-up (outside the GIL) and the round trips instead of delaying them.
+    Not for a library call: it starts a thread and keeps state for the process."""
     if looks_local(model):
         return
     endpoint = resolve_endpoint(None)
+    key = (endpoint, model, revision, token)
+    if key in _AHEAD:
+        return
     ahead = _Ahead()
-    _AHEAD[(endpoint, model, revision, token)] = ahead
+    _AHEAD[key] = ahead
+
+    ready = threading.Event()
 
     def read() -> None:
+        try:
+            if setup is not None:
+                setup()
+            from huggingface_hub.utils import build_hf_headers, get_session
+        except Exception:  # noqa: BLE001 - raised again by the read below, and handed over from there
+            ready.set()
+        else:
+            ready.set()  # the rest is the TLS context's certificates, loaded outside the GIL: the caller goes on
+            with contextlib.suppress(Exception):  # a token problem is the read's to raise
+                get_session()
+                build_hf_headers(token=token)
         try:
             listing = _list_hub(model, revision, token, endpoint)
         except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it
@@ -314,6 +350,11 @@ def prefetch(model: str, *, revision: str | None = None, token: str | bool | Non
             ahead.repo.set_exception(e)
 
     threading.Thread(target=read, name="hfsize-prefetch", daemon=True).start()
+    if head_start:
+        ready.wait(HEAD_START_S)
+
+
+HEAD_START_S = 2.0  # longer than any start-up; past it the caller goes on as if it had not waited
 
 
 def _fetch_hub(
@@ -455,17 +496,47 @@ def _entries_from_hub(meta: Any, filename: str) -> dict[str, TensorEntry]:
 def _download(
     repo_id: str, filename: str, commit: str | None, token: str | bool | None, endpoint: str, size: int | None = None
 ) -> bytes:
-    """One small file through huggingface_hub's download (and so its cache: `check` counts it as downloaded)."""
-    from huggingface_hub import hf_hub_download
+    """One small file (config.json, the index): from the Hugging Face cache when it holds the file at this commit,
+    as hf_hub_download would take it, else one GET through huggingface_hub's client and headers.
 
+    Not hf_hub_download itself: its HEAD before the GET was a round trip more on every cold run, and its import
+    (tqdm, asyncio, the local-folder and Xet code) more CPU than the rest of a --headers-only run's reads.
+    Offline (HF_HUB_OFFLINE), hf_hub_download is the one that knows the cache, and raises what it raises.
+    """
     what = f"{filename} of '{repo_id}'"
-    if size is not None and size > MAX_JSON_BYTES[filename]:  # the listing says so: not even downloaded
-        raise _too_large(what, size, MAX_JSON_BYTES[filename])
+    limit = MAX_JSON_BYTES[filename]
+    if size is not None and size > limit:  # the listing says so: not even downloaded
+        raise _too_large(what, size, limit)
+    cached = _in_hf_cache(repo_id, filename, commit)
+    if cached is not None:
+        return read_capped(cached, what)
+    from huggingface_hub.constants import is_offline_mode
+
     with _hub_errors(repo_id, commit, endpoint, filename):
-        path = hf_hub_download(
-            repo_id, filename, revision=commit, endpoint=endpoint, token=token, etag_timeout=timeout_seconds()
-        )
-    return read_capped(Path(path), what)
+        if is_offline_mode():
+            from huggingface_hub import hf_hub_download
+
+            path = hf_hub_download(
+                repo_id, filename, revision=commit, endpoint=endpoint, token=token, etag_timeout=timeout_seconds()
+            )
+            return read_capped(Path(path), what)
+        # hf_hub_url's address; redirects followed (a renamed repo, a file in LFS storage), as hf_hub_download does
+        url = f"{endpoint}/{repo_id}/resolve/{_quote(commit or 'main')}/{_quote_path(filename)}"
+        raw = _get(url, token, follow_redirects=True).content
+    if len(raw) > limit:  # a listing without sizes, or a server sending more than it listed
+        raise _too_large(what, len(raw), limit)
+    return raw
+
+
+def _in_hf_cache(repo_id: str, filename: str, commit: str | None) -> Path | None:
+    """The file in the Hugging Face cache at this commit (`hf download` put it there), where hf_hub_download's
+    own shortcut looks: HF_HUB_CACHE/models--ORG--NAME/snapshots/COMMIT/FILE."""
+    if commit is None or not COMMIT.match(commit):
+        return None
+    from huggingface_hub import constants
+
+    path = Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]), "snapshots", commit, filename)
+    return path if path.exists() else None
 
 
 # Larger than any real one: the biggest configs (21k-class id2label maps) are about 1 MB, the biggest index

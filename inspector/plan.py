@@ -156,14 +156,18 @@ def weight_blocks(sizes: Mapping[str, int], buffer_bytes: int) -> list[Block]:
 
 def with_kv(blocks: Sequence[Block], kv: Sequence[int]) -> list[Block]:
     """`blocks` with each layer's KV bytes added to it (layer i holds kv[i])."""
-    out = []
-    for block in blocks:
-        extra = 0
-        if block.name.startswith("layer "):
-            index = int(block.name[6:])
-            extra = kv[index] if index < len(kv) else 0
-        out.append(Block(block.name, block.bytes + extra))
-    return out
+    sizes = kv_added([b.bytes for b in blocks], layer_indices(blocks), kv)
+    return [Block(block.name, size) for block, size in zip(blocks, sizes, strict=True)]
+
+
+def layer_indices(blocks: Sequence[Block]) -> list[int | None]:
+    """Each block's layer index ("layer 12" -> 12), None for the embeddings and the head."""
+    return [int(b.name[6:]) if b.name.startswith("layer ") else None for b in blocks]
+
+
+def kv_added(sizes: Sequence[int], layers: Sequence[int | None], kv: Sequence[int]) -> list[int]:
+    """Block bytes with each layer's KV bytes added (layer i holds kv[i]; `layers` from layer_indices)."""
+    return [size + (kv[i] if i is not None and i < len(kv) else 0) for size, i in zip(sizes, layers, strict=True)]
 
 
 def kv_dtype_of(scheme: str, load_dtype: str, override: str | None) -> str:

@@ -8,11 +8,20 @@ dataclasses serialized by `dataclasses.asdict` (a trailing underscore in a field
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import reprlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_kwargs: Any) -> Any:  # for type checkers only (typing has it from 3.11)
+        return lambda f: f
+
 
 SCHEMA_VERSION = 1
 
@@ -55,15 +64,135 @@ def _repr(self: Any) -> str:
     return f"{self.__class__.__qualname__}({shown})"
 
 
-def frozen(cls: type[_T]) -> type[_T]:
-    """`@dataclass(frozen=True)` with the same __eq__, __hash__ and __repr__, shared by every class instead of
-    generated for each: dataclasses compiles each generated method with exec, and for these 54 classes eq, hash
-    and repr were more than half of this module's import time (99 -> 42 ms CPU measured), paid by every run."""
-    made = dataclass(frozen=True, eq=False, repr=False)(cls)
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+class _LazyInit:
+    """A class's `__init__`, generated the first time it is looked up (the first instance, `inspect.signature`),
+    then put in its place: a run creates instances of a third of these classes, and each generated function is
+    compiled with exec."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        init = _init_function(self.cls)
+        if self.cls.__dict__.get("__init__") is self:
+            type.__setattr__(self.cls, "__init__", init)
+        return init if instance is None else init.__get__(instance, owner)
+
+
+class _HasFactory:
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_HAS_FACTORY = _HasFactory()
+
+
+def _init_function(cls: type) -> Any:
+    """The `__init__` dataclass(frozen=True) writes: each field in order, set with object.__setattr__."""
+    params, body, names = [], [], {"__frozen_set__": object.__setattr__, "__has_factory__": _HAS_FACTORY}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            names[f"__default_{f.name}__"] = f.default
+            params.append(f"{f.name}=__default_{f.name}__")
+            value = f.name
+        elif f.default_factory is not dataclasses.MISSING:
+            names[f"__factory_{f.name}__"] = f.default_factory
+            params.append(f"{f.name}=__has_factory__")
+            value = f"__factory_{f.name}__() if {f.name} is __has_factory__ else {f.name}"
+        else:
+            params.append(f.name)
+            value = f.name
+        body.append(f"    __frozen_set__(__frozen_self__, {f.name!r}, {value})")
+    text = f"def __init__(__frozen_self__, {', '.join(params)}):\n" + ("\n".join(body) or "    pass")
+    exec(text, names)  # noqa: S102 - our own field names, as dataclasses does it
+    init = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {**{f.name: f.type for f in dataclasses.fields(cls)}, "return": None}
+    return init
+
+
+def _signature_text(cls: type) -> str:
+    """The docstring dataclass gives a class without one: its name and __init__'s parameters."""
+    shown = []
+    for f in dataclasses.fields(cls):
+        text = f"{f.name}: {inspect.formatannotation(f.type)}"
+        if f.default is not dataclasses.MISSING:
+            text += f" = {f.default!r}"
+        elif f.default_factory is not dataclasses.MISSING:
+            text += " = <factory>"
+        shown.append(text)
+    return f"{cls.__name__}({', '.join(shown)})"
+
+
+def _shared_fits(cls: type) -> bool:
+    """Whether the shared machinery fits the class: no __post_init__, no base that is another kind of dataclass
+    (the rest get dataclass's own methods, generated per class)."""
+    return "__post_init__" not in dir(cls) and all(
+        "__dataclass_fields__" not in b.__dict__ or b.__dict__.get("__setattr__") is _frozen_setattr
+        for b in cls.__mro__[1:]
+    )
+
+
+def _own_dataclass(cls: type[_T], documented: bool) -> type[_T]:
+    if not documented:
+        cls.__doc__ = None
+    return _shared(dataclass(frozen=True, eq=False, repr=False)(cls), cls)
+
+
+def _shared(made: type[_T], cls: type) -> type[_T]:
     for name, method in (("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr)):
         if name not in cls.__dict__:  # a method the class defines itself wins, as with dataclass
             setattr(made, name, method)
     return made
+
+
+@dataclass_transform(frozen_default=True, eq_default=True)
+def frozen(cls: type[_T]) -> type[_T]:
+    """`@dataclass(frozen=True)` with shared __eq__, __hash__, __repr__, __setattr__ and __delattr__ instead of ones
+    generated for each class, and its __init__ generated when first used: dataclasses compiles each generated
+    method with exec, and for results' 54 classes that was most of this module's import time, paid by every
+    run (eq, hash and repr shared: 99 -> 42 ms CPU; setattr, delattr and a lazy init: see the commit).
+
+    Instances behave as frozen dataclasses' do (FrozenInstanceError, dataclasses.replace, fields, asdict,
+    pickle); dataclass itself is told eq=False, frozen=False (the shared methods do both), so a plain
+    `@dataclass(frozen=True)` cannot subclass one of these (TypeError at import), and `@frozen` classes must
+    not define __setattr__ or __delattr__ (as with dataclass)."""
+    for name in ("__setattr__", "__delattr__"):
+        if name in cls.__dict__:
+            raise TypeError(f"Cannot overwrite attribute {name} in class {cls.__name__}")
+    documented = bool(cls.__dict__.get("__doc__"))
+    if not _shared_fits(cls):
+        return _own_dataclass(cls, documented)
+    if not documented:
+        cls.__doc__ = " "  # dataclass would build one with inspect.signature, i.e. generate __init__ now
+    made = dataclass(init=False, repr=False, eq=False)(cls)
+    fields = dataclasses.fields(made)
+    if not all(f.init and f.kw_only is not True for f in fields):  # keyword-only or init=False fields
+        for f in fields:  # as declared again (a default_factory field's class attribute is gone)
+            setattr(made, f.name, f)
+        del made.__dataclass_fields__, made.__dataclass_params__, made.__match_args__
+        return _own_dataclass(made, documented)
+    required_after_default = False
+    for f in fields:
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if required_after_default and not has_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        required_after_default = required_after_default or has_default
+    if "__init__" not in cls.__dict__:
+        made.__init__ = _LazyInit(made)  # type: ignore[misc,assignment]
+    made.__setattr__ = _frozen_setattr  # type: ignore[method-assign,assignment]
+    made.__delattr__ = _frozen_delattr  # type: ignore[method-assign,assignment]
+    if not documented:
+        made.__doc__ = _signature_text(made)
+    return _shared(made, cls)
 
 
 # ---------------------------------------------------------------- closed vocabularies

@@ -57,7 +57,8 @@ main()
 
 # The libraries every hfsize Hub run needs before its first request, without any hfsize code: the CLI toolkit,
 # huggingface_hub's HTTP session (an httpx2 client with its TLS context) and its request headers (token
-# lookup), and for a cold run hf_hub_download (config.json and the index land in the HF cache `check` counts).
+# lookup). The second floor adds hf_hub_download's module, which hfsize no longer imports online (config.json
+# and the index are one GET each through the session): kept to show what that import cost.
 FLOOR_REPEATED = (
     "import click, httpx2; from huggingface_hub.utils import get_session, build_hf_headers, hf_raise_for_status; "
     "get_session(); build_hf_headers()"

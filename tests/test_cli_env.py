@@ -62,18 +62,28 @@ def test_no_color_is_respected(on_replica, tmp_path):
 
 
 def test_check_uses_hf_hub_cache(on_replica, tmp_path):
-    """The disk check and the already-cached bytes follow HF_HUB_CACHE, as huggingface_hub's downloads do."""
+    """The disk check and the already-cached bytes follow HF_HUB_CACHE, as huggingface_hub's downloads do; hfsize
+    reads config.json and the index from there when they are cached and writes nothing there itself."""
+    from huggingface_hub import hf_hub_download
+
     cache = tmp_path / "elsewhere" / "hub"
     env = {"HF_ENDPOINT": on_replica.endpoint, "HF_HUB_CACHE": str(cache), "HFSIZE_CACHE": str(tmp_path / "c")}
-    proc = _run([sys.executable, "-m", "inspector", "check", LLAMA_2_13B, "--json"], env=env)
+    args = [sys.executable, "-m", "inspector", "check", LLAMA_2_13B, "--json"]
+    proc = _run(args, env=env)
     assert proc.returncode == 0, proc.stderr
     disk = json.loads(proc.stdout)["disk"]
     assert disk["path"] == str(cache)
-    # hfsize read config.json and the index through huggingface_hub, which cached them there: 631 + 35,067 bytes
+    assert disk["cached_bytes"] == 0 and not cache.exists()  # read over HTTP, not downloaded into the cache
+    # the two small files downloaded by huggingface_hub itself (as `hf download` does): 631 + 35,067 bytes cached
     served = REPO_ROOT / "fixtures/hub/_derived/bjornerikkorum-RUTERGPT13B/Llama-2-13b-chat-norwegian"
     small = ("config.json", "model.safetensors.index.json")
-    assert sorted(p.name for p in cache.rglob("*.json") if "snapshots" in p.parts) == sorted(small)
-    assert disk["cached_bytes"] == sum((served / name).stat().st_size for name in small)
+    for name in small:
+        hf_hub_download(LLAMA_2_13B, name, cache_dir=cache, endpoint=on_replica.endpoint)
+    on_replica.reset_requests()
+    proc = _run(args, env={**env, "HFSIZE_CACHE": str(tmp_path / "fresh")})  # hfsize's own cache empty again
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["disk"]["cached_bytes"] == sum((served / name).stat().st_size for name in small)
+    assert not [r.path for r in on_replica.requests if "/resolve/" in r.path]  # both read from the HF cache
 
 
 def _console_script(bin_dir: Path, name: str) -> Path:

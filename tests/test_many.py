@@ -37,10 +37,20 @@ def test_concurrency_changes_nothing_but_the_time(capsys, on_replica, monkeypatc
     monkeypatch.setenv("HFSIZE_CACHE", str(tmp_path / "cold-1"))
     on_replica.reset_requests()
     one_at_a_time = cli(capsys, *models, "--json", "--jobs", "1")
-    assert on_replica.max_in_flight == 1  # one request at a time: --jobs 1 really is sequential
+    # --jobs 1 really is sequential: one model at a time (its config, index and sharded-header reads go out
+    # together, 3 at most), each model's requests all before the next model's
+    assert on_replica.max_in_flight <= 3
+    repos = [_repo_of(r.path) for r in on_replica.requests]
+    assert [r for i, r in enumerate(repos) if i == 0 or r != repos[i - 1]] == models
     assert one_at_a_time[0] == four_at_once[0] == 0
     assert one_at_a_time[1] == four_at_once[1]
     assert [json.loads(line)["model"] for line in four_at_once[1].splitlines()] == models
+
+
+def _repo_of(path: str) -> str:
+    """The repo id in a Hub request path: /api/models/ORG/NAME[/...] or /ORG/NAME/resolve/..."""
+    parts = path.split("/")
+    return "/".join(parts[3:5] if path.startswith("/api/models/") else parts[1:3])
 
 
 def test_from_file_skips_comments_and_blank_lines(capsys, on_replica, tmp_path):

@@ -34,7 +34,7 @@ def test_honours_retry_after(capsys, endpoint, make_repo, waits):
     hub = endpoint(tiny_repo(make_repo, {"config.json": {"status": 429, "times": 1, "retry_after": 7}}))
     code, out, err = cli(capsys, "org/tiny", "--json")
     assert code == 0, err
-    assert [r.status for r in hub.requests_matching("config.json")][:2] == [429, 200]  # HEAD refused, then fine
+    assert [r.status for r in hub.requests_matching("config.json")][:2] == [429, 200]  # GET refused, then fine
     assert 7.0 in waits  # the server's Retry-After, not the backoff
 
 

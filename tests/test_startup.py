@@ -117,9 +117,11 @@ def _cli(args: list[str], env: dict[str, str], probe: str = "") -> subprocess.Co
 
 # What --headers-only and a cached report never need: the model class, the table renderer (JSON output),
 # huggingface_hub's HfApi module (its import alone outweighed a round trip), the GGUF parser (the GGUF hook runs
-# on every model, the parser only for a .gguf file), the llama.cpp planner and the engine registry (planning only).
+# on every model, the parser only for a .gguf file), the llama.cpp planner and the engine registry (planning only),
+# hf_hub_download's module (tqdm, asyncio, its local-folder and Xet code: config.json and the index are one GET each).
 NOT_NEEDED = (
-    "torch transformers accelerate rich huggingface_hub.hf_api inspector.gguf inspector.gguf_plan inspector.engines"
+    "torch transformers accelerate rich huggingface_hub.hf_api inspector.gguf inspector.gguf_plan inspector.engines "
+    "huggingface_hub.file_download tqdm asyncio"
 )
 
 
@@ -158,11 +160,11 @@ def test_a_sharded_repo_takes_two_round_trips_and_no_agent_registry(tmp_path):
         repeated = [r.path for r in slow.requests]
     assert logged[0] == ("GET", "Llama-2-70b-hf")  # model info: the commit and the file list
     config, index = "config.json", "model.safetensors.index.json"
-    # hf_hub_download's HEAD then GET for the two small files (so they land in the HF cache `check` counts)
-    expected = [("GET", index), ("GET", config), ("HEAD", index), ("HEAD", config), ("GET", index)]
-    assert sorted(logged[1:]) == sorted(expected)  # the last GET index: the sharded-metadata route's
-    # the two HEADs and the sharded read are sent at once after model info (3 on an idle machine; a loaded one
-    # may start a HEAD late, after hf_hub_download's first import)
+    # one GET per small file through huggingface_hub's session (no hf_hub_download HEAD first: a round trip less,
+    # and the files do not land in the HF cache), and the sharded-metadata route's GET (its path ends in the index)
+    expected = [("GET", config), ("GET", index), ("GET", index)]
+    assert sorted(logged[1:]) == sorted(expected)
+    # all three are sent at once after model info (a loaded machine may start one late, after an import)
     assert in_flight >= 2
     assert repeated == [f"/api/models/{SEVENTY_B}"]  # answered from hfsize's cache: model info only
 
