@@ -11,6 +11,9 @@ from typing import Any
 from .install import fallback
 from .results import BuiltArchitecture, How, KvLayer
 from .state import Kind
+from .state import is_mla as _is_mla
+from .state import kv_elements_per_token as _kv_elements_per_token
+from .state import positive_int as _positive_int
 
 # The transformers internal whose absence or failure falls back (see install.fallback).
 REVERT_WEIGHT_CONVERSION = "transformers.core_model_loading.revert_weight_conversion"
@@ -422,10 +425,6 @@ def _indexer_positions_cached(model: Any) -> bool:
         return False
 
 
-def _is_mla(cfg: Any) -> bool:
-    return _positive_int(getattr(cfg, "kv_lora_rank", None)) and _positive_int(getattr(cfg, "qk_rope_head_dim", None))
-
-
 def _own_cache_class(model: Any) -> str:
     """A cache class the model's own modeling module defines (MiniMaxCache, xLSTMCache), if any."""
     import sys
@@ -559,32 +558,6 @@ def _mixer_state(layer: Any) -> tuple[str, int, int] | None:
     if not conv and not matched and not recurrent:
         return None
     return kind, conv + recurrent, fp32
-
-
-def _kv_elements_per_token(cfg: Any) -> int | None:
-    """Keys + values cached per token and layer, as the attention modules of transformers compute them."""
-    if _is_mla(cfg):
-        # MLA (DeepSeek-V2/V3): the compressed latent and the shared rotary key, one "head"
-        return cfg.kv_lora_rank + cfg.qk_rope_head_dim
-    heads = getattr(cfg, "num_attention_heads", None)
-    if not _positive_int(heads):
-        return None
-    if getattr(cfg, "multi_query", False) is True and not getattr(cfg, "new_decoder_architecture", False):
-        kv_heads = 1  # Falcon-7B style multi-query, whatever num_kv_heads says (modeling_falcon)
-    else:
-        keys = ("num_key_value_heads", "num_kv_heads")
-        kv_heads = next((v for k in keys if _positive_int(v := getattr(cfg, k, None))), heads)
-    head_dim = next((v for k in ("head_dim", "dim_head") if _positive_int(v := getattr(cfg, k, None))), None)
-    if head_dim is None:
-        hidden = getattr(cfg, "hidden_size", None)
-        if not _positive_int(hidden):
-            return None
-        head_dim = hidden // heads
-    return 2 * kv_heads * head_dim
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def checkpoint_format(model: Any, tied: set[str]) -> dict[str, tuple[int, ...]]:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .results import BuiltArchitecture, KvLayer, frozen
-from .state import Kind, context_limit
+from .state import Kind, context_limit, kv_elements_per_token
 
 Resolve = Callable[[dict[str, Any]], None]  # edits the resolved keys as the config class's __post_init__ does
 
@@ -283,8 +283,6 @@ def kv_layers(config: Mapping[str, Any]) -> ConfigKv:
 
 
 def _layers(values: dict[str, Any], family: Family) -> ConfigKv:
-    from .architecture import _kv_elements_per_token
-
     n = values["num_hidden_layers"]
     types = values.get("layer_types")
     if types is None:  # get_layer_types_and_kwargs: per layer, a sliding window, else a chunk size, else full
@@ -298,7 +296,7 @@ def _layers(values: dict[str, Any], family: Family) -> ConfigKv:
         types = [kind] * n
     if not isinstance(types, list) or len(types) != n:
         return ConfigKv(needs_model_class=f"layer_types does not list the {n} layers")
-    per_token = _kv_elements_per_token(SimpleNamespace(**values))
+    per_token = kv_elements_per_token(SimpleNamespace(**values))
     if per_token is None:
         return ConfigKv(needs_model_class="the attention sizes are not in the config")
     mla = _positive_int(values.get("kv_lora_rank")) and _positive_int(values.get("qk_rope_head_dim"))

@@ -96,3 +96,36 @@ def context_limit(config: Mapping[str, Any]) -> tuple[int, str] | None:
             if scaled > limit:
                 limit, how = scaled, f"rope_scaling: {original:,} x factor {factor:g}"
     return limit, how
+
+
+# ---------------------------------------------------------------- keys and values per token (exact path, config_kv)
+
+
+def is_mla(cfg: Any) -> bool:
+    return positive_int(getattr(cfg, "kv_lora_rank", None)) and positive_int(getattr(cfg, "qk_rope_head_dim", None))
+
+
+def kv_elements_per_token(cfg: Any) -> int | None:
+    """Keys + values cached per token and layer, as the attention modules of transformers compute them."""
+    if is_mla(cfg):
+        # MLA (DeepSeek-V2/V3): the compressed latent and the shared rotary key, one "head"
+        return cfg.kv_lora_rank + cfg.qk_rope_head_dim
+    heads = getattr(cfg, "num_attention_heads", None)
+    if not positive_int(heads):
+        return None
+    if getattr(cfg, "multi_query", False) is True and not getattr(cfg, "new_decoder_architecture", False):
+        kv_heads = 1  # Falcon-7B style multi-query, whatever num_kv_heads says (modeling_falcon)
+    else:
+        keys = ("num_key_value_heads", "num_kv_heads")
+        kv_heads = next((v for k in keys if positive_int(v := getattr(cfg, k, None))), heads)
+    head_dim = next((v for k in ("head_dim", "dim_head") if positive_int(v := getattr(cfg, k, None))), None)
+    if head_dim is None:
+        hidden = getattr(cfg, "hidden_size", None)
+        if not positive_int(hidden):
+            return None
+        head_dim = hidden // heads
+    return 2 * kv_heads * head_dim
+
+
+def positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
