@@ -118,8 +118,8 @@ def _cli(args: list[str], env: dict[str, str], probe: str = "") -> subprocess.Co
 # What --headers-only and a cached report never need: the model class, the table renderer (JSON output),
 # huggingface_hub's HfApi module (its import alone outweighed a round trip), the GGUF parser (the GGUF hook runs
 # on every model, the parser only for a .gguf file), the llama.cpp planner and the engine registry (planning only),
-# hf_hub_download's module (tqdm, asyncio, its local-folder and Xet code: config.json and the index are one GET each), and
-# the architecture builder (the KV-per-token rule config_kv shares with it lives in state.py).
+# hf_hub_download's module (tqdm, asyncio, its local-folder and Xet code: config.json and the index are one GET
+# each), and the architecture builder (the KV-per-token rule config_kv shares with it lives in state.py).
 NOT_NEEDED = (
     "torch transformers accelerate rich huggingface_hub.hf_api inspector.gguf inspector.gguf_plan inspector.engines "
     "huggingface_hub.file_download tqdm asyncio inspector.architecture"
