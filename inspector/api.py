@@ -655,7 +655,9 @@ def plan_problems(result: PlanResult, min_context: int | None, min_tokens_per_s:
             got = (
                 "nothing runs"
                 if run is None
-                else f"the longest context is {longest or 0:,} tokens ({run.precision} on {run.gpus})"
+                else f"the longest context is {longest or 0:,} tokens"
+                + (", the model's limit" if run.context_limited_by_model else "")
+                + f" ({run.precision} on {run.gpus})"
             )
             off = run.offload if run is not None else None
             if run is not None and run.engine == "llama.cpp" and off is not None and off.cpu_layers and longest:

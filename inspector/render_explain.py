@@ -41,7 +41,10 @@ def value(v: Any) -> str:
 
 
 def overrides_line(overrides: Sequence[Override]) -> str:
-    return "What if (--set): " + ", ".join(f"{o.key} = {o.value!r} (was {o.original!r})" for o in overrides)
+    def was(o: Any) -> str:  # Override.original is None where config.json does not set the key
+        return "not set in config.json" if o.original is None else f"was {o.original!r}"
+
+    return "What if (--set): " + ", ".join(f"{o.key} = {o.value!r} ({was(o)})" for o in overrides)
 
 
 def verdict_word(fit: Fit | None) -> str:

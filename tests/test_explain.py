@@ -316,3 +316,11 @@ def test_markdown_of_a_folder_repeated_needs_no_torch(tmp_path):
     ]
     assert "HEAVY []" in runs[1].stderr
     assert "7,241,732,096" in runs[1].stdout  # Mistral-7B-v0.1 (fixtures/hub/README.md item 5)
+
+
+def test_a_set_key_the_config_does_not_set_is_said_so_not_was_none():
+    from inspector.render_explain import overrides_line
+    from inspector.results import Override
+
+    line = overrides_line([Override("mamba_d_ssm", 1536, None), Override("num_hidden_layers", 61, 40)])
+    assert line == "What if (--set): mamba_d_ssm = 1536 (not set in config.json), num_hidden_layers = 61 (was 40)"

@@ -209,7 +209,8 @@ def test_check_min_context_on_the_light_install(light):
     )
     assert short.returncode == 11, short.stderr  # a plan gate failed
     problems = {p["code"]: p["message"] for p in json.loads(short.stdout)["problems"]}
-    assert "the longest context is 4,096 tokens (fp16 on A100-80GB)" in problems["context_too_short"]
+    # 4,096: Llama-2's max_position_embeddings, the model's own limit, which check names as such
+    assert "the longest context is 4,096 tokens, the model's limit (fp16 on A100-80GB)" in problems["context_too_short"]
     enough = _hfsize(
         light, "check", "meta-llama/Llama-2-13b-hf", "--gpu", "A100-80GB", "--min-context", "4096", "--json"
     )

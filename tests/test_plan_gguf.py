@@ -161,7 +161,11 @@ def test_plan_cache_type_reaches_the_gguf_plan(capsys, on_replica):
     ("gate", "code", "says"),
     [
         (("--min-context", "4096"), 0, None),  # Q4_K_M runs the trained 4,096 tokens with every layer on the GPU
-        (("--min-context", "8192"), 11, "--min-context 8,192: the longest context is 4,096 tokens (Q4_K_M"),
+        (
+            ("--min-context", "8192"),
+            11,
+            "--min-context 8,192: the longest context is 4,096 tokens, the model's limit (Q4_K_M",
+        ),
         (("--min-tokens-per-s", "1000"), 11, "--min-tokens-per-s 1000: decoding is expected at"),
     ],
 )
