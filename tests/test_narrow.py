@@ -105,3 +105,21 @@ def test_every_figure_name_and_command_is_whole_at_every_width(capsys, on_replic
         broken = {s: (n, _whole(text, s)) for s, n in expected.items() if _whole(text, s) < n}
         assert not broken, (columns, broken, text)
         assert set(_commands(text)) == set(_commands(unbounded)) <= commands, (columns, text)
+
+
+@pytest.mark.parametrize("columns", [60, 80, 150])
+def test_the_memory_table_keeps_every_requested_column_at_every_width(capsys, on_replica, monkeypatch, columns):
+    """A narrow terminal stacks the memory table, never drops a figure column: each precision's weights, KV and
+    total (GiB = bytes / 2**30, two decimals, from the JSON of the same run) on its row, and every --gpu's label."""
+    gpus = ("T4", "A100-80GB", "RTX-4090", "H100-80GB")
+    args = ["meta-llama/Llama-2-13b-hf", *(a for g in gpus for a in ("--gpu", g))]
+    memory = json.loads(_run(capsys, monkeypatch, args, 150, "--json"))["memory"]
+    text = _run(capsys, monkeypatch, args, columns)
+    table = text[text.index("Memory in GiB") : text.index("Finetuning")]
+    assert all(re.search(rf"\b{header}\b", table) for header in ("weights", "KV", "total")), table
+    assert all(label in table for label in gpus), table
+    for precision, label in (("fp16", "fp16"), ("int8", "int8 (bnb)"), ("nf4", "nf4 (bnb)")):
+        line = memory[precision]
+        row = next(r for r in table.splitlines() if r.strip().startswith(label + " ") and "." in r)
+        for key in ("weights_bytes", "kv_cache_bytes", "total_bytes"):
+            assert f"{line[key] / 2**30:.2f}" in row.split(), (precision, key, row)
