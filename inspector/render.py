@@ -45,6 +45,15 @@ def bullets(items: Iterable[str], style: str = "") -> Table:
     return grid
 
 
+def training_rows(t: Any) -> list[list[str]]:
+    """The finetuning rows the text and the Markdown report both show: (what, GiB)."""
+    return [
+        ["full AdamW, mixed precision", gib(t.full_adamw_bytes)],
+        [f"LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes)],
+        [f"QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes)],
+    ]
+
+
 def report_renderable(report: Report, width: int = 120) -> Group:
     if not isinstance(report, Report):  # the GGUF report (issue 16): rendered by gguf_renderable below
         return gguf_renderable(report)
@@ -213,11 +222,7 @@ def _memory(memory: Any) -> Group:
     parts: list[Any] = [Prose(heading), _MemoryTable(Fitted(columns, rows, box=None), legend)]
     if memory.training is not None:
         t = memory.training
-        rows = [
-            ["  full AdamW, mixed precision", gib(t.full_adamw_bytes)],
-            [f"  LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes)],
-            [f"  QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes)],
-        ]
+        rows = [[f"  {label}", value] for label, value in training_rows(t)]
         table = Fitted([Col(""), Col("", "right")], rows, show_header=False)
         parts += [Text(""), Text("Finetuning (weights + grads + optimizer, activations excluded)", style="bold"), table]
     parts += [Text(""), bullets(memory.notes, style="dim")]

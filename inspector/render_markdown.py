@@ -118,22 +118,20 @@ def memory(m: Any) -> str | None:
         f"### Memory (GiB)\n\nKV cache for {m.context:,} tokens x batch {m.batch}; totals include "
         f"{gib(m.overhead_per_gpu_bytes)} overhead per GPU.\n\n"
     )
-    from .render import VERDICT_LEGEND, gpu_header, how_it_runs  # the text report's own words for these
+    from .render import VERDICT_LEGEND, gpu_header, how_it_runs, training_rows  # the text report's own words
 
-    # under each GPU, the memory one device offers, as the text report's header: "T4 (15.0 GiB)"
-    offered = [
-        " (".join(gpu_header(g, m.gpus).split("\n")) + (")" if "\n" in gpu_header(g, m.gpus) else "") for g in gpus
-    ]
-    out = head + table(["precision", "weights", "KV cache", "total", *offered], rows, right=tuple(range(1, 4)))
+    def offered(label: str) -> str:  # the memory one device offers, as the text report's header: "T4 (15.0 GiB)"
+        name, _, size = gpu_header(label, m.gpus).partition("\n")
+        return f"{name} ({size})" if size else name
+
+    out = head + table(
+        ["precision", "weights", "KV cache", "total", *map(offered, gpus)], rows, right=tuple(range(1, 4))
+    )
     if gpus:
         out += f"\n{VERDICT_LEGEND}\n"
     if m.training is not None:
         t = m.training
-        rows = [
-            ["full AdamW, mixed precision", gib(t.full_adamw_bytes)],
-            [f"LoRA r={t.lora_rank} ({t.lora_parameters:,} parameters)", gib(t.lora_bytes)],
-            [f"QLoRA r={t.lora_rank} (nf4 base)", gib(t.qlora_bytes)],
-        ]
+        rows = training_rows(t)
         out += "\n### Finetuning\n\nWeights + grads + optimizer, activations excluded.\n\n"
         out += table(["method", "memory"], rows, right=(1,))
     if m.notes:
