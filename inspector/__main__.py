@@ -1,5 +1,5 @@
 """`python -m inspector` runs the hfsize command line."""
 
-from .cli import entry
+from .launch import entry
 
 entry()

@@ -13,10 +13,10 @@ import click
 
 from .dtypes import KV_DTYPES, LLAMA_CACHE_TYPES  # plain data: --help imports nothing else of hfsize
 from .errors import ExitCode, HfsizeError, capitalized
+from .launch import DEBUG_ENV, INTERRUPTED, entry, hf_entry, quiet_libraries, read_ahead  # noqa: F401
 from .precisions import CHECK_PRECISIONS
 
-DEBUG_ENV = "HFSIZE_DEBUG"
-INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+# entry, hf_entry: console scripts installed before they moved to launch.py name them here
 
 
 class _DefaultToInspect(click.Group):
@@ -812,8 +812,8 @@ def _emit(report: Any, kind: str) -> None:
 
 def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
     """Console-script entry point: one line on stderr and a documented exit code for every failure."""
-    _quiet_libraries()
-    _read_ahead(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
+    read_ahead(sys.argv[1:] if argv is None else argv)
     try:
         code = main.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except HfsizeError as e:
@@ -853,45 +853,6 @@ def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
     return code if isinstance(code, int) else int(ExitCode.OK)
 
 
-# `hfsize MODEL` with only these flags: nothing to check before the Hub is asked (no option values; -v is not
-# here, its listener must see every request).
-READ_AHEAD_FLAGS = frozenset({"--json", "--headers-only"})
-
-
-def _read_ahead(args: list[str]) -> None:
-    """For `hfsize MODEL [--json] [--headers-only]`, the Hub reads start before click parses: a thread installs
-    the client (importing httpx2 and huggingface_hub, making its TLS context) and sends the first request, then
-    this thread parses, imports the rest of hfsize and detects the GPUs while the round trips are in flight,
-    instead of before they start. `inspect` takes the answers (hub.prefetch); any other argv waits for click
-    and inspect's own read-ahead."""
-    if not args or args[0].startswith("-") or args[0] in main.commands or not READ_AHEAD_FLAGS.issuperset(args[1:]):
-        return
-    from .hub import prefetch
-
-    prefetch(args[0], setup=_hub_client, head_start=True)
-
-
-def entry() -> None:
-    """The `hfsize` console script."""
-    _exit(run())
-
-
-def hf_entry() -> None:
-    """The `hf-size` console script: huggingface_hub's `hf` runs it for `hf size ...` (an hf CLI extension)."""
-    _exit(run(prog_name="hf size"))
-
-
-def _exit(code: int) -> None:
-    if "torch" in sys.modules:
-        # Tearing torch and transformers down at interpreter exit takes about a second (a fifth of a cold
-        # run) and serves nothing: caches are written synchronously and the output is flushed here.
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):  # a closed pipe (`hfsize ... | head`) changes nothing
-                stream.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
 MAX_MESSAGE = 400
 
 
@@ -902,17 +863,3 @@ def _sentence(message: str) -> str:
         message = message[: MAX_MESSAGE - 3].rstrip() + "..."
     message = capitalized(message)
     return message if message.endswith((".", "!", "?")) else message + "."
-
-
-def _quiet_libraries() -> None:
-    # Library chatter (progress bars, transformers warnings) would break `--json | jq` and the one-line rule.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    # Telemetry names an AI agent in the user agent, from a registry fetched first ({endpoint}/api/agent-harnesses:
-    # a request before the first one hfsize makes, daily on the Hub, every run on a mirror without the route).
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if not os.environ.get(DEBUG_ENV):
-        import warnings
-
-        warnings.filterwarnings("ignore")

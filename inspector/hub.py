@@ -6,7 +6,6 @@ huggingface_hub's exceptions are translated into HfsizeError here, in one place.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -310,10 +309,10 @@ def prefetch(
     thread while the rest of hfsize is still importing, so that the round trips overlap the imports; the
     next `list_hub` (and `fetch_hub` of the listing it returns) for the same repo, revision, token and endpoint
     takes the answers (a second prefetch of the same ones changes nothing). `setup` runs first in the thread
-    (the CLI's client, installed before any request). `head_start`: return once the thread has imported what
-    its first request needs (at most HEAD_START_S): those imports are on the critical path anyway, and with the
-    GIL to itself the thread gets there sooner; the caller's own work (parsing, importing the rest of hfsize)
-    then runs beside the TLS set-up (outside the GIL) and the round trips instead of delaying them.
+    (the CLI's client, installed before any request). `head_start`: return once the thread has made what its
+    first request needs, the client and the headers (at most HEAD_START_S): that work is on the critical path
+    anyway, and with the GIL to itself the thread gets there sooner; the caller's own work (importing click and
+    the rest of hfsize, parsing) then runs during the round trips instead of delaying them.
     Not for a library call: it starts a thread and keeps state for the process."""
     if looks_local(model):
         return
@@ -331,13 +330,13 @@ def prefetch(
             if setup is not None:
                 setup()
             from huggingface_hub.utils import build_hf_headers, get_session
+
+            get_session()  # the client: httpx2's transport (httpcore2) and the TLS context's certificates
+            build_hf_headers(token=token)
         except Exception:  # noqa: BLE001 - raised again by the read below, and handed over from there
-            ready.set()
-        else:
-            ready.set()  # the rest is the TLS context's certificates, loaded outside the GIL: the caller goes on
-            with contextlib.suppress(Exception):  # a token problem is the read's to raise
-                get_session()
-                build_hf_headers(token=token)
+            pass
+        finally:
+            ready.set()  # the first request goes out next: the caller's own work now runs beside the round trips
         try:
             listing = _list_hub(model, revision, token, endpoint)
         except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import threading
 import warnings
-from importlib import metadata
 
 # What architecture.build imports; the `exact` extra of pyproject.toml installs them.
 BUILD_PACKAGES = ("torch", "transformers", "accelerate")
@@ -45,6 +44,8 @@ def model_class_hint(reason: str) -> str:
 
 def version(package: str) -> str | None:
     """The installed version of a distribution (None when absent), without importing it."""
+    from importlib import metadata  # only when a version is asked (--version)
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

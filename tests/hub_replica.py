@@ -376,6 +376,10 @@ def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the Hub; every response carries a Content-Length
+    # TCP_NODELAY, as web servers set it: without it, a reused keep-alive connection waited about 40 ms for the
+    # client's delayed ACK between the response's headers and its body (Nagle's algorithm), a stall the Hub
+    # does not have, on every request after a connection's first, for every client the benchmarks compare
+    disable_nagle_algorithm = True
     server: _Server
 
     # -- plumbing ------------------------------------------------------------------------------------------------
