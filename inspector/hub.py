@@ -22,7 +22,7 @@ from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
 from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
-from .transport import timeout_seconds
+from .transport import SPECULATIVE, timeout_seconds
 
 if TYPE_CHECKING:
     from .gguf import HeaderRead
@@ -275,12 +275,13 @@ def _cached_or_fetched(
     endpoint: str,
     listing: Listing,
     on_config: Callable[[dict[str, Any]], None] | None,
+    early: _EarlyReads | None = None,
 ) -> tuple[RepoFiles, bool]:
     """The repo from hfsize's cache (False), else read from the Hub and cached (True)."""
     cached = cache.load_repo(endpoint, listing)
     if cached is not None:
         return cached, False
-    repo = _fetch_hub(repo_id, revision, token, endpoint, listing, on_config)
+    repo = _fetch_hub(repo_id, revision, token, endpoint, listing, on_config, early)
     cache.store_repo(endpoint, repo)
     return repo, True
 
@@ -337,6 +338,7 @@ def prefetch(
             pass
         finally:
             ready.set()  # the first request goes out next: the caller's own work now runs beside the round trips
+        early = _EarlyReads.start(model, revision, token, endpoint)
         try:
             listing = _list_hub(model, revision, token, endpoint)
         except BaseException as e:  # noqa: BLE001 - handed to the caller, raised there as list_hub raises it
@@ -344,7 +346,7 @@ def prefetch(
             return
         ahead.listing.set_result(listing)
         try:
-            ahead.repo.set_result(_cached_or_fetched(model, revision, token, endpoint, listing, None))
+            ahead.repo.set_result(_cached_or_fetched(model, revision, token, endpoint, listing, None, early))
         except BaseException as e:  # noqa: BLE001 - raised by fetch_hub when it is asked for
             ahead.repo.set_exception(e)
 
@@ -356,6 +358,87 @@ def prefetch(
 HEAD_START_S = 2.0  # longer than any start-up; past it the caller goes on as if it had not waited
 
 
+class _EarlyReads:
+    """A repo's first cold read: config.json, the index and (on `main`) every shard header sent beside model_info
+    instead of after it, at the revision as named (model_info's commit is not known yet): one round trip instead
+    of two. Only for a repo hfsize has not listed before at this revision and the Hugging Face cache does not
+    hold (a repeated run is answered from hfsize's cache after model_info: these would be requests for nothing),
+    online. An answer is used only where it is the one the read after model_info would get: a file whose
+    X-Repo-Commit is model_info's commit and whose size is the listing's, the shard headers when model_info's
+    commit is the one `main` had when they were read (the route has no revision) and the index says they are
+    needed. Anything else (a 404, an error, a commit pushed in between) is dropped, and the file is read again
+    after model_info, as without this, raising what that read raises."""
+
+    def __init__(self, files: dict[str, Future[Any]], sharded: Future[dict[str, dict[str, TensorEntry]]] | None):
+        self.files = files
+        self.sharded = sharded
+
+    @classmethod
+    def start(cls, repo_id: str, revision: str | None, token: str | bool | None, endpoint: str) -> _EarlyReads | None:
+        from huggingface_hub.constants import is_offline_mode
+        from huggingface_hub.utils import validate_repo_id
+
+        try:
+            validate_repo_id(repo_id)  # an id model_info refuses is sent nowhere
+        except ValueError:
+            return None
+        if is_offline_mode() or cache.load_listing(endpoint, repo_id, revision) is not None:
+            return None
+        if _hf_cache_ref(repo_id, revision or "main") is not None:  # `hf download` was here: read from disk
+            return None
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="hfsize-early")
+        at = _quote(revision or "main")
+        files = {
+            name: pool.submit(_early_file, f"{endpoint}/{repo_id}/resolve/{at}/{_quote_path(name)}", token)
+            for name in ("config.json", INDEX_FILE)
+        }
+        sharded = pool.submit(_sharded_headers, repo_id, token, endpoint, True) if revision in (None, "main") else None
+        pool.shutdown(wait=False)
+        return cls(files, sharded)
+
+    def commit_ok(self, commit: str | None) -> bool:
+        """Whether the reads were made at `commit` (model_info's): config.json's X-Repo-Commit says which."""
+        got = self._response("config.json")
+        return commit is not None and got is not None and got[1] == commit
+
+    def file(self, name: str, commit: str | None, size: int | None) -> Future[bytes] | None:
+        """The early answer for `name`, when it is model_info's commit's file and of its listed size."""
+        got = self._response(name)
+        if got is None or got[1] != commit or (size is not None and len(got[0]) != size):
+            return None
+        done: Future[bytes] = Future()
+        done.set_result(got[0])
+        return done
+
+    def _response(self, name: str) -> tuple[bytes, str | None] | None:
+        read = self.files.get(name)
+        if read is None or read.exception() is not None:
+            return None
+        return read.result()
+
+
+def _early_file(url: str, token: str | bool | None) -> tuple[bytes, str | None] | None:
+    """One small file read before model_info answers: (its bytes, its X-Repo-Commit), None unless it came whole
+    within EARLY_BYTES. Sent once (`SPECULATIVE`: never retried; a failure costs nothing but the read after
+    model_info) and as a Range read: a file larger than that (a 1 MB config, a 300 MB one that is refused
+    unread) is read after model_info, as without the early read, and no more of it is sent than the range."""
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    headers = {**build_hf_headers(token=token), "Range": f"bytes=0-{EARLY_BYTES - 1}"}
+    options = {"timeout": timeout_seconds(), "follow_redirects": True, "extensions": SPECULATIVE}
+    response = get_session().get(url, headers=headers, **options)
+    raw = response.content
+    whole = response.status_code == 200 or (
+        response.status_code == 206 and response.headers.get("Content-Range", "").endswith(f"/{len(raw)}")
+    )
+    return (raw, response.headers.get("X-Repo-Commit")) if whole and len(raw) <= EARLY_BYTES else None
+
+
+# More than config.json and the index of most models hold (Llama-2-70B's index: 56,678 bytes; the largest real
+# config fixture's, an id2label map aside, a few KB); the largest (DeepSeek-V3's 9 MB index) are read after.
+EARLY_BYTES = 2**18
+
+
 def _fetch_hub(
     repo_id: str,
     revision: str | None,
@@ -363,6 +446,7 @@ def _fetch_hub(
     endpoint: str,
     listing: Listing,
     on_config: Callable[[dict[str, Any]], None] | None,
+    early: _EarlyReads | None = None,
 ) -> RepoFiles:
     commit, files = listing.commit, listing.files
     if ADAPTER_CONFIG in files and "config.json" not in files:
@@ -375,14 +459,20 @@ def _fetch_hub(
     # instead of three in a row. The sharded read is asked for when the listing has an index and several
     # safetensors files; the index then says whether its answer is used.
     sharded = INDEX_FILE in files and revision in (None, "main") and _count_safetensors(files) > 1
+    early = early if early is not None and early.commit_ok(commit) else None
     with ThreadPoolExecutor(max_workers=3) as pool:
-        config_read = pool.submit(_download, repo_id, "config.json", commit, token, endpoint, files.get("config.json"))
-        index_read = (
-            pool.submit(_download, repo_id, INDEX_FILE, commit, token, endpoint, files.get(INDEX_FILE))
-            if INDEX_FILE in files
-            else None
-        )
-        sharded_read = pool.submit(_sharded_headers, repo_id, token, endpoint) if sharded else None
+
+        def small(name: str) -> Future[bytes]:
+            taken = early.file(name, commit, files.get(name)) if early is not None else None
+            return taken or pool.submit(_download, repo_id, name, commit, token, endpoint, files.get(name))
+
+        config_read = small("config.json")
+        index_read = small(INDEX_FILE) if INDEX_FILE in files else None
+        sharded_read = None
+        if sharded:
+            taken = early.sharded if early is not None else None
+            usable = taken is not None and taken.exception() is None
+            sharded_read = taken if usable else pool.submit(_sharded_headers, repo_id, token, endpoint)
         what = f"config.json of '{repo_id}'"
         config = check_config(_parse_json(config_read.result(), what), what)
         if on_config is not None:
@@ -448,23 +538,28 @@ def _file_header(
     return _entries_from_hub(meta, name)
 
 
-def _sharded_headers(repo_id: str, token: str | bool | None, endpoint: str) -> dict[str, dict[str, TensorEntry]]:
+def _sharded_headers(
+    repo_id: str, token: str | bool | None, endpoint: str, speculative: bool = False
+) -> dict[str, dict[str, TensorEntry]]:
     """Every shard header in one request (the Hub's sharded-metadata route, `main` only), read as
     `HfApi.get_sharded_safetensors_metadata` reads it.
 
-    The route is an optimisation: when an endpoint lacks it, fall back to reading each header.
+    The route is an optimisation: when an endpoint lacks it, fall back to reading each header. `speculative`:
+    sent before model_info (_EarlyReads), once; an HTTP error is raised, for the read after model_info to decide.
     """
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
     from huggingface_hub.utils import HfHubHTTPError
 
     url = f"{endpoint}/api/models/{repo_id}/safetensors-metadata/{INDEX_FILE}"
     try:
-        content = _get(url, token).json()
+        content = (_get(url, token, extensions=SPECULATIVE) if speculative else _get(url, token)).json()
         content["index"].get("metadata")  # noqa: B018 - the route's body has the index (HfApi reads it)
         shards = {shard: _tensors(header) for shard, header in content["headers"].items()}
     except (GatedRepoError, RepositoryNotFoundError):
         raise
     except HfHubHTTPError:
+        if speculative:  # sent once, before model_info: the read after it answers instead
+            raise
         return {}
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):  # not the route's body: not JSON, no headers
         return {}
@@ -525,6 +620,18 @@ def _download(
     if len(raw) > limit:  # a listing without sizes, or a server sending more than it listed
         raise _too_large(what, len(raw), limit)
     return raw
+
+
+def _hf_cache_ref(repo_id: str, revision: str) -> Path | None:
+    """The Hugging Face cache's record of the commit `revision` resolved to (HF_HUB_CACHE/models--ORG--NAME/refs/
+    REVISION), written when `hf download` fetched the repo; None when it has none."""
+    from huggingface_hub import constants
+
+    path = Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]), "refs", revision)
+    try:
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # a revision that is no file name
+        return None
 
 
 def _in_hf_cache(repo_id: str, filename: str, commit: str | None) -> Path | None:

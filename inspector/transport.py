@@ -28,6 +28,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_METHODS = frozenset({"GET", "HEAD"})
 # The Hub routes hfsize reads; huggingface_hub's own best-effort calls (its agent registry) are left alone.
 RETRY_ROUTES = ("/api/models/", "/resolve/")
+# A request's extensions that mark it speculative (hub._EarlyReads: a read sent before model_info, which the read
+# after it replaces if it fails): sent once, never retried or waited for.
+SPECULATIVE = {"hfsize_speculative": True}
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer gets its error reported instead
 FIRST_BACKOFF = 0.5
 # hfsize's replies are JSON, configs, indexes and header ranges (at most 25 MB): read them whole in the retry
@@ -173,7 +176,11 @@ def _transport_class() -> type:
     class RetryingTransport(httpx2.HTTPTransport):
         def handle_request(self, request: Any) -> Any:
             path = request.url.path
-            retryable = request.method in RETRY_METHODS and any(route in path for route in RETRY_ROUTES)
+            retryable = (
+                request.method in RETRY_METHODS
+                and any(route in path for route in RETRY_ROUTES)
+                and not request.extensions.get("hfsize_speculative")
+            )
             retries = max_retries() if retryable else 0
             attempt = 0
             while True:

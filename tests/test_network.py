@@ -20,22 +20,29 @@ def tiny_repo(make_repo, fail: dict | None = None):
     return make_repo("org/tiny", files={"config.json": TINY_LLAMA}, settings=settings)
 
 
+def model_info_requests(hub, repo_id: str = "org/tiny") -> list:
+    """The model_info requests the replica answered (not the sharded-metadata route under the same prefix)."""
+    return [r for r in hub.requests if r.path == f"/api/models/{repo_id}"]
+
+
 def test_retries_a_busy_hub_then_succeeds(capsys, endpoint, make_repo, waits):
     hub = endpoint(tiny_repo(make_repo, {"@model_info": {"status": 503, "times": 2}}))
     code, out, err = cli(capsys, "org/tiny", "--json")
     assert code == 0, err
     assert json.loads(out)["parameters"]["total"] > 0
-    statuses = [r.status for r in hub.requests_matching("/api/models/org/tiny")]
+    statuses = [r.status for r in model_info_requests(hub)]
     assert statuses == [503, 503, 200]
     assert waits == [0.5, 1.0]  # exponential backoff from 0.5 s
 
 
 def test_honours_retry_after(capsys, endpoint, make_repo, waits):
-    hub = endpoint(tiny_repo(make_repo, {"config.json": {"status": 429, "times": 1, "retry_after": 7}}))
+    hub = endpoint(tiny_repo(make_repo, {"config.json": {"status": 429, "times": 2, "retry_after": 7}}))
     code, out, err = cli(capsys, "org/tiny", "--json")
     assert code == 0, err
-    assert [r.status for r in hub.requests_matching("config.json")][:2] == [429, 200]  # GET refused, then fine
-    assert 7.0 in waits  # the server's Retry-After, not the backoff
+    # refused twice: the read sent beside model_info (sent once, never retried: the read after model_info
+    # replaces it), then that read, which waits what the server asked and is answered
+    assert [r.status for r in hub.requests_matching("config.json")] == [429, 429, 200]
+    assert waits == [7.0]  # the server's Retry-After, not the backoff, and only the read that counts waited
 
 
 def test_a_retry_after_too_long_is_reported_not_waited_for(capsys, endpoint, make_repo, waits):
@@ -43,7 +50,7 @@ def test_a_retry_after_too_long_is_reported_not_waited_for(capsys, endpoint, mak
     code, out, err = cli(capsys, "org/tiny")
     assert code == ExitCode.NETWORK
     assert err.startswith("Error: ") and "HTTP 429" in err and err.count("\n") == 1
-    assert len(hub.requests_matching("/api/models/org/tiny")) == 1 and waits == []
+    assert len(model_info_requests(hub)) == 1 and waits == []
     # the wait the server asked for, not a made-up one: 3600 s is an hour
     assert "Retry-After: 3600" in err and "1 hour" in err and "minute" not in err
 
@@ -57,7 +64,7 @@ def test_a_wait_asked_with_an_http_date_is_reported_too(capsys, endpoint, make_r
     code, out, err = cli(capsys, "org/tiny")
     assert code == ExitCode.NETWORK and "HTTP 503" in err and err.count("\n") == 1
     assert "Wed, 21 Oct 2099 07:28:00 GMT" in err and "minute" not in err
-    assert len(hub.requests_matching("/api/models/org/tiny")) == 4  # a date is not seconds: the usual backoff
+    assert len(model_info_requests(hub)) == 4  # a date is not seconds: the usual backoff
 
 
 def test_gives_up_after_the_retries(capsys, endpoint, make_repo, monkeypatch, waits):
@@ -65,7 +72,7 @@ def test_gives_up_after_the_retries(capsys, endpoint, make_repo, monkeypatch, wa
     hub = endpoint(tiny_repo(make_repo, {"@model_info": 502}))
     code, out, err = cli(capsys, "org/tiny")
     assert code == ExitCode.NETWORK and "HTTP 502" in err
-    assert len(hub.requests_matching("/api/models/org/tiny")) == 3  # the first try and 2 retries
+    assert len(model_info_requests(hub)) == 3  # the first try and 2 retries
     assert waits == [0.5, 1.0]
 
 
@@ -165,3 +172,43 @@ def test_offline_mode_without_a_cached_run_says_what_to_do(capsys, endpoint, hub
     assert err.startswith("Error: Offline mode (HF_HUB_OFFLINE)") and "'mistralai/Mistral-7B-v0.1'" in err
     assert "unset HF_HUB_OFFLINE" in err and err.count("\n") == 1
     assert hub.requests == []
+
+
+# ---------------------------------------------------------------- reads sent beside model_info (hub._EarlyReads)
+
+
+def test_an_early_read_of_a_commit_pushed_over_is_read_again_at_model_infos(endpoint, make_repo, tmp_path, monkeypatch):
+    """config.json read at `main` before model_info answers, then a push: model_info names the new commit, so
+    the early answer (X-Repo-Commit: the old one) is dropped and config.json is read at the new commit."""
+    from inspector import hub as hub_module
+
+    monkeypatch.setenv("HFSIZE_CACHE", str(tmp_path / "cache"))  # this repo listed by no other test
+    hub = endpoint(make_repo("org/moving", files={"config.json": TINY_LLAMA}, settings={"sha": "a" * 40}))
+    early = hub_module._EarlyReads.start("org/moving", None, None, hub.endpoint)
+    assert early is not None and early.files["config.json"].result()[1] == "a" * 40  # read at the old commit
+    make_repo("org/moving", files={"config.json": {**TINY_LLAMA, "vocab_size": 512}}, settings={"sha": "b" * 40})
+    listing = hub_module.list_hub("org/moving", endpoint=hub.endpoint)
+    assert listing.commit == "b" * 40
+    hub.reset_requests()
+    repo = hub_module._fetch_hub("org/moving", None, None, hub.endpoint, listing, None, early)
+    assert repo.config["vocab_size"] == 512  # the pushed config, not the early one (TINY_LLAMA's 32,000)
+    assert [r.path for r in hub.requests] == [f"/org/moving/resolve/{'b' * 40}/config.json"]
+
+
+def test_a_repo_already_listed_or_in_the_hf_cache_is_not_read_early(endpoint, make_repo, hf_home, monkeypatch):
+    """No read before model_info where it would be for nothing: a repo hfsize listed before (a repeated run is
+    answered from its cache) or one `hf download` fetched (its refs/main: config.json is read from disk)."""
+    from inspector import hub as hub_module
+
+    monkeypatch.setenv("HFSIZE_CACHE", str(hf_home / "hfsize"))  # this repo listed by no other test
+    hub = endpoint(make_repo("org/tiny", files={"config.json": TINY_LLAMA}))
+    refs = hf_home / "hub" / "models--org--tiny" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("0" * 40)
+    assert hub_module._EarlyReads.start("org/tiny", None, None, hub.endpoint) is None
+    (refs / "main").unlink()
+    hub_module.list_hub("org/tiny", endpoint=hub.endpoint)  # listed: hfsize's cache remembers the commit
+    hub.reset_requests()
+    assert hub_module._EarlyReads.start("org/tiny", None, None, hub.endpoint) is None
+    assert hub.requests == []
+    assert hub_module._EarlyReads.start("org/x" * 200, None, None, hub.endpoint) is None  # no valid repo id

@@ -43,7 +43,7 @@ def test_repeated_run_needs_no_torch(tmp_path):
 
 
 def test_console_entry_leaves_at_once_with_all_output_and_its_code(tmp_path):
-    """After torch was imported the entry point skips interpreter teardown (os._exit): the output must be
+    """The entry point skips interpreter teardown (os._exit), after torch was imported or not: the output must be
     complete and flushed, and the exit code the command's own."""
     import json
     import os
@@ -143,9 +143,10 @@ def test_headers_only_and_a_cached_report_import_only_what_they_use(hub, tmp_pat
     assert again.stdout == full.stdout
 
 
-def test_a_sharded_repo_takes_two_round_trips_and_no_agent_registry(tmp_path):
-    """model_info, then config.json, the index and every shard header at once; huggingface_hub's telemetry
-    (which first fetches /api/agent-harnesses, answered 404 by the replica as by mirrors) is off in the CLI."""
+def test_a_cold_sharded_repo_takes_one_round_trip_and_no_agent_registry(tmp_path):
+    """A repo never read before: model_info, config.json, the index and every shard header at once (the three
+    at `main`, kept because model_info's commit is theirs); a repeated run: model_info alone. huggingface_hub's
+    telemetry (which first fetches /api/agent-harnesses, answered 404 by the replica as by mirrors) is off."""
     from tests.hub_replica import HubReplica
 
     # 0.5 s per answer: reads sent together are seen in flight together (one after another: never more than 1)
@@ -153,20 +154,20 @@ def test_a_sharded_repo_takes_two_round_trips_and_no_agent_registry(tmp_path):
         env = {"HF_ENDPOINT": slow.endpoint, "HF_HOME": str(tmp_path / "hf"), "HFSIZE_CACHE": str(tmp_path / "c")}
         proc = _cli([SEVENTY_B, "--headers-only", "--json"], env)
         assert proc.returncode == 0, proc.stderr
-        logged = [(r.method, r.path.rsplit("/", 1)[-1]) for r in slow.requests]
+        logged = [(r.method, r.path.rsplit("/", 1)[-1], r.path.split("/")[-2]) for r in slow.requests]
         in_flight = slow.max_in_flight
         slow.reset_requests()
         again = _cli([SEVENTY_B, "--headers-only", "--json"], env)
         assert again.returncode == 0, again.stderr
         repeated = [r.path for r in slow.requests]
-    assert logged[0] == ("GET", "Llama-2-70b-hf")  # model info: the commit and the file list
     config, index = "config.json", "model.safetensors.index.json"
-    # one GET per small file through huggingface_hub's session (no hf_hub_download HEAD first: a round trip less,
-    # and the files do not land in the HF cache), and the sharded-metadata route's GET (its path ends in the index)
-    expected = [("GET", config), ("GET", index), ("GET", index)]
-    assert sorted(logged[1:]) == sorted(expected)
-    # all three are sent at once after model info (a loaded machine may start one late, after an import)
-    assert in_flight >= 2
+    # model info (the commit and the file list); one GET per small file at main through huggingface_hub's session
+    # (no hf_hub_download HEAD first, and the files do not land in the HF cache); the sharded-metadata route
+    expected = [("GET", "Llama-2-70b-hf", "meta-llama"), ("GET", config, "main"), ("GET", index, "main")]
+    expected.append(("GET", index, "safetensors-metadata"))
+    assert sorted(logged) == sorted(expected)  # nothing read twice: each early answer was model_info's commit's
+    # all four are sent at once (a loaded machine may start one late, after an import)
+    assert in_flight >= 3
     assert repeated == [f"/api/models/{SEVENTY_B}"]  # answered from hfsize's cache: model info only
 
 
@@ -201,3 +202,36 @@ def test_stage_dataclasses_stay_frozen_value_objects():
             copy.__setattr__(dataclasses.fields(copy)[0].name, None)
     assert LOAD_SCHEMES["bf16"] != LOAD_SCHEMES["nf4_double_quant"]
     assert repr(MemorySettings()).startswith("MemorySettings(")
+
+
+def test_the_launcher_knows_every_subcommand_and_imports_no_click():
+    """launch.py decides the read-ahead before click is imported: its list of subcommands is cli.main's."""
+    code = "import sys, inspector.launch; print('click' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    from inspector.cli import main
+    from inspector.launch import COMMANDS
+
+    assert set(main.commands) == COMMANDS
+
+
+def test_the_console_script_prints_whole_what_the_command_prints(hub, tmp_path):
+    """`python -m inspector MODEL --headers-only --json` (launch.py: the Hub reads started before click, reads
+    sent beside model_info, the exit without teardown and without torch) prints what cli.run prints in-process
+    for the same cold caches, to the last byte, and exits 0."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    outputs = []
+    for name, launcher in (("script", ["-m", "inspector"]), ("in-process", None)):
+        env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / name / "hf")}
+        env["HFSIZE_CACHE"] = str(tmp_path / name / "cache")
+        if launcher is None:
+            proc = _cli([SEVENTY_B, "--headers-only", "--json"], env)
+        else:
+            full = dict(os.environ, **env, PYTHONPATH=str(root))
+            args = [sys.executable, *launcher, SEVENTY_B, "--headers-only", "--json"]
+            proc = subprocess.run(args, capture_output=True, text=True, env=full, cwd=root)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1] and outputs[0].endswith("}\n")
