@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -841,9 +842,14 @@ def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
     except KeyboardInterrupt:
         click.echo("Error: interrupted.", err=True)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`hfsize ... | head`): it had what it wanted
+        return int(ExitCode.OK)
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback unless asked
         if os.environ.get(DEBUG_ENV):
             raise
+        if isinstance(e, OSError) and e.errno in OUTPUT_ERRORS:  # stdout on a full disk (hfsize's caches never raise)
+            click.echo(f"Error: the output could not be written ({e.strerror}).", err=True)
+            return int(ExitCode.INTERNAL)
         click.echo(
             f"Error: internal error ({type(e).__name__}). Please report it; rerun with {DEBUG_ENV}=1 for details.",
             err=True,
@@ -852,6 +858,9 @@ def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
     # standalone_mode=False: click returns an Exit's code instead of exiting (`check` uses that)
     return code if isinstance(code, int) else int(ExitCode.OK)
 
+
+# A write to stdout that fails like this is the output's destination, not a bug (the README's exit code 1).
+OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 MAX_MESSAGE = 400
 

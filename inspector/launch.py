@@ -2,13 +2,14 @@
 
 A process starts here, before click or any other part of hfsize is imported, so that a plain
 `hfsize MODEL [--json] [--headers-only]` sends its first Hub request as early as it can (`read_ahead`), and it
-ends here, once the answer is out, without the interpreter's teardown (`_exit`). Plain os and sys only.
+ends here, once the answer is out, without the interpreter's teardown (`_exit`). Plain os, signal and sys only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 
 DEBUG_ENV = "HFSIZE_DEBUG"
@@ -34,17 +35,23 @@ def hf_entry() -> None:
 
 
 def _main(prog_name: str) -> int:
-    try:
-        quiet_libraries()
-        read_ahead(sys.argv[1:])
-        from .cli import run  # click and the rest of hfsize: imported while the first request is in flight
+    # Until cli.run's own handler is in place, Ctrl-C ends the process at once: its KeyboardInterrupt would
+    # mostly land in an import, where the import system can swallow it ("Exception ignored in ..._get_module_lock")
+    # and the run would go on. Nothing is half-written then: no output yet, and the caches write atomically.
+    if not os.environ.get(DEBUG_ENV):
+        signal.signal(signal.SIGINT, _interrupted)
+    quiet_libraries()
+    read_ahead(sys.argv[1:])
+    from .cli import run  # click and the rest of hfsize: imported while the first request is in flight
 
-        return run(prog_name=prog_name)
-    except KeyboardInterrupt:  # Ctrl-C before cli.run's own handler is in place (while importing)
-        if os.environ.get(DEBUG_ENV):
-            raise
-        print("Error: interrupted.", file=sys.stderr)
-        return INTERRUPTED
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return run(prog_name=prog_name)
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    with contextlib.suppress(Exception):
+        os.write(2, b"Error: interrupted.\n")
+    os._exit(INTERRUPTED)
 
 
 def read_ahead(args: list[str]) -> None:
@@ -67,10 +74,20 @@ def _exit(code: int) -> None:
     imported (about 400 modules, huggingface_hub's session; torch and transformers on an exact run) takes
     0.15 s of a 0.6 s repeated report and about a second after a build, and serves nothing: every file hfsize
     writes (the caches) is written and closed before the command returns, the output is flushed here, and the
-    sockets close with the process. A library caller of `cli.run` never gets here."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed pipe (`hfsize ... | head`) changes nothing
-            stream.flush()
+    sockets close with the process. A library caller of `cli.run` never gets here.
+
+    A reader that went away (`hfsize ... | head`) changes nothing; output that cannot be written otherwise (a
+    full disk) is one line on stderr and exit 1, where the interpreter's own flush at exit would have said it."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    except (OSError, ValueError) as e:  # ValueError: stdout closed
+        with contextlib.suppress(Exception):
+            print(f"Error: the output could not be written ({getattr(e, 'strerror', None) or e}).", file=sys.stderr)
+        code = code or 1
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
     os._exit(code)
 
 

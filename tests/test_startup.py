@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def test_help_does_not_import_heavy_modules():
@@ -235,3 +238,24 @@ def test_the_console_script_prints_whole_what_the_command_prints(hub, tmp_path):
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout)
     assert outputs[0] == outputs[1] and outputs[0].endswith("}\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["text", "json"])
+def test_output_to_a_full_disk_is_one_line_and_exit_1(tmp_path, output):
+    """Writing the answer fails (ENOSPC): one line on stderr, exit 1 (the README), not a report of a bug and
+    not exit 0 (the console script ends with os._exit, so hfsize itself must notice a failed flush)."""
+    import os
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    source = Path(__file__).resolve().parent.parent / "fixtures/hub/mistralai/Mistral-7B-v0.1/config.json"
+    (folder / "config.json").write_bytes(source.read_bytes())
+    env = dict(os.environ, HFSIZE_CACHE=str(tmp_path / "cache"))
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "inspector", str(folder), *output], stdout=full, stderr=subprocess.PIPE,
+            text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == "Error: the output could not be written (No space left on device).\n"
