@@ -87,15 +87,7 @@ def parse_gpu(spec: str) -> Gpu:
                 f"empty GPU name in '{spec}' (--gpu)", "Join two GPUs with one +, e.g. --gpu RTX-4090+RTX-3060-12GB."
             )
         return mixed_gpus(spec, [parse_gpu(part) for part in parts])
-    count = 1
-    match = re.match(r"^(.*?)\s*[x*]\s*(\d+)$", text, re.IGNORECASE)
-    # the count first, as cloud instances are named ('2xH100', '8x A100'): taken when the rest is a GPU and the
-    # whole is not a catalog name of its own ('7900xtx' is the RX 7900 XTX)
-    ahead = re.match(r"^(\d+)\s*[x*]\s*(.+)$", text, re.IGNORECASE)
-    if match and match.group(1):
-        text, count = match.group(1), int(match.group(2))
-    elif ahead and text.lower() not in catalog() and _known(ahead.group(2)):
-        text, count = ahead.group(2), int(ahead.group(1))
+    text, count = _split_count(text)
     if count < 1:
         raise GpuSpecError(f"GPU count in '{spec}' must be at least 1", "Write e.g. --gpu H100x2.")
     memory = parse_size(text)
@@ -114,6 +106,32 @@ def parse_gpu(spec: str) -> Gpu:
             "H100-80GB); several as H100x2, or a size such as 24GiB.",
         )
     return catalog_gpu(entry, count)
+
+
+# A count beside a name, in any case, with the spaces or hyphens the catalog's names use between words: after it
+# ('H100x2', 'H100 x2', 'A100-x8'), or first, as cloud instances are named ('2xH100', '8x A100', '8x-a100').
+_COUNT_AFTER = re.compile(r"^(?P<name>.+?)[\s-]*[x*][\s-]*(?P<count>\d+)$", re.IGNORECASE)
+_COUNT_FIRST = re.compile(r"^(?P<count>\d+)[\s-]*[x*][\s-]*(?P<name>.+)$", re.IGNORECASE)
+# the strict forms, read whether or not the rest is a known name (an unknown one then gets the nearest name with the
+# count): 'RTX4090' stays 'RT' x 4090 as before (the whole's nearest name wins), '8x-a1000' is 8 x 'a1000'
+_COUNT_AFTER_STRICT = re.compile(r"^(?P<name>.*?)\s*[x*]\s*(?P<count>\d+)$", re.IGNORECASE)
+_COUNT_FIRST_SPACED = re.compile(r"^(?P<count>\d+)(?:\s*[x*][\s-]+|[\s-]+[x*][\s-]*)(?P<name>.+)$", re.IGNORECASE)
+
+
+def _split_count(text: str) -> tuple[str, int]:
+    """'A100-x8', '8x-a100' -> ('A100', 8), ('a100', 8); a whole catalog name is never split ('7900xtx' is the RX
+    7900 XTX, 'RTX-4090' not 'RT' x 4090); a split is taken when its name is a catalog name or a size."""
+    if _known(text):
+        return text, 1
+    for pattern in (_COUNT_AFTER, _COUNT_FIRST):
+        match = pattern.match(text)
+        if match and _known(match["name"]):
+            return match["name"].strip(), int(match["count"])
+    for pattern in (_COUNT_AFTER_STRICT, _COUNT_FIRST_SPACED):
+        match = pattern.match(text)
+        if match and match["name"]:
+            return match["name"].strip(), int(match["count"])
+    return text, 1
 
 
 def _known(text: str) -> bool:

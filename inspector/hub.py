@@ -114,9 +114,14 @@ def list_local(model: str) -> Listing:
     """Every file of a local model folder with its size."""
     root = local_path(model)
     try:
-        is_dir = root.is_dir()
+        is_dir, exists = root.is_dir(), root.exists()
     except (OSError, ValueError):
-        is_dir = False
+        is_dir = exists = False
+    if not exists:  # a path written as one (./x, /x.gguf, ~/x) that is nothing on this machine
+        raise NotFoundError(
+            f"{quote(model)} does not exist",
+            "Check the path: pass a model folder, a .gguf file or a Hub repo id (org/name).",
+        )
     if not is_dir:
         raise NotFoundError(
             f"{quote(model)} is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."

@@ -299,6 +299,19 @@ def _result_word(result: Any) -> str:
     return "[green]OK[/green]"
 
 
+def _no_problems(result: Any) -> str:
+    """The line where the problem list would be: exit 10 comes from the fit alone (no problem code, as JSON has
+    none), so the line says the files are fine and the fit is not, never a bare "No problems found."."""
+    if result.exit_code != ExitCode.DOES_NOT_FIT:
+        return "[green]No problems found.[/green]"
+    short = (
+        "no GPU setup given holds every layer (-ngl all)"  # llama.cpp: needs_more is a partial -ngl
+        if result.download is not None and result.download.weights_format == "gguf"
+        else "the model does not fit any GPU setup given"
+    )
+    return f"[yellow]No problems found in the files, but {short}: see Fit.[/yellow]"
+
+
 def _gpu_inline(label: str) -> str:
     memory = _device_memory(label)
     return label if memory is None else f"{label} ({memory})"
@@ -360,7 +373,7 @@ def check_renderable(result: Any) -> Group:
         problems = Fitted(columns, rows, key=2, show_header=False)
         parts += [Text("Problems", style="bold"), problems]
     else:
-        parts.append(Text.from_markup("[green]No problems found.[/green]"))
+        parts.append(Text.from_markup(_no_problems(result)))
     if result.command and (plan.unused or plan.weights_format == "gguf"):  # GGUF: the file or split set's pattern
         fetch = (
             f"Fetch only {'this file' if len(plan.weights) == 1 else 'these files'}:"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import cli, words
+from tests.test_errors import assert_one_line_error
 from tests.test_gguf import materialise
 
 REPO = "TheBloke/Llama-2-13B-chat-GGUF"
@@ -229,3 +230,43 @@ def test_check_of_a_split_set_prints_its_download_on_one_line(capsys, on_replica
     assert command == f'hf download {repo} --include "llama-2-13b-chat.Q8_0-*-of-00003.gguf"'
     assert "  " + command in out.splitlines()
     assert "Fetch only these files:" in out
+
+
+# ---------------------------------------------------------------- 8. "No problems found." beside DOES NOT FIT
+
+
+def test_a_check_that_does_not_fit_with_no_problem_says_why_in_its_problems_line(capsys, on_replica):
+    """Q8_0 on a T4: -ngl all needs 40 x (BLOCK + kv(2,048)) + OUTPUT + NORM + COMPUTE = 15,410,237,440 B + the
+    1 GiB --overhead, more than the T4's 15,360 MiB (16,106,127,360 B): only -ngl 39 of 41 fits, exit 10 with no
+    problem in the file. The same as a safetensors repo with no problem on a GPU too small: the 8-bit Llama-3.1-8B
+    of xap stores 9,086,705,888 B of weights (its index's total_size), more than an 8 GB card holds."""
+    assert 40 * (BLOCK + kv(2048)) + OUTPUT + NORM + COMPUTE + 2**30 > 15_360 * 2**20
+    safetensors = "xap/Meta-Llama3.1-8B-Instruct-assessment"
+    for model, args in ((REPO, ("--gpu", "T4", "--file", "Q8_0")), (safetensors, ("--gpu", "8GB"))):
+        code, out, err = cli(capsys, "check", model, *args, "--json")
+        result = json.loads(out)
+        # JSON as safetensors check reports it: exit 10, fits false, no problem code for the fit itself
+        assert (code, result["exit_code"], result["fits"], result["problems"]) == (10, 10, False, []), (model, err)
+        code, out, err = cli(capsys, "check", model, *args)
+        text = words(out)
+        assert code == 10 and "Result: DOES NOT FIT" in text
+        assert "No problems found." not in text  # the line said so, and then the result said DOES NOT FIT
+        assert "No problems found in the files, but" in text
+    text = words(cli(capsys, "check", REPO, "--gpu", "T4", "--file", "Q8_0")[1])
+    assert "but no GPU setup given holds every layer (-ngl all): see Fit." in text
+    text = words(cli(capsys, "check", safetensors, "--gpu", "8GB")[1])
+    assert "but the model does not fit any GPU setup given: see Fit." in text
+    # a file that fits keeps the plain line
+    assert "No problems found. " in words(cli(capsys, "check", REPO, "--gpu", "RTX-4090", "--file", "Q8_0")[1])
+
+
+# ---------------------------------------------------------------- 9. a local .gguf path that does not exist
+
+
+@pytest.mark.parametrize("command", [(), ("check",), ("plan",), ("compare",)], ids=["report", "check", "plan", "cmp"])
+def test_a_gguf_path_that_does_not_exist_says_so(capsys, on_replica, tmp_path, command):
+    for missing in ("/nonexistent/x.gguf", str(tmp_path / "m.Q4_K_M.gguf")):
+        code, out, err = cli(capsys, *command, missing)
+        assert code == 3 and out == "", err  # README: 3 not found: ... local path
+        assert_one_line_error(err, f"'{missing}' does not exist", "repo id")
+        assert "not a folder" not in err

@@ -41,3 +41,43 @@ def test_unknown_gpu_is_one_line_with_a_next_step(capsys, tmp_path):
 def test_empty_part_of_a_mixed_setup_names_the_input(capsys, tmp_path):
     code, out, err = cli(capsys, CONFIG, "--headers-only", "--gpu", "T4+")
     assert code == 2 and "'T4+'" in err and "Unknown GPU ''" not in err and err.count("\n") == 1
+
+
+def _spellings(name: str, count: int) -> list[str]:
+    """The ways a count is written beside a catalog name: after it (H100x2, H100 x2, H100-x2), before it (2xH100,
+    2x H100, 2x-H100, cloud instance style), '*' for 'x', in any case."""
+    after = [f"{name}x{count}", f"{name} x{count}", f"{name}-x{count}", f"{name}*{count}"]
+    before = [f"{count}x{name}", f"{count}x {name}", f"{count}x-{name}", f"{count} x {name}", f"{count}*{name}"]
+    return [s for form in after + before for s in (form, form.lower(), form.upper())]
+
+
+def test_every_catalog_name_and_alias_takes_a_count_in_every_spelling():
+    """The catalog's names and aliases (inspector/data/gpus.json), e.g. 8x-a100 for 8 A100-80GB ('a100' is its
+    alias), as 2xH100 was already read; a name that is itself a catalog entry is never split (RTX-4090 is not 'RT'
+    times 4090)."""
+    from inspector.gpus import catalog_entries
+
+    for entry in catalog_entries():
+        for name in (entry["name"], *entry.get("aliases", [])):
+            assert parse_gpu(name).name == entry["name"], name
+            for count in (2, 8):
+                for spec in _spellings(name, count):
+                    gpu = parse_gpu(spec)
+                    assert (gpu.name, gpu.count) == (entry["name"], count), spec
+
+
+def test_the_issue_spellings_of_eight_a100s():
+    for spec in ("8x-a100", "8xA100", "8x a100", "8X-A100", "A100-x8", "a100 x 8"):
+        gpu = parse_gpu(spec)
+        assert (gpu.name, gpu.count) == ("A100-80GB", 8), spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "meant"), [("8x-a1000", "A100-80GBx8"), ("2x-rtx-4900", "RTX-4090x2"), ("8xa1000", "A100-80GB")]
+)
+def test_a_wrong_name_with_a_count_still_gets_the_suggestion(spec, meant):
+    """difflib's nearest name, with the count where a space or hyphen sets it apart ('8xa1000' could be a name)."""
+    with pytest.raises(GpuSpecError) as e:
+        parse_gpu(spec)
+    assert f"unknown GPU '{spec}' in --gpu" in e.value.message
+    assert f"Did you mean {meant}?" in e.value.hint
