@@ -11,6 +11,7 @@ import pytest
 from inspector.placement import Device
 from inspector.plan import context_limit, longest_context, offloaded_placement, scheme_sizes, weight_blocks
 from tests.helpers import FIXTURES, cli, words
+from tests.helpers import report as report_json
 
 GIB = 2**30
 PUBLISHED = json.loads((FIXTURES.parent.parent / "tests" / "data" / "published.json").read_text())
@@ -449,3 +450,30 @@ def test_two_gpus_keep_room_for_a_layer_on_the_first_alike_in_report_and_plan(ca
     for context, verdict in ((3374, "fits"), (3375, "needs_more")):
         args = ("meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--context", str(context), "--json")
         assert json.loads(cli(capsys, *args)[1])["memory"]["fp16"]["fits"]["T4 x2"]["verdict"] == verdict
+
+
+def test_plan_names_the_busiest_gpu_figure_on_several_gpus(capsys, on_replica):
+    # Llama-2-13B fp16 on two T4s at 2,048 tokens (the arithmetic of the test above): a layer 634,408,960 B + 2,048 x
+    # 20,480 = 41,943,040 B of KV; GPU 0 keeps room for one layer: (15,032,385,536 - 634,408,960 - 327,680,512) //
+    # 676,352,000 = 20 layers with the embeddings (327,680,512 + 20 x 634,408,960 = 13,015,859,712 B of weights),
+    # GPU 1 the other 20 and the head (20 x 634,408,960 + 327,690,240 = 13,015,869,440 B). The figure shown is GPU
+    # 1's, so the label says it is the most one GPU holds, not what each GPU holds.
+    assert (T4_ROOM - 634_408_960 - 327_680_512) // (634_408_960 + 41_943_040) == 20
+    args = ("plan", "meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--ram", "0")
+    plan = report_json(capsys, *args)["plan"]
+    assert plan["weights_bytes_per_gpu"] == max(327_680_512 + 20 * 634_408_960, 20 * 634_408_960 + 327_690_240)
+    assert plan["kv_cache_bytes_per_gpu"] == 20 * 41_943_040
+    gib = 13_015_869_440 / GIB  # 12.12 GiB; KV 838,860,800 B = 0.78 GiB
+    text = words(cli(capsys, *args)[1])
+    assert f"weights {gib:.2f} GiB, the most on one GPU" in text
+    assert "KV cache 0.78 GiB at the context, the most on one GPU" in text
+    md = cli(capsys, *args, "--format", "markdown")[1]
+    assert f"| weights | {gib:.2f} GiB, the most on one GPU |" in md
+    # an unequal setup alike; one GPU and tensor parallelism keep their words
+    text = words(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "RTX-4090+RTX-3060", "--ram", "0")[1])
+    assert "GiB, the most on one GPU" in text and "per GPU" not in text.replace("overhead per GPU", "")
+    text = words(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "H100")[1])
+    assert "GiB on the GPU" in text and "the most on one GPU" not in text
+    text = words(cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100x2", "--engine", "vllm")[1])
+    assert "GiB per GPU, tensor parallel 2" in text and "the most on one GPU" not in text
+
