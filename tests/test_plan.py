@@ -477,3 +477,31 @@ def test_plan_names_the_busiest_gpu_figure_on_several_gpus(capsys, on_replica):
     text = words(cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100x2", "--engine", "vllm")[1])
     assert "GiB per GPU, tensor parallel 2" in text and "the most on one GPU" not in text
 
+
+def test_plan_vllm_says_why_sliding_layers_let_more_requests_in(capsys, on_replica):
+    # gpt-oss-20b: 24 layers, 12 sliding (window 128) and 12 full; 2 (K, V) x 8 KV heads x 64 x 2 B = 2,048 B per
+    # token and layer, a page of 16 tokens 32,768 B; two groups of 12 layers: num_blocks = KV bytes // 32,768 // 12,
+    # and vLLM's "GPU KV cache size" num_blocks // 2 x 16 tokens. A request of 16,384 tokens (max_num_batched_tokens
+    # 2,048 on an RTX-4090) takes 16,384 / 16 = 1,024 blocks of the full group and cdiv(min(127 + 2,048, 16,384),
+    # 16) + 1 = 137 of the sliding one (vLLM's SlidingWindowSpec.max_memory_usage_bytes): concurrency is
+    # num_blocks / 1,161, above KV tokens / context = num_blocks / 2,048, and a note says why.
+    args = ("plan", "EchoCog-gpt-oss-20b/gpt-oss-20b", "--engine", "vllm", "--gpu", "RTX-4090", "--context", "16384")
+    plan = report_json(capsys, *args)["plan"]
+    blocks = plan["kv_cache_bytes_per_gpu"] // 32_768 // 12
+    assert plan["kv_tokens"] == blocks // 2 * 16
+    assert plan["max_concurrency"] == pytest.approx(blocks / (1024 + 137))
+    assert plan["max_concurrency"] > plan["kv_tokens"] / 16_384
+    ratio = plan["kv_tokens"] / 16_384
+    note = [a for a in plan["assumptions"] if "SlidingWindowSpec.max_memory_usage_bytes" in a]
+    assert len(note) == 1
+    assert f"Concurrency {plan['max_concurrency']:,.2f} is above KV tokens / context" in note[0]
+    assert f"({plan['kv_tokens']:,} / 16,384 = {ratio:.2f})" in note[0]
+    assert "(12 with window 128: 137; a full-attention layer 1,024;" in note[0]
+    text = words(cli(capsys, *args)[1])
+    assert "vLLM's KV cache manager gives sliding-window layers only the blocks of their window" in text
+    assert "vLLM's KV cache manager gives sliding-window layers" in cli(capsys, *args, "--format", "markdown")[1]
+    # full attention only (Llama-2-13B): a request takes 2,048 / 16 blocks of each layer, concurrency is tokens /
+    # context exactly, and nothing needs saying
+    full = report_json(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--engine", "vllm", "--gpu", "H100")["plan"]
+    assert full["max_concurrency"] == pytest.approx(full["kv_tokens"] / 2048)
+    assert not [a for a in full["assumptions"] if "SlidingWindowSpec" in a]
