@@ -16,7 +16,8 @@ from typing import Any
 
 from . import install, placement, state
 from .dtypes import BYTES, KV_DTYPES, bulk_float, config_dtype
-from .results import BuiltArchitecture, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training, frozen
+from .precisions import LABELS
+from .results import BuiltArchitecture, Fit, Gpu, KvLayer, Memory, PrecisionMemory, RepoFiles, Training, Verdict, frozen
 from .schemes import LOAD_SCHEMES, Scheme
 
 GIB = 2**30
@@ -74,9 +75,15 @@ def estimate(
     kv_dtype = settings.kv_dtype or base
     order = list(built.parameters)
     numels = {n: math.prod(s) for n, s in built.parameters.items()}
+    decided: list[tuple[str, Fit, Fit]] = []  # (scheme, fit, fit on the whole room) where the loader's share decides
 
     def line(
-        sizes: Mapping[str, int], quantized: int, names: Sequence[str], kv_as: str, fraction: float = 1.0
+        sizes: Mapping[str, int],
+        quantized: int,
+        names: Sequence[str],
+        kv_as: str,
+        fraction: float = 1.0,
+        scheme: str = "as_stored",
     ) -> PrecisionMemory:
         kv = [kv_bytes_per_layer(layer, settings, settings.kv_dtype or kv_as) for layer in built.kv_layers]
         kv_total = sum(kv) if kv_known else None
@@ -87,6 +94,10 @@ def estimate(
         for gpu in gpus:
             result = placement.fit(pieces, gpu, settings.overhead_per_gpu, fraction, weights_only)
             fits[result.gpu] = result
+            if fraction < 1.0:
+                whole = placement.fit(pieces, gpu, settings.overhead_per_gpu, 1.0, weights_only)
+                if (whole.verdict, whole.gpus_needed) != (result.verdict, result.gpus_needed):
+                    decided.append((scheme, result, whole))
         return PrecisionMemory(
             weights_bytes=weights,
             kv_cache_bytes=kv_total,
@@ -106,7 +117,7 @@ def estimate(
             size, is_q = scheme.weight_bytes(name, numels[name], built, base)
             sizes[name] = size
             quantized += numels[name] if is_q else 0
-        return line(sizes, quantized, order, scheme.kv_dtype(base), scheme.max_memory_fraction)
+        return line(sizes, quantized, order, scheme.kv_dtype(base), scheme.max_memory_fraction, scheme.name)
 
     by_scheme = {name: at(scheme) for name, scheme in LOAD_SCHEMES.items()}
     # pre-quantized: as the files hold it, the cache in the load dtype
@@ -117,7 +128,7 @@ def estimate(
         training = None
     else:
         kv_total = by_scheme["int8"].kv_cache_bytes  # type: ignore[union-attr]  # built: every line is there
-        notes = _notes(built, config, base, kv_dtype, settings, kv_total or 0)
+        notes = _notes(built, config, base, kv_dtype, settings, kv_total or 0) + _share_notes(decided)
         training = _training(built, numels, base, settings)
     return Memory(
         context=settings.context,
@@ -214,6 +225,38 @@ def _notes(
         "change it with --overhead. Activations beyond the KV cache are not counted."
     )
     return notes
+
+
+def _share_notes(decided: Sequence[tuple[str, Fit, Fit]]) -> list[str]:
+    """Where the share of max_memory bitsandbytes leaves to the weights changes a verdict: the share, its source and
+    the rows it decides. A verdict the whole memory gives alike does not rest on the share, so then no note."""
+    if not decided:
+        return []
+    (fraction,) = {LOAD_SCHEMES[name].max_memory_fraction for name, _, _ in decided}  # one share: schemes.Bnb
+    groups: dict[tuple[str, str, str], list[str]] = {}  # (GPU, verdict, on the whole memory) -> schemes, in order
+    for name, fit, whole in decided:
+        groups.setdefault((fit.gpu, _fit_words(fit), _fit_words(whole)), []).append(LABELS[name])
+    rows = "; ".join(
+        f"{_joined(labels)} on {gpu}: {words} (on the whole memory: {whole})"
+        for (gpu, words, whole), labels in groups.items()
+    )
+    return [
+        f"8-bit and 4-bit (bnb) verdicts count {fraction:.0%} of each GPU's memory less the overhead: transformers' "
+        f"bitsandbytes quantizers keep {1 - fraction:.0%} of max_memory free for buffers made while quantizing "
+        f"(adjust_max_memory, max_memory x {fraction:.2f}). This share decides {rows}."
+    ]
+
+
+def _joined(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _fit_words(fit: Fit) -> str:
+    if fit.verdict == Verdict.FITS:
+        return "fits on one GPU" if (fit.gpus_needed or 1) == 1 else f"fits on {fit.gpus_needed} of the GPUs"
+    if fit.verdict == Verdict.NEEDS_MORE:
+        return f"needs {fit.gpus_needed} GPUs"
+    return "does not fit (a layer is larger than one GPU)"
 
 
 def _context_warning(built: BuiltArchitecture, settings: MemorySettings) -> list[str]:

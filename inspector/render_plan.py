@@ -94,14 +94,15 @@ def why_not_lines(runs: Any) -> list[str]:
 
 def run_rows(run: Any) -> list[tuple[str, str]]:
     """(label, value) rows of one run: weights, KV cache, concurrency, layers, longest context, decode, prefill."""
-    per_gpu = "per GPU" if run.tensor_parallel > 1 or " x" in run.gpus or "+" in run.gpus else "on the GPU"
     tp = f", tensor parallel {run.tensor_parallel}" if run.tensor_parallel > 1 else ""
-    rows = [("weights", f"{gib(run.weights_bytes_per_gpu)} {per_gpu}{tp}")]
+    where = _where(run)
+    rows = [("weights", f"{gib(run.weights_bytes_per_gpu)}{where}{tp}")]
     if run.kv_tokens is not None:
-        rows.append(("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} per GPU: {run.kv_tokens:,} tokens"))
+        rows.append(("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)}{where}: {run.kv_tokens:,} tokens"))
         rows.append(("concurrency", f"{run.max_concurrency:,.2f} requests at the context at once"))
     else:
-        rows.append(("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)} {per_gpu} at the context"))
+        at = f" at the context{where}" if where.startswith(",") else f"{where} at the context"
+        rows.append(("KV cache", f"{gib(run.kv_cache_bytes_per_gpu)}{at}"))
     if run.offload is not None:
         o = run.offload
         line = f"{o.gpu_layers} layers on the GPU(s), {o.cpu_layers} in CPU RAM"
@@ -122,6 +123,18 @@ def run_rows(run: Any) -> list[tuple[str, str]]:
     rows.append(("decode", _speed_row(run, run.decode_tokens_per_s)))
     rows.append(("prefill", _speed_row(run, run.prefill_tokens_per_s)))
     return rows
+
+
+def _where(run: Any) -> str:
+    """What the weights and KV figures of a run are (RunPlan: the most any one GPU holds): under tensor parallelism
+    each GPU's equal share; on several GPUs without it (device_map, llama.cpp's split) the GPUs hold unequal
+    shares, even identical ones, so the figure is the fullest GPU's; else the one GPU's (vLLM without --tp uses
+    one)."""
+    if run.tensor_parallel > 1:
+        return " per GPU"
+    if run.engine != "vllm" and (" x" in run.gpus or "+" in run.gpus):
+        return ", the most on one GPU"
+    return " on the GPU"
 
 
 PAGES_WHY = "llama.cpp runs, the OS paging the mapped weights from disk every token (very slow)"

@@ -13,7 +13,8 @@ from inspector.api import inspect_model
 from inspector.gpus import parse_gpu
 from inspector.memory import MemorySettings
 from inspector.schemes import four_bit_bytes, int8_bytes
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, cli, words
+from tests.helpers import report as report_json
 
 ROOT = Path(__file__).resolve().parent.parent
 GIB = 2**30
@@ -99,3 +100,36 @@ def test_prediction_matches_bytes_measured_after_from_pretrained(precision):
     config = shrink(json.loads((FIXTURES / "mistralai/Mistral-7B-Instruct-v0.2/config.json").read_text()))
     (row,) = validate(config, [precision])
     assert row["predicted"] == row["measured"]
+
+
+# T4: 15,360 MiB = 16,106,127,360 B less the default 1 GiB overhead
+T4_ROOM = 16_106_127_360 - GIB  # 15,032,385,536 B
+
+
+def test_bnb_share_note_says_which_verdict_the_share_decides(capsys, on_replica):
+    # int8 Llama-2-13B: 13,352,479,232 B of weights (tests/test_plan.py's arithmetic) + KV 2,048 tokens x 40 layers x
+    # 2 (K, V) x 40 heads x 128 x 2 B = 1,677,721,600 B = 15,030,200,832 B. That fits the whole room of a T4
+    # (15,032,385,536 B) but not the 90% transformers leaves the weights when loading with bitsandbytes
+    # (quantizer_bnb_8bit.py `adjust_max_memory`: max_memory x 0.90; int(15,032,385,536 x 0.9) = 13,529,146,982 B):
+    # the verdict "2 GPUs" rests on that share, so a note says so. nf4 (7.26 GiB + KV) fits either way: not named.
+    weights, kv = 13_352_479_232, 2048 * 40 * 2 * 40 * 128 * 2
+    assert int(T4_ROOM * 0.9) < weights + kv <= T4_ROOM
+    args = ("meta-llama/Llama-2-13b-hf", "--gpu", "T4")
+    memory = report_json(capsys, *args)["memory"]
+    assert memory["int8"]["weights_bytes"] + memory["int8"]["kv_cache_bytes"] == weights + kv
+    assert memory["int8"]["fits"]["T4"]["gpus_needed"] == 2
+    share = [n for n in memory["notes"] if "adjust_max_memory" in n]
+    assert len(share) == 1
+    assert "count 90% of each GPU's memory less the overhead" in share[0]
+    assert "keep 10% of max_memory free" in share[0]
+    decides = share[0].split("This share decides ")[1]
+    assert decides == "int8 (bnb) on T4: needs 2 GPUs (on the whole memory: fits on one GPU)."
+    code, text, err = cli(capsys, *args)
+    assert code == 0, err
+    assert "This share decides int8 (bnb) on T4: needs 2 GPUs (on the whole memory: fits on one GPU)." in words(text)
+    code, md, err = cli(capsys, *args, "--format", "markdown")
+    assert code == 0, err
+    assert "This share decides int8 (bnb) on T4: needs 2 GPUs (on the whole memory: fits on one GPU)." in md
+    # an H100 (79 GiB room, 71.1 GiB of it for bnb) fits every row either way: no verdict rests on the share
+    notes = report_json(capsys, "meta-llama/Llama-2-13b-hf", "--gpu", "H100")["memory"]["notes"]
+    assert not [n for n in notes if "adjust_max_memory" in n]

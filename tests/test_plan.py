@@ -11,6 +11,7 @@ import pytest
 from inspector.placement import Device
 from inspector.plan import context_limit, longest_context, offloaded_placement, scheme_sizes, weight_blocks
 from tests.helpers import FIXTURES, cli, words
+from tests.helpers import report as report_json
 
 GIB = 2**30
 PUBLISHED = json.loads((FIXTURES.parent.parent / "tests" / "data" / "published.json").read_text())
@@ -449,3 +450,58 @@ def test_two_gpus_keep_room_for_a_layer_on_the_first_alike_in_report_and_plan(ca
     for context, verdict in ((3374, "fits"), (3375, "needs_more")):
         args = ("meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--context", str(context), "--json")
         assert json.loads(cli(capsys, *args)[1])["memory"]["fp16"]["fits"]["T4 x2"]["verdict"] == verdict
+
+
+def test_plan_names_the_busiest_gpu_figure_on_several_gpus(capsys, on_replica):
+    # Llama-2-13B fp16 on two T4s at 2,048 tokens (the arithmetic of the test above): a layer 634,408,960 B + 2,048 x
+    # 20,480 = 41,943,040 B of KV; GPU 0 keeps room for one layer: (15,032,385,536 - 634,408,960 - 327,680,512) //
+    # 676,352,000 = 20 layers with the embeddings (327,680,512 + 20 x 634,408,960 = 13,015,859,712 B of weights),
+    # GPU 1 the other 20 and the head (20 x 634,408,960 + 327,690,240 = 13,015,869,440 B). The figure shown is GPU
+    # 1's, so the label says it is the most one GPU holds, not what each GPU holds.
+    assert (T4_ROOM - 634_408_960 - 327_680_512) // (634_408_960 + 41_943_040) == 20
+    args = ("plan", "meta-llama/Llama-2-13b-hf", "--gpu", "T4x2", "--ram", "0")
+    plan = report_json(capsys, *args)["plan"]
+    assert plan["weights_bytes_per_gpu"] == max(327_680_512 + 20 * 634_408_960, 20 * 634_408_960 + 327_690_240)
+    assert plan["kv_cache_bytes_per_gpu"] == 20 * 41_943_040
+    gib = 13_015_869_440 / GIB  # 12.12 GiB; KV 838,860,800 B = 0.78 GiB
+    text = words(cli(capsys, *args)[1])
+    assert f"weights {gib:.2f} GiB, the most on one GPU" in text
+    assert "KV cache 0.78 GiB at the context, the most on one GPU" in text
+    md = cli(capsys, *args, "--format", "markdown")[1]
+    assert f"| weights | {gib:.2f} GiB, the most on one GPU |" in md
+    # an unequal setup alike; one GPU and tensor parallelism keep their words
+    text = words(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "RTX-4090+RTX-3060", "--ram", "0")[1])
+    assert "GiB, the most on one GPU" in text and "per GPU" not in text.replace("overhead per GPU", "")
+    text = words(cli(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--gpu", "H100")[1])
+    assert "GiB on the GPU" in text and "the most on one GPU" not in text
+    text = words(cli(capsys, "plan", "meta-llama/Llama-2-70b-hf", "--gpu", "H100x2", "--engine", "vllm")[1])
+    assert "GiB per GPU, tensor parallel 2" in text and "the most on one GPU" not in text
+
+
+def test_plan_vllm_says_why_sliding_layers_let_more_requests_in(capsys, on_replica):
+    # gpt-oss-20b: 24 layers, 12 sliding (window 128) and 12 full; 2 (K, V) x 8 KV heads x 64 x 2 B = 2,048 B per
+    # token and layer, a page of 16 tokens 32,768 B; two groups of 12 layers: num_blocks = KV bytes // 32,768 // 12,
+    # and vLLM's "GPU KV cache size" num_blocks // 2 x 16 tokens. A request of 16,384 tokens (max_num_batched_tokens
+    # 2,048 on an RTX-4090) takes 16,384 / 16 = 1,024 blocks of the full group and cdiv(min(127 + 2,048, 16,384),
+    # 16) + 1 = 137 of the sliding one (vLLM's SlidingWindowSpec.max_memory_usage_bytes): concurrency is
+    # num_blocks / 1,161, above KV tokens / context = num_blocks / 2,048, and a note says why.
+    args = ("plan", "EchoCog-gpt-oss-20b/gpt-oss-20b", "--engine", "vllm", "--gpu", "RTX-4090", "--context", "16384")
+    plan = report_json(capsys, *args)["plan"]
+    blocks = plan["kv_cache_bytes_per_gpu"] // 32_768 // 12
+    assert plan["kv_tokens"] == blocks // 2 * 16
+    assert plan["max_concurrency"] == pytest.approx(blocks / (1024 + 137))
+    assert plan["max_concurrency"] > plan["kv_tokens"] / 16_384
+    ratio = plan["kv_tokens"] / 16_384
+    note = [a for a in plan["assumptions"] if "SlidingWindowSpec.max_memory_usage_bytes" in a]
+    assert len(note) == 1
+    assert f"Concurrency {plan['max_concurrency']:,.2f} is above KV tokens / context" in note[0]
+    assert f"({plan['kv_tokens']:,} / 16,384 = {ratio:.2f})" in note[0]
+    assert "(12 with window 128: 137; a full-attention layer 1,024;" in note[0]
+    text = words(cli(capsys, *args)[1])
+    assert "vLLM's KV cache manager gives sliding-window layers only the blocks of their window" in text
+    assert "vLLM's KV cache manager gives sliding-window layers" in cli(capsys, *args, "--format", "markdown")[1]
+    # full attention only (Llama-2-13B): a request takes 2,048 / 16 blocks of each layer, concurrency is tokens /
+    # context exactly, and nothing needs saying
+    full = report_json(capsys, "plan", "meta-llama/Llama-2-13b-hf", "--engine", "vllm", "--gpu", "H100")["plan"]
+    assert full["max_concurrency"] == pytest.approx(full["kv_tokens"] / 2048)
+    assert not [a for a in full["assumptions"] if "SlidingWindowSpec" in a]

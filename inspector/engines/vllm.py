@@ -259,6 +259,48 @@ def per_gpu_layers(layers: Sequence[CacheLayers], tensor_parallel: int) -> list[
     return out
 
 
+def blocks_per_request(
+    group: CacheLayers, max_model_len: int, max_num_batched_tokens: int, block_size: int, mamba_cache_mode: str
+) -> int:
+    """Blocks one request of `max_model_len` tokens takes in one layer of `group` (each spec's
+    `max_memory_usage_bytes` in pages): a full-attention layer the whole context, a sliding one only its window
+    (plus the tokens of one scheduled batch and a block for a window that does not start on a block boundary), a
+    Mamba layer its states."""
+    if group.kind == "state":
+        if mamba_cache_mode == "all":
+            return cdiv(max_model_len, block_size)
+        return 2 if mamba_cache_mode == "align" else 1
+    if group.kind == "sliding":
+        assert group.window
+        return cdiv(min(group.window - 1 + max_num_batched_tokens, max_model_len), block_size) + 1
+    return cdiv(max_model_len, block_size)
+
+
+def sliding_note(capacity: KvCapacity, layers: Sequence[CacheLayers], max_model_len: int, batched: int) -> list[str]:
+    """Why a hybrid model's concurrency passes KV tokens / context: vLLM pages sliding-window layers for their
+    window only (get_max_concurrency_for_kv_cache_config sums each group's blocks per request), while its token
+    figure (`num_blocks // groups x block_size`) counts every group at the whole context."""
+    sliding = [g for g in layers if g.kind == "sliding" and g.count]
+    if not sliding or capacity.max_concurrency <= capacity.tokens / max_model_len:
+        return []
+    size = capacity.block_size
+    full = cdiv(max_model_len, size)
+    windows = "; ".join(
+        f"{sum(g.count for g in sliding if g.window == w)} with window {w:,}: "
+        f"{blocks_per_request(next(g for g in sliding if g.window == w), max_model_len, batched, size, 'align'):,}"
+        for w in sorted({g.window for g in sliding if g.window})
+    )
+    return [
+        f"Concurrency {capacity.max_concurrency:,.2f} is above KV tokens / context ({capacity.tokens:,} / "
+        f"{max_model_len:,} = {capacity.tokens / max_model_len:.2f}): vLLM's KV cache manager gives "
+        f"sliding-window layers only the blocks of their window, cdiv(min(window - 1 + max_num_batched_tokens "
+        f"{batched:,}, context), {size}) + 1 per request ({windows}; a full-attention layer {full:,}; "
+        "SlidingWindowSpec.max_memory_usage_bytes, summed per request by get_max_concurrency_for_kv_cache_config), "
+        "while the KV tokens are vLLM's 'GPU KV cache size' log line, num_blocks // KV cache groups x block_size, "
+        "as if every layer kept the whole context."
+    ]
+
+
 def kv_capacity(
     kv_bytes: int,
     layers: Sequence[CacheLayers],
@@ -289,14 +331,7 @@ def kv_capacity(
         page = states[0].state_bytes
 
     def blocks_for(group: CacheLayers) -> int:
-        if group.kind == "state":
-            if mamba_cache_mode == "all":
-                return cdiv(max_model_len, block_size)
-            return 2 if mamba_cache_mode == "align" else 1
-        if group.kind == "sliding":
-            assert group.window
-            return cdiv(min(group.window - 1 + max_num_batched_tokens, max_model_len), block_size) + 1
-        return cdiv(max_model_len, block_size)
+        return blocks_per_request(group, max_model_len, max_num_batched_tokens, block_size, mamba_cache_mode)
 
     # layer kinds as vLLM's type_id tells them apart: sliding layers with different windows are different kinds
     kinds: dict[tuple, int] = {}
@@ -390,6 +425,7 @@ def budget(model: VllmModel, gpu_total_bytes: int, gpu_name: str, settings: Vllm
     capacity = kv_capacity(
         kv_bytes, layers, settings.max_model_len, tokens, settings.block_size, settings.mamba_cache_mode
     )
+    assumptions += sliding_note(capacity, layers, settings.max_model_len, tokens)
     if capacity.max_concurrency < 1:
         assumptions.append(
             f"The KV cache holds {capacity.tokens:,} tokens, less than one request of {settings.max_model_len:,}: "
