@@ -110,9 +110,14 @@ def capacity(gpu: Gpu, overhead_per_gpu: int, fraction: float = 1.0) -> int:
 
 
 def gpu_devices(gpu: Gpu, overhead_per_gpu: int, count: int | None = None, fraction: float = 1.0) -> list[Device]:
-    """`count` (default: gpu.count) devices of `gpu`'s size (`capacity`)."""
+    """`count` (default: gpu.count) devices, each with its room (`capacity`): a mixed setup's own devices in their
+    order (device_map="auto" fills device 0, then 1, ... with each one's max_memory), past them more of the
+    setup's smallest size; a setup of equal GPUs, `count` of its size."""
+    members = gpu.devices or ()
+    rooms = [capacity(member, overhead_per_gpu, fraction) for member in members]
     room = capacity(gpu, overhead_per_gpu, fraction)
-    return [Device(f"{gpu.name}:{i}", room) for i in range(gpu.count if count is None else count)]
+    total = gpu.count if count is None else count
+    return [Device(f"{gpu.name}:{i}", rooms[i] if i < len(rooms) else room) for i in range(total)]
 
 
 def fit(
@@ -125,12 +130,18 @@ def fit(
     """The verdict on `gpu`: how many devices of its size the blocks spread over, against how many there are
     (`weights`: the blocks without their KV cache, for the room the first device keeps; see `place`)."""
     label = gpu.label
-    room = capacity(gpu, overhead_per_gpu, fraction)
-    if room <= 0 or any(b.bytes > room for b in pieces):
+    own = gpu_devices(gpu, overhead_per_gpu, fraction=fraction)
+    largest = max(d.capacity_bytes for d in own)
+    if largest <= 0 or any(b.bytes > largest for b in pieces):
         return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
     # as many devices as blocks: enough for any placement, so the count used is the count needed
-    placement = place(pieces, gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces)), fraction), weights)
-    needed = max(1, len(placement.loads))
-    headroom = gpu.count * room - sum(b.bytes for b in pieces)
+    devices = gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces)), fraction)
+    placement = place(pieces, devices, weights)
+    if placement.unplaced:  # a block larger than the smaller devices left after the large ones are full
+        return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
+    # the devices up to the last one used (a small one passed over empty still comes before it)
+    names = [d.name for d in devices]
+    needed = names.index(placement.loads[-1].device) + 1 if placement.loads else 1
+    headroom = sum(d.capacity_bytes for d in own) - sum(b.bytes for b in pieces)
     return Fit(gpu=label, verdict=Verdict.FITS if needed <= gpu.count else Verdict.NEEDS_MORE, gpus_needed=needed,
                headroom_bytes=headroom)  # fmt: skip

@@ -112,6 +112,40 @@ def test_offload_agrees_with_accelerates_infer_auto_device_map(mistral_meta, gpu
         assert on_cpu == [31], "the reservation for the largest block to come offloads layer 31"
 
 
+@pytest.mark.parametrize(
+    "spec, rooms",
+    [
+        ("10GiB+5GiB", (10 * GIB, 5 * GIB)),  # 15 GiB in all hold Mistral's 14.48 GB; two 5 GiB GPUs would not
+        ("5GiB+10GiB", (5 * GIB, 10 * GIB)),  # the small one first: it fills, then the large one
+        ("12GiB+2GiB", (12 * GIB, 2 * GIB)),  # 14 GiB: short of the whole model, some layers left over
+    ],
+)
+def test_an_unequal_setup_is_filled_as_accelerate_fills_each_gpus_own_memory(mistral_meta, spec, rooms):
+    """device_map="auto" on unequal GPUs gives each its own max_memory (it did count as the smallest GPU, so
+    RTX-4090+RTX-3060 held no more than two 3060s): the verdict and GPU count are accelerate's own map's."""
+    from accelerate.utils import infer_auto_device_map
+
+    from inspector.gpus import parse_gpu
+    from inspector.placement import blocks as make_blocks
+    from inspector.placement import fit
+
+    built, model, torch = mistral_meta
+    device_map = infer_auto_device_map(
+        model,
+        max_memory={0: rooms[0], 1: rooms[1], "cpu": 0},
+        no_split_module_classes=model._no_split_modules,
+        dtype=torch.float16,
+    )
+    used = set(device_map.values())
+    sizes = scheme_sizes(built, "fp16", None)["fp16"]
+    pieces = make_blocks(sizes, list(sizes), [], built.buffer_bytes)
+    verdict = fit(pieces, parse_gpu(spec), 0, weights=pieces)
+    if used <= {0, 1}:  # all on the two GPUs
+        assert verdict.verdict == "fits" and verdict.gpus_needed == len(used)
+    else:  # accelerate sends the rest to the CPU or disk: more than these GPUs hold
+        assert verdict.verdict != "fits"
+
+
 # ---------------------------------------------------------------- the longest context in the main report
 
 
