@@ -12,8 +12,9 @@ import os
 import re
 import reprlib
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -368,18 +369,32 @@ class _EarlyReads:
     instead of after it, at the revision as named (model_info's commit is not known yet): one round trip instead
     of two. Only for a repo hfsize has not listed before at this revision and the Hugging Face cache does not
     hold (a repeated run is answered from hfsize's cache after model_info: these would be requests for nothing),
-    online. An answer is used only where it is the one the read after model_info would get: a file whose
-    X-Repo-Commit is model_info's commit and whose size is the listing's, the shard headers when model_info's
-    commit is the one `main` had when they were read (the route has no revision) and the index says they are
-    needed. Anything else (a 404, an error, a commit pushed in between) is dropped, and the file is read again
-    after model_info, as without this, raising what that read raises."""
+    online, and not for a repo named as a GGUF one (no config.json there). An answer is used only where it is
+    the one the read after model_info would get: a file whose X-Repo-Commit is model_info's commit and whose size
+    is the listing's, the shard headers when a file read beside them was at that commit (the route has no
+    revision) and the index says they are needed. Anything else (a 404, an error, a commit pushed in between, a
+    read still under way a while after model_info answered) is dropped, and the file is read again after
+    model_info, as without this, raising what that read raises."""
 
-    def __init__(self, files: dict[str, Future[Any]], sharded: Future[dict[str, dict[str, TensorEntry]]] | None):
+    def __init__(
+        self, files: dict[str, Future[Any]], sharded: Future[dict[str, dict[str, TensorEntry]]] | None
+    ) -> None:
         self.files = files
         self.sharded = sharded
+        self.started = time.monotonic()
+        self.deadline: float | None = None
 
     @classmethod
     def start(cls, repo_id: str, revision: str | None, token: str | bool | None, endpoint: str) -> _EarlyReads | None:
+        """The reads, sent; None where they would be for nothing, or where anything about them fails (they are
+        an optimisation: the reads after model_info are the ones whose errors count)."""
+        try:
+            return cls._start(repo_id, revision, token, endpoint)
+        except Exception:  # noqa: BLE001 - e.g. no home folder for the cache: the normal reads say what is wrong
+            return None
+
+    @classmethod
+    def _start(cls, repo_id: str, revision: str | None, token: str | bool | None, endpoint: str) -> _EarlyReads | None:
         from huggingface_hub.constants import is_offline_mode
         from huggingface_hub.utils import validate_repo_id
 
@@ -387,24 +402,25 @@ class _EarlyReads:
             validate_repo_id(repo_id)  # an id model_info refuses is sent nowhere
         except ValueError:
             return None
-        if is_offline_mode() or cache.load_listing(endpoint, repo_id, revision) is not None:
+        if repo_id.lower().endswith("-gguf") or is_offline_mode():
             return None
-        if _hf_cache_ref(repo_id, revision or "main") is not None:  # `hf download` was here: read from disk
+        if cache.load_listing(endpoint, repo_id, revision) is not None:
             return None
-        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="hfsize-early")
+        if _in_hf_cache_at(repo_id, revision or "main"):  # `hf download` was here: read from disk
+            return None
         at = _quote(revision or "main")
         files = {
-            name: pool.submit(_early_file, f"{endpoint}/{repo_id}/resolve/{at}/{_quote_path(name)}", token)
+            name: _in_background(_early_file, f"{endpoint}/{repo_id}/resolve/{at}/{_quote_path(name)}", token)
             for name in ("config.json", INDEX_FILE)
         }
-        sharded = pool.submit(_sharded_headers, repo_id, token, endpoint, True) if revision in (None, "main") else None
-        pool.shutdown(wait=False)
+        on_main = revision in (None, "main")  # the route reads `main`
+        sharded = _in_background(_sharded_headers, repo_id, token, endpoint, True) if on_main else None
         return cls(files, sharded)
 
     def commit_ok(self, commit: str | None) -> bool:
-        """Whether the reads were made at `commit` (model_info's): config.json's X-Repo-Commit says which."""
-        got = self._response("config.json")
-        return commit is not None and got is not None and got[1] == commit
+        """Whether the reads were made at `commit` (model_info's): the X-Repo-Commit of a file read beside them."""
+        answers = [self._response(name) for name in self.files]
+        return commit is not None and any(got is not None and got[1] == commit for got in answers)
 
     def file(self, name: str, commit: str | None, size: int | None) -> Future[bytes] | None:
         """The early answer for `name`, when it is model_info's commit's file and of its listed size."""
@@ -415,28 +431,60 @@ class _EarlyReads:
         done.set_result(got[0])
         return done
 
+    def shard_headers(self) -> Future[dict[str, dict[str, TensorEntry]]] | None:
+        """The sharded route's answer, when it came (an HTTP error is for the read after model_info to meet)."""
+        return self.sharded if self.sharded is not None and self._arrived(self.sharded) else None
+
     def _response(self, name: str) -> tuple[bytes, str | None] | None:
         read = self.files.get(name)
-        if read is None or read.exception() is not None:
-            return None
-        return read.result()
+        return read.result() if read is not None and self._arrived(read) else None
+
+    def _arrived(self, read: Future[Any]) -> bool:
+        """Done without an exception, waiting at most as long again as model_info took (sent together, they
+        come together: a read still under way then is stalled, and the read after model_info takes over)."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + max(EARLY_GRACE_S, time.monotonic() - self.started)
+        wait([read], timeout=max(0.0, self.deadline - time.monotonic()))
+        return read.done() and read.exception() is None
+
+
+EARLY_GRACE_S = 0.1  # the least an early read is waited for after model_info answered
+
+
+def _in_background(function: Callable[..., Any], *args: Any) -> Future[Any]:
+    """`function(*args)` in a daemon thread (a stalled speculative read never holds the interpreter's exit)."""
+    result: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(function(*args))
+        except BaseException as e:  # noqa: BLE001 - kept in the Future, for whoever asks
+            result.set_exception(e)
+
+    threading.Thread(target=run, name="hfsize-early", daemon=True).start()
+    return result
 
 
 def _early_file(url: str, token: str | bool | None) -> tuple[bytes, str | None] | None:
     """One small file read before model_info answers: (its bytes, its X-Repo-Commit), None unless it came whole
     within EARLY_BYTES. Sent once (`SPECULATIVE`: never retried; a failure costs nothing but the read after
     model_info) and as a Range read: a file larger than that (a 1 MB config, a 300 MB one that is refused
-    unread) is read after model_info, as without the early read, and no more of it is sent than the range."""
+    unread) is read after model_info, as without the early read; a server that ignores the Range is read no
+    further than EARLY_BYTES either."""
     from huggingface_hub.utils import build_hf_headers, get_session
 
     headers = {**build_hf_headers(token=token), "Range": f"bytes=0-{EARLY_BYTES - 1}"}
-    options = {"timeout": timeout_seconds(), "follow_redirects": True, "extensions": SPECULATIVE}
-    response = get_session().get(url, headers=headers, **options)
-    raw = response.content
-    whole = response.status_code == 200 or (
-        response.status_code == 206 and response.headers.get("Content-Range", "").endswith(f"/{len(raw)}")
-    )
-    return (raw, response.headers.get("X-Repo-Commit")) if whole and len(raw) <= EARLY_BYTES else None
+    options = {"timeout": timeout_seconds(), "follow_redirects": True, "extensions": dict(SPECULATIVE)}
+    with get_session().stream("GET", url, headers=headers, **options) as response:
+        raw = bytearray()
+        for chunk in response.iter_bytes():  # an error's body too: read, the connection stays usable
+            raw += chunk
+            if len(raw) > EARLY_BYTES:
+                return None
+        if response.status_code not in (200, 206):
+            return None
+        whole = response.status_code == 200 or response.headers.get("Content-Range", "").endswith(f"/{len(raw)}")
+        return (bytes(raw), response.headers.get("X-Repo-Commit")) if whole else None
 
 
 # More than config.json and the index of most models hold (Llama-2-70B's index: 56,678 bytes; the largest real
@@ -475,9 +523,8 @@ def _fetch_hub(
         index_read = small(INDEX_FILE) if INDEX_FILE in files else None
         sharded_read = None
         if sharded:
-            taken = early.sharded if early is not None else None
-            usable = taken is not None and taken.exception() is None
-            sharded_read = taken if usable else pool.submit(_sharded_headers, repo_id, token, endpoint)
+            taken = early.shard_headers() if early is not None else None
+            sharded_read = taken or pool.submit(_sharded_headers, repo_id, token, endpoint)
         what = f"config.json of '{repo_id}'"
         config = check_config(_parse_json(config_read.result(), what), what)
         if on_config is not None:
@@ -557,7 +604,7 @@ def _sharded_headers(
 
     url = f"{endpoint}/api/models/{repo_id}/safetensors-metadata/{INDEX_FILE}"
     try:
-        content = (_get(url, token, extensions=SPECULATIVE) if speculative else _get(url, token)).json()
+        content = (_get(url, token, extensions=dict(SPECULATIVE)) if speculative else _get(url, token)).json()
         content["index"].get("metadata")  # noqa: B018 - the route's body has the index (HfApi reads it)
         shards = {shard: _tensors(header) for shard, header in content["headers"].items()}
     except (GatedRepoError, RepositoryNotFoundError):
@@ -627,16 +674,18 @@ def _download(
     return raw
 
 
-def _hf_cache_ref(repo_id: str, revision: str) -> Path | None:
-    """The Hugging Face cache's record of the commit `revision` resolved to (HF_HUB_CACHE/models--ORG--NAME/refs/
-    REVISION), written when `hf download` fetched the repo; None when it has none."""
+def _in_hf_cache_at(repo_id: str, revision: str) -> bool:
+    """Whether the Hugging Face cache holds the repo at `revision` (`hf download` fetched it): its record of the
+    commit a branch or tag resolved to (HF_HUB_CACHE/models--ORG--NAME/refs/REVISION), or a commit's snapshot."""
     from huggingface_hub import constants
 
-    path = Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]), "refs", revision)
+    folder = Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]))
     try:
-        return path if path.is_file() else None
+        return (folder / "refs" / revision).is_file() or (
+            COMMIT.match(revision) is not None and (folder / "snapshots" / revision).is_dir()
+        )
     except (OSError, ValueError):  # a revision that is no file name
-        return None
+        return False
 
 
 def _in_hf_cache(repo_id: str, filename: str, commit: str | None) -> Path | None:

@@ -293,7 +293,8 @@ class Repo:
     def check_fail(self, key: str, commit: str | None = None) -> None:
         """fail {key: status} fails every request; {key: {"status", "times", "retry_after"}} the first `times`;
         {key: {"body", "content_type", "status", "cut", "times"}} answers that body instead (status 200 unless
-        given; `cut`: close the connection after that many bytes of it, its full Content-Length announced)."""
+        given; `cut`: close the connection after that many bytes of it, its full Content-Length announced);
+        {key: {"delay", "times"}} answers the first `times` as usual after `delay` seconds (a stalled request)."""
         if key not in self.fail:
             return
         rule = self.fail[key]
@@ -301,6 +302,10 @@ class Repo:
         if isinstance(rule, dict):
             if not self.replica._count_failure((self.repo_id, key), int(rule.get("times", 1))):
                 return
+            if "delay" in rule:
+                time.sleep(float(rule["delay"]))
+                if "status" not in rule and "body" not in rule:
+                    return
             if "retry_after" in rule:
                 headers["Retry-After"] = str(rule["retry_after"])
             if "body" in rule:
@@ -681,6 +686,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     replica: HubReplica
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that closes its connection with a reply unread (a read it gave up) resets it: web servers
+        # take that quietly; anything else is the replica's own failure and is printed as socketserver prints it.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -207,8 +207,40 @@ def test_a_repo_already_listed_or_in_the_hf_cache_is_not_read_early(endpoint, ma
     (refs / "main").write_text("0" * 40)
     assert hub_module._EarlyReads.start("org/tiny", None, None, hub.endpoint) is None
     (refs / "main").unlink()
+    (refs.parent / "snapshots" / ("1" * 40)).mkdir(parents=True)  # `hf download --revision <commit>`: no ref
+    assert hub_module._EarlyReads.start("org/tiny", "1" * 40, None, hub.endpoint) is None
+    assert hub_module._EarlyReads.start("org/TheModel-GGUF", None, None, hub.endpoint) is None  # no config.json
     hub_module.list_hub("org/tiny", endpoint=hub.endpoint)  # listed: hfsize's cache remembers the commit
     hub.reset_requests()
     assert hub_module._EarlyReads.start("org/tiny", None, None, hub.endpoint) is None
     assert hub.requests == []
     assert hub_module._EarlyReads.start("org/x" * 200, None, None, hub.endpoint) is None  # no valid repo id
+
+
+def test_a_stalled_early_read_is_not_waited_for(capsys, endpoint, make_repo, tmp_path, monkeypatch):
+    """config.json's early read stalls (5 s, far past model_info's answer): the read after model_info, at its
+    commit, answers instead; the early one is not waited for (it is logged only when the replica answers it)."""
+    monkeypatch.setenv("HFSIZE_CACHE", str(tmp_path / "cache"))  # this repo listed by no other test
+    settings = {"sha": "c" * 40, "fail": {"config.json": {"delay": 5, "times": 1}}}
+    hub = endpoint(make_repo("org/stall", files={"config.json": TINY_LLAMA}, settings=settings))
+    code, out, err = cli(capsys, "org/stall", "--json")
+    assert code == 0, err
+    configs = [r.path for r in hub.requests_matching("config.json")]
+    assert configs[0] == f"/org/stall/resolve/{'c' * 40}/config.json", configs  # not the stalled one at main
+
+
+def test_early_reads_that_cannot_start_leave_the_run_as_it_was(tmp_path, hub):
+    """The cache folder cannot be found (HFSIZE_CACHE under an unknown user's home): the early reads are given
+    up and the run says what the run without them says, one line, no hang and no thread traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(root))
+    env["HFSIZE_CACHE"] = "~no-such-user-hfsize/cache"
+    args = [sys.executable, "-m", "inspector", "meta-llama/Llama-2-70b-hf", "--headers-only"]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root, timeout=120)
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.returncode == 1
