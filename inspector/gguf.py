@@ -179,8 +179,10 @@ class GGUFHeader:
 
     @property
     def file_bytes(self) -> int:
-        """The smallest size a complete file with this header can have."""
-        return self.data_offset + self.data_bytes
+        """The smallest size a complete file with this header can have. With no tensors it is the header: the
+        padding to the data section's alignment is never read (llama.cpp's own vocab-only files end there, 4
+        bytes before the aligned offset in ggml-vocab-llama-bpe.gguf)."""
+        return self.data_offset + self.data_bytes if self.tensors else self.header_bytes
 
 
 @frozen

@@ -125,7 +125,7 @@ def list_local(model: str) -> Listing:
         )
     if not is_dir:
         raise NotFoundError(
-            f"{quote(model)} is not a folder", "Pass a Hub repo id (org/name) or a folder that holds config.json."
+            f"{quote(model)} is not a folder", "Pass a model folder, a .gguf file or a Hub repo id (org/name)."
         )
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
     return Listing(model=model, revision=None, commit=None, location="local", files=files)

@@ -320,6 +320,8 @@ def _gpu_inline(label: str) -> str:
 def _fit_summary(result: Any) -> str:
     if result.precision is None:
         return "[dim]not judged[/dim]"
+    if result.memory_bytes is None:  # nothing to size (a GGUF file without tensors)
+        return f"{result.precision}, [dim]no memory figure[/dim]"
     if not result.verdicts:
         return f"{result.precision} {gib(result.memory_bytes)}, [dim]no GPU given (--gpu)[/dim]"
     offload = getattr(result, "gguf_offload", None) or {}

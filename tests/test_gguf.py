@@ -14,6 +14,7 @@ HFSIZE_GGUF_VOCAB_DIR to the sdist's vendor/llama.cpp/models to run the parser t
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 import tracemalloc
@@ -134,6 +135,18 @@ def test_real_vocab_files_parse_as_gguf_py_reads_them(vocab_files):
         header = assert_same_as_reader(path)
         assert header.tensors == ()  # vocab-only
         assert isinstance(header.metadata["tokenizer.ggml.tokens"], GGUFArray)
+
+
+def test_a_vocab_only_file_is_not_truncated_and_check_renders_it(capsys, vocab_files):
+    """llama.cpp's vocab-only files end where the header does (ggml-vocab-llama-spm.gguf: 723,869 bytes, the data
+    section's aligned start 723,872): with no tensors the padding is never read, and gguf-py's GGUFReader opens
+    them (test above). `check` flagged them gguf_truncated, and without a memory figure its text crashed."""
+    for path in vocab_files:
+        code, out, err = cli(capsys, "check", str(path), "--json")
+        problems = [p["code"] for p in json.loads(out)["problems"]]
+        assert "gguf_truncated" not in problems, (path.name, problems)
+        code, out, err = cli(capsys, "check", str(path))
+        assert "internal error" not in err and "Fit" in out, err
 
 
 def test_per_layer_values_are_kept(tmp_path):
