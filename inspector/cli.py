@@ -14,7 +14,7 @@ import click
 
 from .dtypes import KV_DTYPES, LLAMA_CACHE_TYPES  # plain data: --help imports nothing else of hfsize
 from .errors import ExitCode, HfsizeError, capitalized
-from .launch import DEBUG_ENV, INTERRUPTED, entry, hf_entry, quiet_libraries, read_ahead  # noqa: F401
+from .launch import DEBUG_ENV, INTERRUPTED, entry, hf_entry, output_failed, quiet_libraries, read_ahead  # noqa: F401
 from .precisions import CHECK_PRECISIONS
 
 # entry, hf_entry: console scripts installed before they moved to launch.py name them here
@@ -848,7 +848,7 @@ def run(argv: list[str] | None = None, prog_name: str = "hfsize") -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         if isinstance(e, OSError) and e.errno in OUTPUT_ERRORS:  # stdout on a full disk (hfsize's caches never raise)
-            click.echo(f"Error: the output could not be written ({e.strerror}).", err=True)
+            click.echo(output_failed(e), err=True)
             return int(ExitCode.INTERNAL)
         click.echo(
             f"Error: internal error ({type(e).__name__}). Please report it; rerun with {DEBUG_ENV}=1 for details.",

@@ -23,7 +23,7 @@ from . import cache
 from .errors import AccessError, BadFilesError, NetworkError, NotFoundError
 from .headers import parse_header, quote, read_local_header
 from .results import Listing, RepoFiles, TensorEntry
-from .transport import SPECULATIVE, timeout_seconds
+from .transport import speculative_extensions, timeout_seconds
 
 if TYPE_CHECKING:
     from .gguf import HeaderRead
@@ -467,14 +467,14 @@ def _in_background(function: Callable[..., Any], *args: Any) -> Future[Any]:
 
 def _early_file(url: str, token: str | bool | None) -> tuple[bytes, str | None] | None:
     """One small file read before model_info answers: (its bytes, its X-Repo-Commit), None unless it came whole
-    within EARLY_BYTES. Sent once (`SPECULATIVE`: never retried; a failure costs nothing but the read after
-    model_info) and as a Range read: a file larger than that (a 1 MB config, a 300 MB one that is refused
+    within EARLY_BYTES. Sent once (transport.speculative_extensions: never retried; a failure costs nothing but
+    the read after model_info) and as a Range read: a file larger than that (a 1 MB config, a 300 MB one that is refused
     unread) is read after model_info, as without the early read; a server that ignores the Range is read no
     further than EARLY_BYTES either."""
     from huggingface_hub.utils import build_hf_headers, get_session
 
     headers = {**build_hf_headers(token=token), "Range": f"bytes=0-{EARLY_BYTES - 1}"}
-    options = {"timeout": timeout_seconds(), "follow_redirects": True, "extensions": dict(SPECULATIVE)}
+    options = {"timeout": timeout_seconds(), "follow_redirects": True, "extensions": speculative_extensions()}
     with get_session().stream("GET", url, headers=headers, **options) as response:
         raw = bytearray()
         for chunk in response.iter_bytes():  # an error's body too: read, the connection stays usable
@@ -604,7 +604,8 @@ def _sharded_headers(
 
     url = f"{endpoint}/api/models/{repo_id}/safetensors-metadata/{INDEX_FILE}"
     try:
-        content = (_get(url, token, extensions=dict(SPECULATIVE)) if speculative else _get(url, token)).json()
+        options = {"extensions": speculative_extensions()} if speculative else {}
+        content = _get(url, token, **options).json()
         content["index"].get("metadata")  # noqa: B018 - the route's body has the index (HfApi reads it)
         shards = {shard: _tensors(header) for shard, header in content["headers"].items()}
     except (GatedRepoError, RepositoryNotFoundError):
@@ -677,9 +678,7 @@ def _download(
 def _in_hf_cache_at(repo_id: str, revision: str) -> bool:
     """Whether the Hugging Face cache holds the repo at `revision` (`hf download` fetched it): its record of the
     commit a branch or tag resolved to (HF_HUB_CACHE/models--ORG--NAME/refs/REVISION), or a commit's snapshot."""
-    from huggingface_hub import constants
-
-    folder = Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]))
+    folder = _hf_cache_folder(repo_id)
     try:
         return (folder / "refs" / revision).is_file() or (
             COMMIT.match(revision) is not None and (folder / "snapshots" / revision).is_dir()
@@ -693,10 +692,15 @@ def _in_hf_cache(repo_id: str, filename: str, commit: str | None) -> Path | None
     own shortcut looks: HF_HUB_CACHE/models--ORG--NAME/snapshots/COMMIT/FILE."""
     if commit is None or not COMMIT.match(commit):
         return None
+    path = _hf_cache_folder(repo_id) / "snapshots" / commit / filename
+    return path if path.exists() else None
+
+
+def _hf_cache_folder(repo_id: str) -> Path:
+    """A model repo's folder in the Hugging Face cache: HF_HUB_CACHE/models--ORG--NAME."""
     from huggingface_hub import constants
 
-    path = Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]), "snapshots", commit, filename)
-    return path if path.exists() else None
+    return Path(constants.HF_HUB_CACHE, "--".join(["models", *repo_id.split("/")]))
 
 
 # Larger than any real one: the biggest configs (21k-class id2label maps) are about 1 MB, the biggest index

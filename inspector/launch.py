@@ -15,7 +15,7 @@ import sys
 DEBUG_ENV = "HFSIZE_DEBUG"
 INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
-# The subcommands of `cli.main`, known here without importing click (tests/test_cli.py checks that they agree):
+# The subcommands of `cli.main`, known here without importing click (tests/test_startup.py checks that they agree):
 # an argv that starts with one of them is not a model.
 COMMANDS = frozenset({"inspect", "check", "compare", "plan", "explain"})
 
@@ -84,11 +84,16 @@ def _exit(code: int) -> None:
         pass
     except (OSError, ValueError) as e:  # ValueError: stdout closed
         with contextlib.suppress(Exception):
-            print(f"Error: the output could not be written ({getattr(e, 'strerror', None) or e}).", file=sys.stderr)
+            print(output_failed(e), file=sys.stderr)
         code = code or 1
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     os._exit(code)
+
+
+def output_failed(error: Exception) -> str:
+    """The one line for output that could not be written (a full disk): README's exit code 1, no bug report."""
+    return f"Error: the output could not be written ({getattr(error, 'strerror', None) or error})."
 
 
 def quiet_libraries() -> None:

@@ -130,12 +130,12 @@ def fit(
     """The verdict on `gpu`: how many devices of its size the blocks spread over, against how many there are
     (`weights`: the blocks without their KV cache, for the room the first device keeps; see `place`)."""
     label = gpu.label
-    own = gpu_devices(gpu, overhead_per_gpu, fraction=fraction)
+    # as many devices as blocks: enough for any placement, so the count used is the count needed
+    devices = gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces)), fraction)
+    own = devices[: gpu.count]
     largest = max(d.capacity_bytes for d in own)
     if largest <= 0 or any(b.bytes > largest for b in pieces):
         return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)
-    # as many devices as blocks: enough for any placement, so the count used is the count needed
-    devices = gpu_devices(gpu, overhead_per_gpu, max(gpu.count, len(pieces)), fraction)
     placement = place(pieces, devices, weights)
     if placement.unplaced:  # a block larger than the smaller devices left after the large ones are full
         return Fit(gpu=label, verdict=Verdict.DOES_NOT_FIT, gpus_needed=None, headroom_bytes=None)

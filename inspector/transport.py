@@ -28,14 +28,19 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_METHODS = frozenset({"GET", "HEAD"})
 # The Hub routes hfsize reads; huggingface_hub's own best-effort calls (its agent registry) are left alone.
 RETRY_ROUTES = ("/api/models/", "/resolve/")
-# A request's extensions that mark it speculative (hub._EarlyReads: a read sent before model_info, which the read
-# after it replaces if it fails): sent once, never retried or waited for.
-SPECULATIVE = {"hfsize_speculative": True}
+# The request extension that marks a read speculative (hub._EarlyReads: sent before model_info, replaced by the
+# read after it if it fails): sent once, never retried or waited for.
+SPECULATIVE = "hfsize_speculative"
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer gets its error reported instead
 FIRST_BACKOFF = 0.5
 # hfsize's replies are JSON, configs, indexes and header ranges (at most 25 MB): read them whole in the retry
 # loop, so that a connection that breaks mid-body is retried like one that breaks before the reply.
 EAGER_BODY_LIMIT = 64 * 2**20
+
+
+def speculative_extensions() -> dict[str, Any]:
+    """The extensions of a speculative request (a new dict each: httpx keeps a request's own)."""
+    return {SPECULATIVE: True}
 
 
 def timeout_seconds() -> float:
@@ -179,7 +184,7 @@ def _transport_class() -> type:
             retryable = (
                 request.method in RETRY_METHODS
                 and any(route in path for route in RETRY_ROUTES)
-                and not request.extensions.get("hfsize_speculative")
+                and not request.extensions.get(SPECULATIVE)
             )
             retries = max_retries() if retryable else 0
             attempt = 0
