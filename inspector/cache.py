@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .results import BuiltArchitecture, KvLayer, Listing, RepoFiles, TensorEntry
 
 FORMAT = 4  # bump when BuiltArchitecture changes shape (3: KvLayer kinds and constant state; 4: LoRA targets)
@@ -29,9 +30,16 @@ FORMAT = 4  # bump when BuiltArchitecture changes shape (3: KvLayer kinds and co
 
 def cache_dir() -> Path:
     explicit = os.environ.get("HFSIZE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        if explicit:
+            return Path(explicit).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # `~user` of a user this system does not know, or no home folder at all
+        what = f"HFSIZE_CACHE={explicit}" if explicit else "the home folder (for ~/.cache/hfsize)"
+        raise UsageError(
+            f"hfsize's cache folder cannot be found: {what} names no folder on this system",
+            "Set HFSIZE_CACHE to a folder, or HFSIZE_NO_CACHE=1 to run without the cache.",
+        ) from None
     return Path(base) / "hfsize"
 
 
@@ -118,11 +126,13 @@ def _write(path: Path, data: Any) -> None:
         pass
 
 
-def _read(path: Path) -> Any:
+def _read(folder: str, name: str) -> Any:
+    """The JSON of cache_dir()/folder/name; None when absent, unreadable or the cache is off (then the folder
+    is not even looked for: HFSIZE_NO_CACHE=1 works where no cache folder can be found)."""
     if os.environ.get("HFSIZE_NO_CACHE"):
         return None
     try:
-        return json.loads(path.read_text())
+        return json.loads((cache_dir() / folder / name).read_text())
     except (OSError, ValueError):
         return None
 
@@ -143,7 +153,7 @@ def store_listing(endpoint: str, listing: Listing) -> None:
 
 
 def load_listing(endpoint: str, repo_id: str, revision: str | None) -> Listing | None:
-    raw = _read(cache_dir() / "refs" / f"{_hub_key(endpoint, repo_id, revision or 'main')}.json")
+    raw = _read("refs", f"{_hub_key(endpoint, repo_id, revision or 'main')}.json")
     try:
         if raw.pop("format") != FORMAT:
             return None
@@ -169,7 +179,7 @@ def load_repo(endpoint: str, listing: Listing) -> RepoFiles | None:
     """The metadata stored for the listing's commit, with the listing's (fresher) gating and card data."""
     if listing.commit is None:
         return None
-    raw = _read(cache_dir() / "commits" / f"{_hub_key(endpoint, listing.model, listing.commit)}.json")
+    raw = _read("commits", f"{_hub_key(endpoint, listing.model, listing.commit)}.json")
     try:
         if raw.pop("format") != FORMAT:
             return None
@@ -228,7 +238,7 @@ def load_gguf_header(endpoint: str, repo_id: str, commit: str | None, filename: 
     """The header stored for (repo, commit, file), or None."""
     if commit is None:
         return None
-    raw = _read(_gguf_path(endpoint, repo_id, commit, filename))
+    raw = _read("gguf", f"{_hub_key(endpoint, repo_id, commit, filename)}.json")
     from .gguf import GGML_TYPES, GGUFHeader, GGUFTensor
 
     try:

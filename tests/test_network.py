@@ -231,7 +231,8 @@ def test_a_stalled_early_read_is_not_waited_for(capsys, endpoint, make_repo, tmp
 
 def test_early_reads_that_cannot_start_leave_the_run_as_it_was(tmp_path, hub):
     """The cache folder cannot be found (HFSIZE_CACHE under an unknown user's home): the early reads are given
-    up and the run says what the run without them says, one line, no hang and no thread traceback."""
+    up (they hung the run) and the run says so in one line, exit 2 (a bad setting, the README), no thread
+    traceback; with HFSIZE_NO_CACHE=1 the cache folder is never looked for, and the run answers."""
     import os
     import subprocess
     import sys
@@ -242,5 +243,11 @@ def test_early_reads_that_cannot_start_leave_the_run_as_it_was(tmp_path, hub):
     env["HFSIZE_CACHE"] = "~no-such-user-hfsize/cache"
     args = [sys.executable, "-m", "inspector", "meta-llama/Llama-2-70b-hf", "--headers-only"]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root, timeout=120)
-    assert proc.stdout == "" and proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr
-    assert "Traceback" not in proc.stderr and proc.returncode == 1
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1 and proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: hfsize's cache folder cannot be found: HFSIZE_CACHE=~no-such-user-hfsize")
+    assert "HFSIZE_NO_CACHE=1" in proc.stderr
+    env["HFSIZE_NO_CACHE"] = "1"
+    off = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root, timeout=120)
+    assert off.returncode == 0 and off.stderr == "", off.stderr
+    # 68,976,648,192: Llama-2-70B's parameters (fixtures/hub/meta-llama/Llama-2-70b-chat-hf/SOURCE.md)
+    assert "68,976,648,192" in off.stdout
